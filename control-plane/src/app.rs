@@ -1,0 +1,209 @@
+//! Start-up and shutdown: `App::build(config)` opens the catalog, prepares the servers and keys,
+//! binds the listener; `run_until_stopped` serves until the shutdown future resolves. `main` and
+//! the tests go through this same path.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::catalog::{self, servers};
+use crate::config::Config;
+use crate::fleet::{Fleet, RegisterError};
+use crate::identity::keys::Keyring;
+use crate::identity::throttle::LoginThrottle;
+use crate::identity::tokens::TokenIssuer;
+use crate::login::LoginService;
+use crate::migrations::Migrations;
+use crate::provision::{Provisioner, reconcile};
+use crate::rate_limit::RateLimiter;
+use crate::secrets::MasterKey;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("preparing the database servers: {0}")]
+    Fleet(#[from] crate::fleet::FleetError),
+    #[error("registering the primary database server: {0}")]
+    Register(#[from] RegisterError),
+    #[error("loading signing keys: {0}")]
+    Keys(#[from] crate::identity::keys::KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+pub struct App {
+    acceptor: TcpAcceptor,
+    port: u16,
+    state: Arc<AppState>,
+    reconcile_interval: Duration,
+}
+
+/// The name the admin URL's server gets when it registers itself on first start.
+pub const PRIMARY_SERVER: &str = "primary";
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let master = Arc::new(MasterKey::from_base64(&config.master_key)?);
+        let admin = catalog::parse_url(&config.admin_database_url)?;
+        let pool = catalog::open(&admin, &config.catalog_database).await?;
+        let fleet = Arc::new(Fleet::new(
+            pool.clone(),
+            master.clone(),
+            config.template_database.clone(),
+            config.create_database_strategy,
+            config.tenant_migrations.clone(),
+        ));
+
+        if servers::all(&pool).await?.is_empty() {
+            match fleet.register(PRIMARY_SERVER, &config.admin_database_url, 1000).await {
+                Ok(id) => tracing::info!(server = %id, "registered the primary database server"),
+                // Another replica registered it meanwhile.
+                Err(RegisterError::NameTaken) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for server in servers::all(&pool).await? {
+            if server.status != "active" {
+                continue;
+            }
+            let handle = fleet.server(server.id).await?;
+            if let Err(error) = fleet.ensure_template(&handle).await {
+                // One unreachable server must not keep the platform down; placement still
+                // prefers it, so say so loudly.
+                tracing::error!(server = %server.name, %error, "cannot prepare the template database");
+            }
+        }
+
+        let keys = Arc::new(
+            Keyring::open(pool.clone(), master.clone(), config.signing_key_pem.as_ref(), config.token_ttl).await?,
+        );
+        let issuer = TokenIssuer {
+            issuer: config.token_issuer.clone(),
+            audience: config.token_audience.clone(),
+            ttl: config.token_ttl,
+        };
+        let report = reconcile::reconcile_once(&pool, &fleet).await?;
+        if report != reconcile::ReconcileReport::default() {
+            tracing::warn!(?report, "start-up reconcile pass");
+        }
+
+        let migrations = Arc::new(Migrations::new(
+            pool.clone(),
+            fleet.clone(),
+            config.tenant_migrations.clone(),
+            config.migrations.clone(),
+        ));
+        // Settles what a migration engine that died with the previous process left behind.
+        let recovered = migrations.recover().await?;
+        if recovered.settled + recovered.unlocked + recovered.interrupted > 0 {
+            tracing::warn!(?recovered, "start-up migration recovery pass");
+        }
+
+        let provisioner = Arc::new(Provisioner::new(pool.clone(), fleet.clone(), master.clone(), config.crash_after));
+        let state = Arc::new(AppState {
+            catalog: pool.clone(),
+            fleet,
+            provisioner,
+            migrations,
+            login: LoginService {
+                catalog: pool.clone(),
+                keys: keys.clone(),
+                issuer: issuer.clone(),
+                throttle: LoginThrottle::new(config.login_throttle.clone()),
+            },
+            keys,
+            issuer,
+            operator_token_digest: Sha256::digest(config.operator_token.expose_secret().as_bytes()).into(),
+            signup: config.signup,
+            signup_limiter: RateLimiter::new(config.signup_limit_per_hour, Duration::from_secs(3600)),
+            public_limiter: RateLimiter::new(120, Duration::from_secs(60)),
+            router_url: config.router_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
+
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or(config.listen.port());
+        Ok(Self { acceptor, port, state, reconcile_interval: config.reconcile_interval })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The OpenAPI document this app serves.
+    pub fn openapi_json(&self) -> String {
+        crate::http::spec_json(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (up to 10 s), and stops the background tasks.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = self.state.clone();
+        // Reconciler: finishes interrupted provisionings and deletions; on shutdown it stops
+        // between passes.
+        let reconciler = tokio::spawn(reconcile::run_periodically(
+            state.catalog.clone(),
+            state.fleet.clone(),
+            self.reconcile_interval,
+            stop_rx.clone(),
+        ));
+        // Key reloader: picks up rotations made through other replicas; stops on shutdown.
+        let keys = state.keys.clone();
+        let mut key_stop = stop_rx.clone();
+        let key_reloader = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        if let Err(error) = keys.reload().await {
+                            tracing::warn!(%error, "reloading signing keys failed");
+                        }
+                    }
+                    _ = key_stop.changed() => break,
+                }
+            }
+        });
+
+        // Migration recovery: settles what a dead engine (another replica's) left; stops on
+        // shutdown, with the engines.
+        let migration_recovery = state.migrations.recover_periodically(self.reconcile_interval);
+
+        let migrations = state.migrations.clone();
+        let routes = crate::http::routes(state);
+        let result = poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
+            .await;
+        let _ = stop_tx.send(true);
+        // Migration engines start no more tenants, finish those in flight, and mark their runs
+        // `interrupted` (resumable).
+        migrations.shutdown().await;
+        let _ = migration_recovery.await;
+        let _ = reconciler.await;
+        let _ = key_reloader.await;
+        result
+    }
+}
+
+/// Builds a config for a given server URL with fresh random secrets (dev and tests).
+pub fn generated_secrets() -> (SecretString, SecretString) {
+    (SecretString::from(MasterKey::generate_base64()), SecretString::from(hex::encode(rand::random::<[u8; 24]>())))
+}

@@ -1,0 +1,75 @@
+//! Catalog rows of users (global, one per e-mail address) and their memberships in tenants.
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub password_hash: String,
+}
+
+pub async fn by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, email, full_name, password_hash FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, email, full_name, password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, user: &UserRow) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO users (id, email, full_name, password_hash) VALUES ($1, $2, $3, $4)")
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.full_name)
+        .bind(&user.password_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn touch_login(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET last_login_at = now() WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}
+
+pub async fn add_membership(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO memberships (user_id, tenant_id, role) VALUES ($1, $2, $3)")
+        .bind(user)
+        .bind(tenant)
+        .bind(role)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// One of a user's companies, as login shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipView {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub role: String,
+}
+
+/// The user's memberships in tenants that are not deleted or being deleted.
+pub async fn memberships(db: impl PgExecutor<'_>, user: Uuid) -> Result<Vec<MembershipView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS tenant_id, t.slug, t.name, t.status, m.role
+         FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+         WHERE m.user_id = $1 AND t.status IN ('active', 'suspended')
+         ORDER BY t.name, t.id",
+    )
+    .bind(user)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,284 @@
+//! The fleet of Postgres servers that hold tenant databases: superuser pools per server, the
+//! DDL the control plane runs there, and each server's template database.
+//!
+//! Every identifier that reaches DDL here is a [`DbName`] or [`RoleName`]; nothing is formatted
+//! from request text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use crate::catalog::{self, is_duplicate, servers::ServerRow};
+use crate::config::CreateDatabaseStrategy;
+use crate::domain::{DbName, RoleName};
+use crate::migrations::MigrationSet;
+use crate::secrets::MasterKey;
+
+/// The role that owns the objects of every template database. A new tenant database starts
+/// with objects owned by it, and provisioning hands them to the tenant's role with
+/// `REASSIGN OWNED`, so each tenant role owns exactly its own database's objects.
+pub const SCHEMA_OWNER_ROLE: &str = "nexacore_schema_owner";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("database server {0} is not registered")]
+    UnknownServer(Uuid),
+    #[error("the stored credentials of server {0} cannot be read with this master key")]
+    Credentials(Uuid),
+    #[error("cannot connect to database server {server}: {source}")]
+    Connect { server: String, source: sqlx::Error },
+    #[error("migrating the template database failed: {0}")]
+    Template(#[from] tenant_schema::SchemaError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// One registered server: where to connect as superuser, and a small pool for DDL.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub id: Uuid,
+    pub name: String,
+    admin: PgConnectOptions,
+    pool: PgPool,
+}
+
+impl ServerHandle {
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Superuser connection options for one database on this server.
+    pub fn options_for(&self, database: &DbName) -> PgConnectOptions {
+        self.admin.clone().database(database.as_str())
+    }
+}
+
+pub struct Fleet {
+    catalog: PgPool,
+    master: Arc<MasterKey>,
+    template: DbName,
+    strategy: CreateDatabaseStrategy,
+    /// The tenant migrations templates are kept at (the latest of them).
+    migrations: MigrationSet,
+    servers: RwLock<HashMap<Uuid, ServerHandle>>,
+}
+
+impl Fleet {
+    pub fn new(
+        catalog: PgPool,
+        master: Arc<MasterKey>,
+        template: DbName,
+        strategy: CreateDatabaseStrategy,
+        migrations: MigrationSet,
+    ) -> Self {
+        Self { catalog, master, template, strategy, migrations, servers: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn template(&self) -> &DbName {
+        &self.template
+    }
+
+    /// The schema version templates are kept at, hence the version new tenants are born at.
+    pub fn latest_version(&self) -> i32 {
+        self.migrations.latest_version()
+    }
+
+    /// The handle of a server, connecting on first use.
+    pub async fn server(&self, id: Uuid) -> Result<ServerHandle, FleetError> {
+        if let Some(handle) = self.servers.read().await.get(&id) {
+            return Ok(handle.clone());
+        }
+        let row = catalog::servers::get(&self.catalog, id).await?.ok_or(FleetError::UnknownServer(id))?;
+        let handle = self.connect(&row)?;
+        self.servers.write().await.insert(id, handle.clone());
+        Ok(handle)
+    }
+
+    fn connect(&self, row: &ServerRow) -> Result<ServerHandle, FleetError> {
+        let url = self.master.unseal(&row.admin_url_sealed).map_err(|_| FleetError::Credentials(row.id))?;
+        let url = SecretString::from(String::from_utf8(url).map_err(|_| FleetError::Credentials(row.id))?);
+        let admin = catalog::parse_url(&url)
+            .map_err(|_| FleetError::Credentials(row.id))?
+            .application_name("nexacore-control-plane");
+        // Lazy: a server that is down must not stop the control plane from starting.
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(60))
+            .connect_lazy_with(admin.clone());
+        Ok(ServerHandle { id: row.id, name: row.name.clone(), admin, pool })
+    }
+
+    /// Registers a server in the catalog after checking that its URL works as a superuser
+    /// that can create roles and databases, and prepares its template database.
+    pub async fn register(&self, name: &str, admin_url: &SecretString, capacity: i32) -> Result<Uuid, RegisterError> {
+        let options = catalog::parse_url(admin_url).map_err(|_| RegisterError::BadUrl)?;
+        let mut conn =
+            PgConnection::connect_with(&options).await.map_err(|e| RegisterError::Unreachable(e.to_string()))?;
+        let (superuser,): (bool,) = sqlx::query_as("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(FleetError::from)?;
+        conn.close().await.ok();
+        if !superuser {
+            return Err(RegisterError::NotSuperuser);
+        }
+        let row = ServerRow {
+            id: Uuid::now_v7(),
+            name: name.to_owned(),
+            admin_url_sealed: self.master.seal(admin_url.expose_secret().as_bytes()),
+            host: options.get_host().to_owned(),
+            port: i32::from(options.get_port()),
+            capacity,
+            status: "active".into(),
+        };
+        match catalog::servers::insert(&self.catalog, &row).await {
+            Ok(()) => {}
+            Err(e) if catalog::unique_violation(&e).is_some() => return Err(RegisterError::NameTaken),
+            Err(e) => return Err(FleetError::from(e).into()),
+        }
+        let handle = self.server(row.id).await?;
+        self.ensure_template(&handle).await?;
+        Ok(row.id)
+    }
+
+    /// Makes sure the server has the schema-owner role and a template database at the latest
+    /// tenant schema. Safe to call concurrently: a session advisory lock on the server
+    /// serialises callers, and provisioning takes the same lock in shared mode (see
+    /// `provision`), so no copy is ever taken of a half-migrated template.
+    pub async fn ensure_template(&self, server: &ServerHandle) -> Result<(), FleetError> {
+        // Transaction-scoped, on the catalog: released on commit, on rollback and when the
+        // connection dies, so a crash can never leave the template locked.
+        let mut lock = self.catalog.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(template_lock_key(server.id)).execute(&mut *lock).await?;
+        let mut conn = server.pool.acquire().await?;
+        let result = self.ensure_template_locked(server, &mut conn).await;
+        lock.commit().await?;
+        result
+    }
+
+    async fn ensure_template_locked(&self, server: &ServerHandle, conn: &mut PgConnection) -> Result<(), FleetError> {
+        let sql = format!("CREATE ROLE {SCHEMA_OWNER_ROLE} NOLOGIN");
+        match sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !database_exists(&mut *conn, &self.template).await? {
+            let t = self.template.quoted();
+            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {t}"))).execute(&mut *conn).await?;
+            sqlx::query(AssertSqlSafe(format!("REVOKE ALL ON DATABASE {t} FROM PUBLIC"))).execute(&mut *conn).await?;
+            sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {t} IS_TEMPLATE true"))).execute(&mut *conn).await?;
+            tracing::info!(server = %server.name, template = %self.template, "created the template database");
+        }
+        let mut template = PgConnection::connect_with(&server.options_for(&self.template))
+            .await
+            .map_err(|source| FleetError::Connect { server: server.name.clone(), source })?;
+        let sql = format!("GRANT CREATE ON SCHEMA public TO {SCHEMA_OWNER_ROLE}");
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut template).await?;
+        // Objects created by the migrations belong to the schema owner, not to the superuser.
+        sqlx::query(AssertSqlSafe(format!("SET ROLE {SCHEMA_OWNER_ROLE}"))).execute(&mut template).await?;
+        let report = tenant_schema::migrate_with(&mut template, self.migrations.as_slice()).await;
+        // Close before reporting: CREATE DATABASE … TEMPLATE refuses while anyone is connected.
+        template.close().await.ok();
+        let report = report?;
+        if !report.applied.is_empty() {
+            tracing::info!(server = %server.name, version = ?report.current_version, "migrated the template database");
+        }
+        Ok(())
+    }
+
+    /// Creates a tenant's login role with a SCRAM verifier (see `secrets::scram_sha256_verifier`)
+    /// of its derived password.
+    pub async fn create_role(
+        &self,
+        server: &ServerHandle,
+        role: &RoleName,
+        scram_verifier: &str,
+    ) -> Result<(), FleetError> {
+        // A verifier is `SCRAM-SHA-256$` + base64 and `:`/`$`; refuse anything else rather than
+        // put it between quotes. The role name is a checked identifier.
+        let safe = scram_verifier.starts_with("SCRAM-SHA-256$")
+            && scram_verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"$:+/=-".contains(&b));
+        assert!(safe, "a SCRAM verifier from scram_sha256_verifier");
+        let sql =
+            format!("CREATE ROLE {} LOGIN NOINHERIT CONNECTION LIMIT 200 PASSWORD '{scram_verifier}'", role.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+
+    /// Copies the template into a new database owned by `owner`, with `CONNECT` revoked from
+    /// `PUBLIC` so only the owner (and superusers) can connect.
+    pub async fn create_database(
+        &self,
+        server: &ServerHandle,
+        db: &DbName,
+        owner: &RoleName,
+    ) -> Result<(), FleetError> {
+        let sql = format!(
+            "CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY {}",
+            db.quoted(),
+            owner.quoted(),
+            self.template.quoted(),
+            self.strategy.sql_keyword()
+        );
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn revoke_public_access(&self, server: &ServerHandle, db: &DbName) -> Result<(), FleetError> {
+        let sql = format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", db.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+
+    /// Drops a tenant's database (disconnecting its sessions) and role; both may be absent.
+    pub async fn drop_tenant(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> Result<(), FleetError> {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        let sql = format!("DROP ROLE IF EXISTS {}", role.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+}
+
+pub async fn database_exists(conn: &mut PgConnection, db: &DbName) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(db.as_str())
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn role_exists(conn: &mut PgConnection, role: &RoleName) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(role.as_str())
+        .fetch_one(conn)
+        .await
+}
+
+/// The catalog advisory-lock key guarding the template database of one server: taken
+/// exclusively while the template is migrated, shared while a tenant is copied from it.
+pub fn template_lock_key(server: Uuid) -> i64 {
+    let bytes = server.as_bytes();
+    i64::from_be_bytes(bytes[8..16].try_into().expect("16-byte uuid")) ^ 0x7465_6d70_6c61_7465
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("admin_url is not a valid postgres:// URL")]
+    BadUrl,
+    #[error("cannot connect with admin_url: {0}")]
+    Unreachable(String),
+    #[error("admin_url must log in as a superuser")]
+    NotSuperuser,
+    #[error("a server with this name is already registered")]
+    NameTaken,
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+}

@@ -1,0 +1,53 @@
+//! The HTTP API: poem-openapi services, Swagger UI at `/docs`, the spec at `/openapi.json`,
+//! and the conversion of every error (including poem's own) into the JSON error body.
+
+mod auth;
+mod migrations;
+mod operator;
+mod security;
+mod signup;
+mod system;
+pub mod wire;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+use crate::state::AppState;
+use http_api::BodyLimit;
+
+pub const API_TITLE: &str = "NexaCore control plane";
+
+pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    OpenApiService::new(
+        (
+            system::SystemApi(state.clone()),
+            signup::TenantsApi(state.clone()),
+            auth::AuthApi(state.clone()),
+            operator::OperatorApi(state.clone()),
+            migrations::MigrationsApi(state),
+        ),
+        API_TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The generated OpenAPI document, for snapshot tests and `ops`.
+pub fn spec_json(state: Arc<AppState>) -> String {
+    openapi(state).spec()
+}
+
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = openapi(state.clone());
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .catch_all_error(http_api::json_error)
+        .around(http_api::request_log)
+        .data(BodyLimit(state.max_body_bytes))
+        .data(state)
+}

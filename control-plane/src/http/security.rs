@@ -1,0 +1,43 @@
+//! The operator bearer token, checked in constant time against its digest.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::{SecurityScheme, auth::Bearer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::catalog::audit::Actor;
+use crate::state::AppState;
+use http_api::ApiError;
+
+/// The operator's bearer token (`NEXACORE_OPERATOR_TOKEN`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_operator")]
+pub struct OperatorAuth(pub Actor);
+
+async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<Actor> {
+    let state = req.data::<Arc<AppState>>().expect("state is attached to every route");
+    if is_operator_token(state, &bearer.token) {
+        Ok(Actor::operator(client_address(req).as_deref()))
+    } else {
+        Err(ApiError::unauthorized("the operator token is missing or wrong").into())
+    }
+}
+
+pub fn is_operator_token(state: &AppState, token: &str) -> bool {
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    bool::from(digest.ct_eq(&state.operator_token_digest))
+}
+
+/// True when the request carries the operator token as a bearer token.
+pub fn has_operator_token(req: &Request, state: &AppState) -> bool {
+    req.header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .is_some_and(|t| is_operator_token(state, t.trim()))
+}
+
+/// The client's IP address, for throttling and the audit log.
+pub fn client_address(req: &Request) -> Option<String> {
+    req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_string())
+}

@@ -1,0 +1,284 @@
+//! Request and response bodies of the HTTP API. Domain rows are converted into these at the
+//! edge, so the API can stay stable while the catalog changes.
+
+use std::collections::BTreeMap;
+
+use poem_openapi::{Object, Union};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::catalog::tenants::TenantRow;
+
+/// The company admin's account, in a signup request.
+#[derive(Object, serde::Deserialize)]
+pub struct AdminInput {
+    pub email: String,
+    /// At least 12 characters mixing three of: lowercase, uppercase, digits, symbols (or 16+).
+    #[oai(write_only)]
+    pub password: String,
+    pub full_name: String,
+}
+
+#[derive(Object, serde::Deserialize)]
+pub struct CreateTenantRequest {
+    /// 2–100 characters.
+    pub company_name: String,
+    /// 3–40 characters of a-z, 0-9 and hyphens; suggested from the name when absent.
+    pub slug: Option<String>,
+    pub admin: AdminInput,
+    /// An IANA time zone, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// An ISO 4217 currency code, e.g. `EUR`.
+    pub currency: String,
+    /// A chart-of-accounts template code (see `GET /signup/options`); `standard` when absent.
+    pub chart_template: Option<String>,
+    /// Departments to create; a default list when absent.
+    pub departments: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+}
+
+impl From<&TenantRow> for TenantSummary {
+    fn from(t: &TenantRow) -> Self {
+        Self { id: t.id, slug: t.slug.clone(), name: t.name.clone(), status: t.status.clone() }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct CreateTenantResponse {
+    pub tenant: TenantSummary,
+    /// A token for the new company's admin.
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub api_url: String,
+    pub ws_url: String,
+}
+
+#[derive(Object, serde::Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    #[oai(write_only)]
+    pub password: String,
+    /// The company's slug; required when the user belongs to several.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginToken {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub tenant: TenantSummary,
+    /// The user's role in this company.
+    pub role: String,
+    /// The tenant router's URL for data calls.
+    pub api_url: String,
+    pub ws_url: String,
+}
+
+#[derive(Debug, Object)]
+pub struct TenantChoice {
+    /// The user's active companies; log in again with `tenant` set to one of the slugs.
+    pub tenants: Vec<TenantSummary>,
+}
+
+#[derive(Debug, Union)]
+pub enum LoginResponse {
+    Token(LoginToken),
+    Choose(TenantChoice),
+}
+
+#[derive(Debug, Object)]
+pub struct TenantDetail {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub server_id: Uuid,
+    pub database_name: String,
+    pub role_name: String,
+    pub schema_version: Option<i32>,
+    pub feature_flags: BTreeMap<String, serde_json::Value>,
+    pub maintenance_mode: bool,
+    pub maintenance_message: Option<String>,
+    pub timezone: String,
+    pub currency: String,
+    pub chart_template: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub activated_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<TenantRow> for TenantDetail {
+    fn from(t: TenantRow) -> Self {
+        let feature_flags = match t.feature_flags {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        Self {
+            id: t.id,
+            slug: t.slug,
+            name: t.name,
+            status: t.status,
+            server_id: t.server_id,
+            database_name: t.database_name,
+            role_name: t.role_name,
+            schema_version: t.schema_version,
+            feature_flags,
+            maintenance_mode: t.maintenance_mode,
+            maintenance_message: t.maintenance_message,
+            timezone: t.timezone,
+            currency: t.currency,
+            chart_template: t.chart_template,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            activated_at: t.activated_at,
+            deleted_at: t.deleted_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct TenantPage {
+    pub items: Vec<TenantDetail>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct PatchTenantRequest {
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+    /// Flags to set (merged into the existing ones).
+    pub feature_flags: Option<BTreeMap<String, bool>>,
+}
+
+#[derive(Object, serde::Deserialize)]
+pub struct RegisterServerRequest {
+    /// A unique name for operators, e.g. `pg-eu-2`.
+    pub name: String,
+    /// A superuser URL (`postgres://user:password@host:port/postgres`); stored encrypted.
+    #[oai(write_only)]
+    pub admin_url: String,
+    /// How many tenants the server should hold; placement weighs load by it.
+    pub capacity: Option<i32>,
+}
+
+#[derive(Debug, Object)]
+pub struct ServerView {
+    pub id: Uuid,
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+    pub capacity: i32,
+    pub status: String,
+    /// Live (not deleted) tenants on the server.
+    pub tenants: i64,
+}
+
+impl From<crate::catalog::servers::ServerLoad> for ServerView {
+    fn from(s: crate::catalog::servers::ServerLoad) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            host: s.host,
+            port: s.port,
+            capacity: s.capacity,
+            status: s.status,
+            tenants: s.tenants,
+        }
+    }
+}
+
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct MaintenanceRequest {
+    pub maintenance_mode: bool,
+    /// Shown to users while maintenance lasts.
+    pub message: Option<String>,
+    /// A tenant id or slug: maintenance for that tenant only. Absent: the whole platform.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct ClientVersionsRequest {
+    /// Clients below this version get `426 Upgrade Required`.
+    pub min_client_version: String,
+    pub latest_version: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SystemStatus {
+    pub maintenance_mode: bool,
+    pub message: Option<String>,
+    pub min_client_version: String,
+    pub latest_version: String,
+}
+
+#[derive(Debug, Object)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ChartTemplateView {
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub accounts: usize,
+}
+
+#[derive(Debug, Object)]
+pub struct CurrencyView {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SignupOptions {
+    pub chart_templates: Vec<ChartTemplateView>,
+    pub default_chart_template: String,
+    pub currencies: Vec<CurrencyView>,
+    pub timezones: Vec<String>,
+    pub default_departments: Vec<String>,
+    pub password_min_length: usize,
+}
+
+#[derive(Debug, Object)]
+pub struct SlugAvailability {
+    pub slug: String,
+    pub available: bool,
+    /// Why the slug cannot be used, when it cannot.
+    pub reason: Option<String>,
+    /// A free slug close to the one asked for.
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct RotatedKey {
+    /// The new current key's id.
+    pub kid: String,
+}
+
+#[derive(Debug, Object)]
+pub struct AuditEntryView {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub tenant_id: Option<Uuid>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct Deleted {
+    pub tenant: TenantSummary,
+}

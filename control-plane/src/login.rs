@@ -1,0 +1,97 @@
+//! Login: e-mail and password against the catalog, throttled, ending in an access token for
+//! one of the user's companies (or the list to choose from).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::catalog::users::{self, MembershipView};
+use crate::identity::keys::Keyring;
+use crate::identity::password;
+use crate::identity::throttle::LoginThrottle;
+use crate::identity::tokens::{AccessToken, TokenError, TokenIssuer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("wrong e-mail or password")]
+    BadCredentials,
+    #[error("too many failed attempts; try again later")]
+    Throttled(Duration),
+    #[error("you are not a member of this company")]
+    NotAMember,
+    #[error("this company is suspended; contact support")]
+    Suspended,
+    #[error("you are not a member of any active company")]
+    NoCompany,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+pub enum LoginOutcome {
+    Signed {
+        token: AccessToken,
+        tenant: MembershipView,
+    },
+    /// The user belongs to several companies and named none.
+    Choose(Vec<MembershipView>),
+}
+
+pub struct LoginService {
+    pub catalog: PgPool,
+    pub keys: Arc<Keyring>,
+    pub issuer: TokenIssuer,
+    pub throttle: LoginThrottle,
+}
+
+impl LoginService {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        tenant_slug: Option<&str>,
+        client: Option<&str>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let email = email.trim().to_lowercase();
+        if let Err(t) = self.throttle.check(&email, client).await {
+            return Err(LoginError::Throttled(t.retry_after));
+        }
+        let user = users::by_email(&self.catalog, &email).await?;
+        // Verify against a decoy when the user does not exist, so timing reveals nothing.
+        let hash = user.as_ref().map_or_else(|| password::decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+            .await
+            .expect("password verification does not panic");
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                self.throttle.record_failure(&email, client).await;
+                return Err(LoginError::BadCredentials);
+            }
+        };
+        self.throttle.record_success(&email).await;
+
+        let memberships = users::memberships(&self.catalog, user.id).await?;
+        let chosen = match tenant_slug {
+            Some(slug) => memberships.into_iter().find(|m| m.slug == slug).ok_or(LoginError::NotAMember)?,
+            None => {
+                let (active, suspended): (Vec<_>, Vec<_>) = memberships.into_iter().partition(|m| m.status == "active");
+                match active.len() {
+                    0 if !suspended.is_empty() => return Err(LoginError::Suspended),
+                    0 => return Err(LoginError::NoCompany),
+                    1 => active.into_iter().next().expect("one"),
+                    _ => return Ok(LoginOutcome::Choose(active)),
+                }
+            }
+        };
+        if chosen.status != "active" {
+            return Err(LoginError::Suspended);
+        }
+        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, &chosen.role).await?;
+        users::touch_login(&self.catalog, user.id).await?;
+        Ok(LoginOutcome::Signed { token, tenant: chosen })
+    }
+}

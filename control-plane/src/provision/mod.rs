@@ -1,0 +1,402 @@
+//! Provisioning of a company: catalog row, login role, database copied from the template,
+//! seed data, admin user and membership, all or nothing.
+//!
+//! Crash safety rests on two facts:
+//! 1. the tenant's catalog row (state `provisioning`) is committed *before* anything is created
+//!    on the database server, and it names the database and role that may exist;
+//! 2. while a provisioning runs, its process holds a transaction-scoped advisory lock on the
+//!    tenant in the catalog. A crash closes the connection and releases the lock.
+//!
+//! The [`reconcile`] pass looks at tenants in `provisioning`: one whose lock it can take has
+//! lost its provisioner, so it drops whatever exists of its database and role and deletes the
+//! row. A tenant therefore ends as either fully `active` or gone.
+
+pub mod reconcile;
+pub mod validate;
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::catalog::audit::{self, Actor};
+use crate::catalog::tenants::{self, NewTenantRow, TenantRow};
+use crate::catalog::{self, servers, users};
+use crate::domain::{MemberRole, Slug, TenantId};
+use crate::fleet::{self, Fleet, FleetError, SCHEMA_OWNER_ROLE, ServerHandle};
+use crate::identity::password;
+use crate::secrets::MasterKey;
+pub use validate::{SignupRequest, ValidSignup};
+
+/// The steps of provisioning, in order. The crash test hook aborts after any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionStep {
+    /// The catalog row exists in state `provisioning`.
+    Reserved,
+    RoleCreated,
+    DatabaseCreated,
+    AccessRevoked,
+    /// Objects handed to the tenant's role, seed data written.
+    Seeded,
+    /// Admin user, membership and `active` committed.
+    Activated,
+}
+
+impl ProvisionStep {
+    pub const ALL: [ProvisionStep; 6] =
+        [Self::Reserved, Self::RoleCreated, Self::DatabaseCreated, Self::AccessRevoked, Self::Seeded, Self::Activated];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::RoleCreated => "role_created",
+            Self::DatabaseCreated => "database_created",
+            Self::AccessRevoked => "access_revoked",
+            Self::Seeded => "seeded",
+            Self::Activated => "activated",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("the slug {0} is already taken")]
+    SlugTaken(String),
+    #[error("this e-mail address already has an account; sign up with its current password")]
+    EmailTaken,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyMismatch,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    InProgress,
+    #[error("no database server has room for another tenant")]
+    NoCapacity,
+    #[error("database server: {0}")]
+    Fleet(#[from] FleetError),
+    #[error("catalog: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("tenant schema: {0}")]
+    Schema(#[from] tenant_schema::SchemaError),
+}
+
+/// A provisioned (or replayed) tenant and its admin.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub tenant: TenantRow,
+    pub admin_user: Uuid,
+    /// True when an earlier request with the same Idempotency-Key created the tenant.
+    pub replayed: bool,
+}
+
+pub struct Provisioner {
+    catalog: PgPool,
+    fleet: Arc<Fleet>,
+    master: Arc<MasterKey>,
+    crash_after: Option<ProvisionStep>,
+}
+
+const IDEMPOTENCY_SCOPE: &str = "create_tenant";
+
+enum Admin {
+    Existing(Uuid),
+    New(users::UserRow),
+}
+
+impl Admin {
+    fn id(&self) -> Uuid {
+        match self {
+            Self::Existing(id) => *id,
+            Self::New(row) => row.id,
+        }
+    }
+}
+
+impl Provisioner {
+    pub fn new(catalog: PgPool, fleet: Arc<Fleet>, master: Arc<MasterKey>, crash_after: Option<ProvisionStep>) -> Self {
+        Self { catalog, fleet, master, crash_after }
+    }
+
+    /// The test hook: abort the whole process after `step`, as a crash would.
+    fn step_done(&self, step: ProvisionStep, tenant: TenantId) {
+        tracing::debug!(%tenant, step = step.as_str(), "provisioning step done");
+        if self.crash_after == Some(step) {
+            tracing::error!(%tenant, step = step.as_str(), "NEXACORE_FAULT_CRASH_AFTER: aborting the process");
+            std::process::abort();
+        }
+    }
+
+    /// Whether a slug is free (for the availability check and suggestions).
+    pub async fn slug_available(&self, slug: &Slug) -> Result<bool, sqlx::Error> {
+        Ok(!tenants::slug_taken(&self.catalog, slug.as_str()).await?)
+    }
+
+    /// Creates a tenant. Runs to completion even if the caller goes away: call it from a
+    /// spawned task so a dropped HTTP request cannot cut it off halfway.
+    pub async fn provision(
+        &self,
+        mut req: ValidSignup,
+        idempotency_key: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Provisioned, ProvisionError> {
+        let fingerprint = self.master.fingerprint(&req.canonical_bytes());
+        // Held until the end (commit) or released by rollback/crash; see the module docs.
+        let mut lock = self.catalog.begin().await?;
+        if let Some(key) = idempotency_key {
+            // Requests with the same key queue here, so a concurrent duplicate waits for the
+            // first and then answers its result instead of racing it.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(idempotency_lock_key(key)).execute(&mut *lock).await?;
+            if let Some(done) = self.replay(key, &fingerprint).await? {
+                return Ok(done);
+            }
+        }
+
+        if req.slug_suggested {
+            req.slug = self.free_variant(&req.slug).await?;
+        }
+        let id = TenantId::new();
+        // The role's SCRAM verifier (PBKDF2) is CPU work like the admin's password hash: both run
+        // off the async workers, side by side.
+        let role_password = self.master.tenant_role_key().password_for(&id.role_name());
+        let verifier = tokio::task::spawn_blocking(move || crate::secrets::scram_sha256_verifier(&role_password));
+        let admin = self.admin_for(&req).await?;
+        let verifier = verifier.await.expect("computing a SCRAM verifier does not panic");
+        let server_id = servers::least_loaded(&self.catalog).await?.ok_or(ProvisionError::NoCapacity)?;
+        let server = self.fleet.server(server_id).await?;
+
+        sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
+            .bind(id.lock_key())
+            .bind(fleet::template_lock_key(server_id))
+            .execute(&mut *lock)
+            .await?;
+
+        self.reserve(id, &req, server_id, idempotency_key, &fingerprint).await?;
+        self.step_done(ProvisionStep::Reserved, id);
+
+        if let Err(error) = self.build_database(&server, id, &req, &verifier).await {
+            tracing::warn!(tenant = %id, %error, "provisioning failed; undoing it");
+            if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
+                // The reconciler retries once our lock is gone.
+                tracing::error!(tenant = %id, error = %undo_error, "undoing a failed provisioning failed");
+            }
+            return Err(error);
+        }
+
+        let tenant = match self.activate(id, &admin, &req, actor).await {
+            Ok(t) => t,
+            Err(error) => {
+                if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
+                    tracing::error!(tenant = %id, error = %undo_error, "undoing a failed provisioning failed");
+                }
+                return Err(error);
+            }
+        };
+        self.step_done(ProvisionStep::Activated, id);
+        lock.commit().await?;
+        tracing::info!(tenant = %id, slug = %tenant.slug, server = %server.name, "tenant provisioned");
+        Ok(Provisioned { tenant, admin_user: admin.id(), replayed: false })
+    }
+
+    /// The result of an earlier request with this key, if it completed.
+    async fn replay(&self, key: &str, fingerprint: &str) -> Result<Option<Provisioned>, ProvisionError> {
+        let found: Option<(String, Uuid)> =
+            sqlx::query_as("SELECT fingerprint, tenant_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(IDEMPOTENCY_SCOPE)
+                .bind(key)
+                .fetch_optional(&self.catalog)
+                .await?;
+        let Some((stored, tenant_id)) = found else { return Ok(None) };
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), fingerprint.as_bytes())) {
+            return Err(ProvisionError::IdempotencyMismatch);
+        }
+        let tenant = tenants::get(&self.catalog, tenant_id).await?.ok_or(ProvisionError::InProgress)?;
+        if tenant.status() == crate::domain::TenantStatus::Provisioning {
+            return Err(ProvisionError::InProgress);
+        }
+        let admin: Uuid = sqlx::query_scalar(
+            "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'admin' ORDER BY created_at LIMIT 1",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.catalog)
+        .await?;
+        Ok(Some(Provisioned { tenant, admin_user: admin, replayed: true }))
+    }
+
+    /// For a suggested slug, the first of `slug`, `slug-2` … `slug-9` that is free.
+    async fn free_variant(&self, slug: &Slug) -> Result<Slug, ProvisionError> {
+        for n in 1..10 {
+            let candidate =
+                if n == 1 { slug.clone() } else { Slug::parse(&format!("{slug}-{n}")).unwrap_or(slug.clone()) };
+            if self.slug_available(&candidate).await? {
+                return Ok(candidate);
+            }
+        }
+        Ok(slug.clone())
+    }
+
+    /// The admin's account: an existing user must prove the password; a new one is hashed.
+    async fn admin_for(&self, req: &ValidSignup) -> Result<Admin, ProvisionError> {
+        let password = req.admin_password.clone();
+        match users::by_email(&self.catalog, req.admin_email.as_str()).await? {
+            Some(user) => {
+                let hash = user.password_hash.clone();
+                let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+                    .await
+                    .expect("password verification does not panic");
+                if ok { Ok(Admin::Existing(user.id)) } else { Err(ProvisionError::EmailTaken) }
+            }
+            None => {
+                let hash = tokio::task::spawn_blocking(move || password::hash(&password))
+                    .await
+                    .expect("password hashing does not panic");
+                Ok(Admin::New(users::UserRow {
+                    id: Uuid::now_v7(),
+                    email: req.admin_email.as_str().to_owned(),
+                    full_name: req.admin_full_name.clone(),
+                    password_hash: hash,
+                }))
+            }
+        }
+    }
+
+    async fn reserve(
+        &self,
+        id: TenantId,
+        req: &ValidSignup,
+        server_id: Uuid,
+        idempotency_key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<(), ProvisionError> {
+        let mut tx = self.catalog.begin().await?;
+        let row = NewTenantRow {
+            id,
+            slug: req.slug.as_str(),
+            name: &req.company_name,
+            server_id,
+            timezone: &req.timezone,
+            currency: &req.currency,
+            chart_template: req.chart_template.code,
+        };
+        if let Err(e) = tenants::insert_provisioning(&mut *tx, &row).await {
+            return Err(match catalog::unique_violation(&e) {
+                Some(_) => ProvisionError::SlugTaken(req.slug.to_string()),
+                None => e.into(),
+            });
+        }
+        if let Some(key) = idempotency_key {
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, tenant_id) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(IDEMPOTENCY_SCOPE)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                // A concurrent request with the same key got there first.
+                return Err(ProvisionError::InProgress);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn build_database(
+        &self,
+        server: &ServerHandle,
+        id: TenantId,
+        req: &ValidSignup,
+        scram_verifier: &str,
+    ) -> Result<(), ProvisionError> {
+        let (db, role) = (id.database_name(), id.role_name());
+        self.fleet.create_role(server, &role, scram_verifier).await?;
+        self.step_done(ProvisionStep::RoleCreated, id);
+        self.fleet.create_database(server, &db, &role).await?;
+        self.step_done(ProvisionStep::DatabaseCreated, id);
+        self.fleet.revoke_public_access(server, &db).await?;
+        self.step_done(ProvisionStep::AccessRevoked, id);
+
+        let mut conn = PgConnection::connect_with(&server.options_for(&db))
+            .await
+            .map_err(|source| FleetError::Connect { server: server.name.clone(), source })?;
+        let seeded = async {
+            let mut tx = conn.begin().await?;
+            // Hand every object copied from the template to the tenant's own role.
+            let sql = format!(
+                "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}",
+                role = role.quoted()
+            );
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            let seed = tenant_schema::seed::CompanySeed {
+                company_name: &req.company_name,
+                timezone: &req.timezone,
+                currency: &req.currency,
+                chart_template: req.chart_template,
+                departments: &req.departments,
+            };
+            tenant_schema::seed::seed_company(&mut tx, &seed).await?;
+            tx.commit().await?;
+            Ok::<_, ProvisionError>(())
+        }
+        .await;
+        conn.close().await.ok();
+        seeded?;
+        self.step_done(ProvisionStep::Seeded, id);
+        Ok(())
+    }
+
+    async fn activate(
+        &self,
+        id: TenantId,
+        admin: &Admin,
+        req: &ValidSignup,
+        actor: &Actor,
+    ) -> Result<TenantRow, ProvisionError> {
+        let mut tx = self.catalog.begin().await?;
+        if let Admin::New(user) = admin
+            && let Err(e) = users::insert(&mut *tx, user).await
+        {
+            // Someone signed up with the same e-mail meanwhile.
+            return Err(match catalog::unique_violation(&e) {
+                Some(_) => ProvisionError::EmailTaken,
+                None => e.into(),
+            });
+        }
+        users::add_membership(&mut *tx, admin.id(), id.0, MemberRole::Admin.as_str()).await?;
+        tenants::activate(&mut *tx, id.0, self.fleet.latest_version()).await?;
+        audit::record(
+            &mut *tx,
+            actor,
+            "tenant.created",
+            Some(id.0),
+            serde_json::json!({ "slug": req.slug.as_str(), "admin": req.admin_email.as_str() }),
+        )
+        .await?;
+        let tenant = tenants::get(&mut *tx, id.0).await?.expect("inserted above");
+        tx.commit().await?;
+        Ok(tenant)
+    }
+}
+
+/// The advisory-lock key serialising requests that carry the same Idempotency-Key.
+fn idempotency_lock_key(key: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{IDEMPOTENCY_SCOPE}:{key}"));
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Drops whatever exists of a tenant's database and role, then its catalog row.
+pub(crate) async fn undo(
+    fleet: &Fleet,
+    catalog: &PgPool,
+    server: &ServerHandle,
+    id: TenantId,
+) -> Result<(), ProvisionError> {
+    fleet.drop_tenant(server, &id.database_name(), &id.role_name()).await?;
+    tenants::delete_provisioning(catalog, id.0).await?;
+    Ok(())
+}

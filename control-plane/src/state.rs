@@ -1,0 +1,47 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::SignupPolicy;
+use crate::fleet::Fleet;
+use crate::identity::keys::Keyring;
+use crate::identity::tokens::TokenIssuer;
+use crate::login::LoginService;
+use crate::migrations::Migrations;
+use crate::provision::Provisioner;
+use crate::rate_limit::RateLimiter;
+
+pub struct AppState {
+    pub catalog: PgPool,
+    pub fleet: Arc<Fleet>,
+    pub provisioner: Arc<Provisioner>,
+    pub migrations: Arc<Migrations>,
+    pub login: LoginService,
+    pub keys: Arc<Keyring>,
+    pub issuer: TokenIssuer,
+    /// SHA-256 of the operator token: the token itself is not kept after start-up.
+    pub operator_token_digest: [u8; 32],
+    pub signup: SignupPolicy,
+    pub signup_limiter: RateLimiter,
+    pub public_limiter: RateLimiter,
+    pub router_url: String,
+    /// Largest accepted JSON request body.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// The router's WebSocket URL, derived from its HTTP URL.
+    pub fn ws_url(&self) -> String {
+        let base = self.router_url.trim_end_matches('/');
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_owned()
+        };
+        format!("{ws}/ws")
+    }
+}

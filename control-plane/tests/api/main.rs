@@ -1,0 +1,11 @@
+//! Integration tests of the control plane, against real PostgreSQL servers and real HTTP.
+//! One test binary; one module per feature; `helpers` starts the app on a fresh catalog.
+
+mod auth;
+mod crash;
+mod helpers;
+mod migrations;
+mod openapi;
+mod operator;
+mod placement;
+mod signup;

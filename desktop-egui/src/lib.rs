@@ -1,0 +1,15 @@
+//! NexaCore's desktop app (eframe): sign-in, the live employees table and the
+//! company-creation wizard. `main.rs` only starts [`app::NexaApp`] in a window; tests drive
+//! the same app with `egui_kittest`, and the benchmark drives [`ui::employees`] directly.
+
+pub mod api;
+pub mod app;
+pub mod backend;
+pub mod employees;
+pub mod live;
+pub mod settings;
+pub mod ui;
+
+/// This build's version, sent as `X-Client-Version` and compared with the platform's
+/// minimum. The self-updater (a later issue) replaces the binary when it is too old.
+pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,25 @@
+//! `desktop-egui`: opens the NexaCore window. Settings live in the platform's config
+//! directory; `NEXACORE_DESKTOP_SETTINGS` names another file.
+
+use desktop_egui::app::{NexaApp, SettingsStore};
+use desktop_egui::settings::Settings;
+
+fn main() -> eframe::Result {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "desktop_egui=info".into()),
+        )
+        .init();
+    let store = match std::env::var_os("NEXACORE_DESKTOP_SETTINGS") {
+        Some(path) => SettingsStore::File(path.into()),
+        None => Settings::default_path().map_or(SettingsStore::Memory, SettingsStore::File),
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("NexaCore")
+            .with_inner_size([1180.0, 760.0])
+            .with_min_inner_size([640.0, 420.0]),
+        ..Default::default()
+    };
+    eframe::run_native("NexaCore", options, Box::new(move |_cc| Ok(Box::new(NexaApp::new(store)))))
+}

@@ -1,0 +1,728 @@
+//! The company-creation wizard: (1) company, (2) admin account, (3) setup, (4) review,
+//! (5) create. Back and next keep what was typed; each step validates before moving on; the
+//! server's errors send the user back to the step and field they concern; a failed create
+//! is retried with the same `Idempotency-Key`; cancel asks before discarding.
+//!
+//! Choices (chart templates, currencies, time zones, departments) and the slug check come
+//! from the control plane.
+
+use std::time::{Duration, Instant};
+
+use egui::{Color32, RichText, Ui};
+
+use super::{FieldErrors, error_ui, field_ui};
+use crate::api::ApiError;
+use crate::api::wire::{AdminInput, CreateTenantRequest, CreatedTenant, SignupOptions, SlugAvailability};
+
+/// How long typing must pause before the slug is checked.
+pub const SLUG_CHECK_DELAY: Duration = Duration::from_millis(350);
+
+pub const STEPS: [&str; 5] = ["Company", "Admin account", "Setup", "Review", "Create"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlugState {
+    /// Nothing to check yet.
+    Idle,
+    /// Typed; checked once typing pauses.
+    Pending {
+        since: Instant,
+    },
+    Checking {
+        asked: String,
+    },
+    Available(String),
+    Taken {
+        slug: String,
+        suggestion: Option<String>,
+    },
+    Invalid(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateState {
+    NotStarted,
+    InFlight,
+    /// A network or server failure: retry sends the same key.
+    Failed(String),
+    Done(CreatedTenant),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WizardAction {
+    LoadOptions,
+    /// Check `value` (a slug, or with `by_name` a company name).
+    CheckSlug {
+        value: String,
+        by_name: bool,
+    },
+    Create {
+        request: CreateTenantRequest,
+        idempotency_key: String,
+    },
+    /// Closed without creating.
+    Cancelled,
+    /// Created and signed in: open the company.
+    Open(CreatedTenant),
+}
+
+#[derive(Debug)]
+pub struct Wizard {
+    pub step: usize,
+    pub options: Option<SignupOptions>,
+    pub options_error: Option<String>,
+    // Step 1.
+    pub company_name: String,
+    pub slug: String,
+    /// The user typed the slug: stop suggesting one from the name.
+    pub slug_edited: bool,
+    pub slug_state: SlugState,
+    pub timezone: String,
+    pub timezone_search: String,
+    pub currency: String,
+    // Step 2.
+    pub admin_name: String,
+    pub admin_email: String,
+    pub password: String,
+    pub confirm: String,
+    // Step 3.
+    pub chart_template: String,
+    pub departments: Vec<(String, bool)>,
+    pub new_department: String,
+    // Steps 4–5.
+    pub errors: FieldErrors,
+    pub general: Option<String>,
+    pub idempotency_key: String,
+    pub create: CreateState,
+    pub confirm_cancel: bool,
+}
+
+impl Default for Wizard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Wizard {
+    pub fn new() -> Self {
+        Self {
+            step: 0,
+            options: None,
+            options_error: None,
+            company_name: String::new(),
+            slug: String::new(),
+            slug_edited: false,
+            slug_state: SlugState::Idle,
+            timezone: "UTC".into(),
+            timezone_search: String::new(),
+            currency: "EUR".into(),
+            admin_name: String::new(),
+            admin_email: String::new(),
+            password: String::new(),
+            confirm: String::new(),
+            chart_template: String::new(),
+            departments: Vec::new(),
+            new_department: String::new(),
+            errors: FieldErrors::default(),
+            general: None,
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+            create: CreateState::NotStarted,
+            confirm_cancel: false,
+        }
+    }
+
+    fn has_input(&self) -> bool {
+        !(self.company_name.is_empty() && self.admin_email.is_empty() && self.admin_name.is_empty())
+    }
+
+    pub fn on_options(&mut self, result: Result<SignupOptions, ApiError>) {
+        match result {
+            Ok(options) => {
+                if self.chart_template.is_empty() {
+                    self.chart_template = options.default_chart_template.clone();
+                }
+                if self.departments.is_empty() {
+                    self.departments = options.default_departments.iter().map(|d| (d.clone(), true)).collect();
+                }
+                self.options = Some(options);
+                self.options_error = None;
+            }
+            Err(e) => self.options_error = Some(format!("Cannot load the signup options: {e}")),
+        }
+    }
+
+    /// The answer to a slug check; stale answers (for a value since changed) are dropped.
+    pub fn on_slug_checked(&mut self, asked: &str, result: Result<SlugAvailability, ApiError>) {
+        if self.slug_state != (SlugState::Checking { asked: asked.to_owned() }) {
+            return;
+        }
+        self.slug_state = match result {
+            Ok(a) => {
+                if !self.slug_edited {
+                    self.slug = a.slug.clone();
+                }
+                if a.available {
+                    self.errors.remove("slug");
+                    SlugState::Available(a.slug)
+                } else if a.reason.as_deref() == Some("already taken") {
+                    SlugState::Taken { slug: a.slug, suggestion: a.suggestion }
+                } else {
+                    SlugState::Invalid(a.reason.unwrap_or_else(|| "cannot be used".into()))
+                }
+            }
+            Err(e) => match e.field_errors().into_iter().next() {
+                Some((_, message)) => SlugState::Invalid(message),
+                None => SlugState::Failed(e.to_string()),
+            },
+        };
+    }
+
+    /// The answer to create: success, or back to the step and field at fault.
+    pub fn on_created(&mut self, result: Result<CreatedTenant, ApiError>) {
+        match result {
+            Ok(created) => self.create = CreateState::Done(created),
+            Err(error) => {
+                let fields = error.field_errors();
+                if fields.is_empty() {
+                    if error.code() == Some("idempotency_key_reused") {
+                        // The request changed since the key was used: a new attempt needs a new key.
+                        self.idempotency_key = uuid::Uuid::new_v4().to_string();
+                    }
+                    self.create = CreateState::Failed(error.to_string());
+                    return;
+                }
+                // A field error: the request was refused as a whole, nothing was created.
+                self.create = CreateState::NotStarted;
+                self.idempotency_key = uuid::Uuid::new_v4().to_string();
+                self.errors.clear();
+                self.errors.extend(fields);
+                if error.code() == Some("slug_taken") {
+                    self.slug_state = SlugState::Taken { slug: self.slug.clone(), suggestion: None };
+                }
+                self.step = self.errors.fields().map(step_of_field).min().unwrap_or(0);
+            }
+        }
+    }
+
+    /// What the wizard needs done this frame (debounced slug check), before drawing.
+    pub fn tick(&mut self, ui: &Ui) -> Option<WizardAction> {
+        if let SlugState::Pending { since } = self.slug_state {
+            let waited = since.elapsed();
+            if waited >= SLUG_CHECK_DELAY {
+                let (value, by_name) = if self.slug_edited {
+                    (self.slug.trim().to_owned(), false)
+                } else {
+                    (self.company_name.trim().to_owned(), true)
+                };
+                if value.is_empty() {
+                    self.slug_state = SlugState::Idle;
+                    return None;
+                }
+                self.slug_state = SlugState::Checking { asked: value.clone() };
+                return Some(WizardAction::CheckSlug { value, by_name });
+            }
+            ui.ctx().request_repaint_after(SLUG_CHECK_DELAY - waited);
+        }
+        None
+    }
+
+    pub fn ui(&mut self, ui: &mut Ui) -> Vec<WizardAction> {
+        let mut actions: Vec<WizardAction> = self.tick(ui).into_iter().collect();
+        if self.options.is_none() && self.options_error.is_none() {
+            self.options_error = Some(String::new());
+            actions.push(WizardAction::LoadOptions);
+        }
+        ui.heading("Create your company");
+        steps_ui(ui, self.step);
+        ui.separator();
+        if let Some(error) = self.options_error.as_deref().filter(|e| !e.is_empty()) {
+            error_ui(ui, error);
+            if ui.button("Retry").clicked() {
+                self.options_error = Some(String::new());
+                actions.push(WizardAction::LoadOptions);
+            }
+        }
+        egui::ScrollArea::vertical().auto_shrink([false, true]).max_height(ui.available_height() - 48.0).show(
+            ui,
+            |ui| match self.step {
+                0 => self.company_ui(ui),
+                1 => self.admin_ui(ui),
+                2 => self.setup_ui(ui),
+                3 => self.review_ui(ui),
+                _ => self.create_ui(ui, &mut actions),
+            },
+        );
+        if let Some(general) = &self.general {
+            error_ui(ui, general);
+        }
+        ui.separator();
+        self.nav_ui(ui, &mut actions);
+        if self.confirm_cancel {
+            self.confirm_cancel_ui(ui, &mut actions);
+        }
+        actions
+    }
+
+    fn nav_ui(&mut self, ui: &mut Ui, actions: &mut Vec<WizardAction>) {
+        let creating = matches!(self.create, CreateState::InFlight);
+        let done = matches!(self.create, CreateState::Done(_));
+        ui.horizontal(|ui| {
+            if !done && ui.add_enabled(!creating, egui::Button::new("Cancel")).clicked() {
+                if self.has_input() {
+                    self.confirm_cancel = true;
+                } else {
+                    actions.push(WizardAction::Cancelled);
+                }
+            }
+            if self.step > 0 && self.step < 4 && ui.button("Back").clicked() {
+                self.general = None;
+                self.step -= 1;
+            }
+            if self.step < 3 && ui.button("Next").clicked() {
+                self.errors = self.validate_step(self.step);
+                if self.errors.is_empty() {
+                    self.step += 1;
+                }
+            }
+            if self.step == 3 && ui.add_enabled(!creating, egui::Button::new("Create company")).clicked() {
+                self.errors = (0..3).map(|s| self.validate_step(s)).fold(FieldErrors::default(), |mut acc, e| {
+                    acc.extend(e.0);
+                    acc
+                });
+                if self.errors.is_empty() {
+                    self.step = 4;
+                    self.create = CreateState::InFlight;
+                    actions.push(self.create_action());
+                } else {
+                    self.step = self.errors.fields().map(step_of_field).min().unwrap_or(0);
+                }
+            }
+        });
+    }
+
+    fn create_action(&self) -> WizardAction {
+        WizardAction::Create { request: self.request(), idempotency_key: self.idempotency_key.clone() }
+    }
+
+    /// The signup request for what was typed.
+    pub fn request(&self) -> CreateTenantRequest {
+        let departments: Vec<String> = self.departments.iter().filter(|(_, on)| *on).map(|(d, _)| d.clone()).collect();
+        CreateTenantRequest {
+            company_name: self.company_name.trim().to_owned(),
+            slug: Some(self.slug.trim().to_owned()).filter(|s| !s.is_empty()),
+            admin: AdminInput {
+                email: self.admin_email.trim().to_owned(),
+                password: self.password.clone(),
+                full_name: self.admin_name.trim().to_owned(),
+            },
+            timezone: self.timezone.clone(),
+            currency: self.currency.clone(),
+            chart_template: Some(self.chart_template.clone()).filter(|c| !c.is_empty()),
+            departments: Some(departments),
+        }
+    }
+
+    /// The checks of one step; the server checks again.
+    pub fn validate_step(&self, step: usize) -> FieldErrors {
+        let mut e = FieldErrors::default();
+        match step {
+            0 => {
+                let name = self.company_name.trim().chars().count();
+                if !(2..=100).contains(&name) {
+                    e.set("company_name", "Enter the company's name (2–100 characters).");
+                }
+                match &self.slug_state {
+                    SlugState::Taken { slug, .. } => e.set("slug", format!("\"{slug}\" is already taken.")),
+                    SlugState::Invalid(why) => e.set("slug", why.clone()),
+                    SlugState::Pending { .. } | SlugState::Checking { .. } => {
+                        e.set("slug", "Still checking the address; try again in a moment.")
+                    }
+                    _ if self.slug.trim().is_empty() && name >= 2 => e.set("slug", "Choose a web address."),
+                    _ => {}
+                }
+                if self.timezone.is_empty() {
+                    e.set("timezone", "Choose a time zone.");
+                }
+                if self.currency.is_empty() {
+                    e.set("currency", "Choose a currency.");
+                }
+            }
+            1 => {
+                if self.admin_name.trim().is_empty() {
+                    e.set("admin.full_name", "Enter your name.");
+                }
+                let email = self.admin_email.trim();
+                if !(email.contains('@') && email.rsplit('@').next().is_some_and(|d| d.contains('.'))) {
+                    e.set("admin.email", "Enter an e-mail address like you@company.com.");
+                }
+                let min = self.options.as_ref().map_or(12, |o| o.password_min_length.max(1));
+                if self.password.chars().count() < min {
+                    e.set("admin.password", format!("Use at least {min} characters."));
+                } else if password_strength(&self.password).0 < 2 {
+                    e.set("admin.password", "Too weak: mix upper and lower case, digits and symbols.");
+                }
+                if self.confirm != self.password {
+                    e.set("confirm", "The passwords do not match.");
+                }
+            }
+            2 if self.chart_template.is_empty() => {
+                e.set("chart_template", "Choose a chart of accounts.");
+            }
+            _ => {}
+        }
+        e
+    }
+
+    fn company_ui(&mut self, ui: &mut Ui) {
+        let (mut name_changed, mut slug_changed) = (false, false);
+        egui::Grid::new("wizard_company").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+            name_changed =
+                field_ui(ui, "Company name", &mut self.company_name, self.errors.get("company_name"), false).changed();
+            let slug_error = self.errors.get("slug").map(str::to_owned);
+            slug_changed = field_ui(ui, "Web address (slug)", &mut self.slug, slug_error.as_deref(), false).changed();
+            ui.label("");
+            self.slug_status_ui(ui);
+            ui.end_row();
+            ui.label("Time zone");
+            ui.vertical(|ui| {
+                let zones: Vec<String> = self.options.as_ref().map(|o| o.timezones.clone()).unwrap_or_default();
+                choose_ui(ui, "timezone", &mut self.timezone, &mut self.timezone_search, &zones, |z| z.to_owned());
+                if let Some(error) = self.errors.get("timezone") {
+                    error_ui(ui, error);
+                }
+            });
+            ui.end_row();
+            ui.label("Currency");
+            ui.vertical(|ui| {
+                let currencies = self.options.as_ref().map(|o| o.currencies.clone()).unwrap_or_default();
+                let label = currencies
+                    .iter()
+                    .find(|c| c.code == self.currency)
+                    .map_or(self.currency.clone(), |c| format!("{} — {}", c.code, c.name));
+                egui::ComboBox::from_id_salt("currency").selected_text(label).width(280.0).show_ui(ui, |ui| {
+                    for c in &currencies {
+                        ui.selectable_value(&mut self.currency, c.code.clone(), format!("{} — {}", c.code, c.name));
+                    }
+                });
+                if let Some(error) = self.errors.get("currency") {
+                    error_ui(ui, error);
+                }
+            });
+            ui.end_row();
+        });
+        if slug_changed {
+            self.slug_edited = !self.slug.trim().is_empty();
+            self.slug_state = SlugState::Pending { since: Instant::now() };
+        } else if name_changed {
+            if !self.slug_edited {
+                self.slug = suggest_slug(&self.company_name);
+            }
+            self.slug_state = SlugState::Pending { since: Instant::now() };
+        }
+    }
+
+    fn slug_status_ui(&mut self, ui: &mut Ui) {
+        match self.slug_state.clone() {
+            SlugState::Idle => {
+                ui.label(RichText::new("Your company's address; suggested from its name.").weak());
+            }
+            SlugState::Pending { .. } | SlugState::Checking { .. } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Checking availability…");
+                });
+            }
+            SlugState::Available(slug) => {
+                ui.label(RichText::new(format!("\"{slug}\" is available")).color(Color32::from_rgb(0, 150, 70)));
+            }
+            SlugState::Taken { slug, suggestion } => {
+                ui.vertical(|ui| {
+                    error_ui(ui, &format!("\"{slug}\" is already taken."));
+                    if let Some(s) = suggestion
+                        && ui.button(format!("Use \"{s}\"")).clicked()
+                    {
+                        self.slug = s.clone();
+                        self.slug_edited = true;
+                        self.errors.remove("slug");
+                        self.slug_state = SlugState::Available(s);
+                    }
+                });
+            }
+            SlugState::Invalid(why) => error_ui(ui, &why),
+            SlugState::Failed(why) => error_ui(ui, &format!("Could not check the address: {why}")),
+        }
+    }
+
+    fn admin_ui(&mut self, ui: &mut Ui) {
+        egui::Grid::new("wizard_admin").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+            field_ui(ui, "Your full name", &mut self.admin_name, self.errors.get("admin.full_name"), false);
+            field_ui(ui, "Your e-mail", &mut self.admin_email, self.errors.get("admin.email"), false);
+            field_ui(ui, "Choose a password", &mut self.password, self.errors.get("admin.password"), true);
+            ui.label("");
+            let (score, word) = password_strength(&self.password);
+            ui.horizontal(|ui| {
+                let color = [
+                    Color32::RED,
+                    Color32::from_rgb(230, 120, 0),
+                    Color32::from_rgb(200, 170, 0),
+                    Color32::from_rgb(0, 160, 70),
+                ][score.min(3) as usize];
+                ui.add(egui::ProgressBar::new((score as f32 + 1.0) / 4.0).desired_width(180.0).fill(color));
+                ui.label(format!("Strength: {word}"));
+            });
+            ui.end_row();
+            field_ui(ui, "Confirm password", &mut self.confirm, self.errors.get("confirm"), true);
+        });
+    }
+
+    fn setup_ui(&mut self, ui: &mut Ui) {
+        ui.label(RichText::new("Chart of accounts").strong());
+        let templates = self.options.as_ref().map(|o| o.chart_templates.clone()).unwrap_or_default();
+        for t in &templates {
+            ui.radio_value(&mut self.chart_template, t.code.clone(), format!("{} ({} accounts)", t.name, t.accounts));
+            ui.label(RichText::new(&t.description).weak());
+        }
+        if let Some(error) = self.errors.get("chart_template") {
+            error_ui(ui, error);
+        }
+        ui.add_space(12.0);
+        ui.label(RichText::new("Departments").strong());
+        for (name, on) in &mut self.departments {
+            ui.checkbox(on, name.as_str());
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Add a department");
+            let r =
+                ui.add(egui::TextEdit::singleline(&mut self.new_department).desired_width(180.0)).labelled_by(label.id);
+            let name = self.new_department.trim().to_owned();
+            if (ui.add_enabled(!name.is_empty(), egui::Button::new("Add")).clicked() || super::submitted(ui, &r))
+                && !name.is_empty()
+                && !self.departments.iter().any(|(d, _)| d.eq_ignore_ascii_case(&name))
+            {
+                self.departments.push((name, true));
+                self.new_department.clear();
+            }
+        });
+        if let Some(error) = self.errors.get("departments") {
+            error_ui(ui, error);
+        }
+    }
+
+    fn review_ui(&mut self, ui: &mut Ui) {
+        ui.label("Check the details, then create the company.");
+        let template = self
+            .options
+            .as_ref()
+            .and_then(|o| o.chart_templates.iter().find(|t| t.code == self.chart_template))
+            .map_or(self.chart_template.clone(), |t| t.name.clone());
+        let departments: Vec<&str> = self.departments.iter().filter(|(_, on)| *on).map(|(d, _)| d.as_str()).collect();
+        egui::Grid::new("wizard_review").num_columns(2).striped(true).spacing([16.0, 6.0]).show(ui, |ui| {
+            for (k, v) in [
+                ("Company", self.company_name.clone()),
+                ("Web address", self.slug.clone()),
+                ("Time zone", self.timezone.clone()),
+                ("Currency", self.currency.clone()),
+                ("Admin", format!("{} <{}>", self.admin_name, self.admin_email)),
+                ("Chart of accounts", template),
+                ("Departments", if departments.is_empty() { "none".into() } else { departments.join(", ") }),
+            ] {
+                ui.label(RichText::new(k).strong());
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+    }
+
+    fn create_ui(&mut self, ui: &mut Ui, actions: &mut Vec<WizardAction>) {
+        match self.create.clone() {
+            CreateState::NotStarted | CreateState::InFlight => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("Creating {}: setting up its own database…", self.company_name.trim()));
+                });
+            }
+            CreateState::Failed(why) => {
+                error_ui(ui, &format!("The company could not be created yet: {why}"));
+                ui.label("Retrying is safe: it cannot create the company twice.");
+                ui.horizontal(|ui| {
+                    if ui.button("Retry").clicked() {
+                        self.create = CreateState::InFlight;
+                        actions.push(self.create_action());
+                    }
+                    if ui.button("Back to review").clicked() {
+                        self.create = CreateState::NotStarted;
+                        self.step = 3;
+                    }
+                });
+            }
+            CreateState::Done(created) => {
+                ui.label(
+                    RichText::new(format!("Signed in as admin of {}", created.tenant.name))
+                        .size(18.0)
+                        .color(Color32::from_rgb(0, 150, 70)),
+                );
+                ui.label(format!("Its address is \"{}\".", created.tenant.slug));
+                if ui.button("Open the company").clicked() {
+                    actions.push(WizardAction::Open(created));
+                }
+            }
+        }
+    }
+
+    fn confirm_cancel_ui(&mut self, ui: &mut Ui, actions: &mut Vec<WizardAction>) {
+        egui::Modal::new(egui::Id::unique("wizard_cancel")).show(ui.ctx(), |ui| {
+            ui.label("Discard what you typed and leave the wizard?");
+            ui.horizontal(|ui| {
+                if ui.button("Discard").clicked() {
+                    self.confirm_cancel = false;
+                    actions.push(WizardAction::Cancelled);
+                }
+                if ui.button("Keep editing").clicked() {
+                    self.confirm_cancel = false;
+                }
+            });
+        });
+    }
+}
+
+/// Which step a server field belongs to.
+pub fn step_of_field(field: &str) -> usize {
+    match field {
+        "company_name" | "slug" | "timezone" | "currency" => 0,
+        f if f.starts_with("admin") || f == "confirm" => 1,
+        "chart_template" | "departments" => 2,
+        _ => 3,
+    }
+}
+
+/// A slug suggestion while typing: lower case, ASCII letters and digits, single hyphens. The
+/// server's check has the last word (and suggests a free one when taken).
+pub fn suggest_slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars() {
+        let c = match c {
+            'ä' | 'Ä' => 'a',
+            'ö' | 'Ö' => 'o',
+            'ü' | 'Ü' => 'u',
+            'é' | 'è' | 'ê' | 'É' => 'e',
+            other => other,
+        };
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').chars().take(40).collect::<String>().trim_end_matches('-').to_owned()
+}
+
+/// 0–3 and a word: length and the mix of character classes.
+pub fn password_strength(password: &str) -> (u8, &'static str) {
+    let len = password.chars().count();
+    let classes = [
+        password.chars().any(|c| c.is_lowercase()),
+        password.chars().any(|c| c.is_uppercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_alphanumeric()),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let score = match (len, classes) {
+        (0..=7, _) => 0,
+        (8..=11, _) => 1,
+        (12..=15, 0..=2) => 1,
+        (12..=15, 3) => 2,
+        (_, 4..) | (16.., 3) => 3,
+        (16.., _) => 2,
+    };
+    (score, ["weak", "fair", "good", "strong"][score as usize])
+}
+
+fn steps_ui(ui: &mut Ui, current: usize) {
+    ui.horizontal(|ui| {
+        for (i, name) in STEPS.iter().enumerate() {
+            let text = format!("{}. {name}", i + 1);
+            let text = if i == current {
+                RichText::new(text).strong().color(ui.visuals().hyperlink_color)
+            } else if i < current {
+                RichText::new(text)
+            } else {
+                RichText::new(text).weak()
+            };
+            ui.label(text);
+            if i + 1 < STEPS.len() {
+                ui.label("›");
+            }
+        }
+    });
+}
+
+/// A combo box with a search field, for long lists (600 time zones).
+fn choose_ui(
+    ui: &mut Ui,
+    id: &str,
+    value: &mut String,
+    search: &mut String,
+    items: &[String],
+    label: impl Fn(&str) -> String,
+) {
+    egui::ComboBox::from_id_salt(id).selected_text(label(value)).width(280.0).height(300.0).show_ui(ui, |ui| {
+        let l = ui.label("Filter");
+        ui.add(egui::TextEdit::singleline(search).desired_width(200.0)).labelled_by(l.id);
+        let needle = search.to_lowercase();
+        for item in items.iter().filter(|i| needle.is_empty() || i.to_lowercase().contains(&needle)).take(200) {
+            ui.selectable_value(value, item.clone(), label(item));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_suggested_from_names() {
+        for (name, slug) in [
+            ("Acme Tools", "acme-tools"),
+            ("  Müller & Söhne GmbH ", "muller-sohne-gmbh"),
+            ("A--B", "a-b"),
+            ("!!!", ""),
+        ] {
+            assert_eq!(suggest_slug(name), slug, "{name}");
+        }
+    }
+
+    #[test]
+    fn password_strength_grows_with_length_and_mix() {
+        for (password, score) in [("", 0), ("abc", 0), ("abcdefghij", 1), ("Abcdefgh1234", 2), ("Str0ng&Secret!", 3)] {
+            assert_eq!(password_strength(password).0, score, "{password}");
+        }
+    }
+
+    #[test]
+    fn server_fields_map_to_their_steps() {
+        for (field, step) in [("slug", 0), ("currency", 0), ("admin.password", 1), ("departments", 2), ("x", 3)] {
+            assert_eq!(step_of_field(field), step, "{field}");
+        }
+    }
+
+    #[test]
+    fn a_field_error_sends_the_wizard_back_and_a_network_error_keeps_the_key() {
+        let mut w = Wizard::new();
+        w.step = 4;
+        let key = w.idempotency_key.clone();
+        w.on_created(Err(ApiError::Unreachable("down".into())));
+        assert!(matches!(w.create, CreateState::Failed(_)));
+        assert_eq!(w.idempotency_key, key);
+        let body = crate::api::wire::ErrorBody {
+            error: "slug_taken".into(),
+            message: "slug: taken".into(),
+            field: Some("slug".into()),
+            ..Default::default()
+        };
+        w.on_created(Err(ApiError::Http { status: 409, body }));
+        assert_eq!(w.step, 0);
+        assert_eq!(w.errors.get("slug"), Some("taken"));
+    }
+}

@@ -1,0 +1,280 @@
+//! The shared harness: a control plane and a tenant router, both through their real
+//! `App::build`, on a fresh catalog of the shared throwaway Postgres (as the router's own
+//! tests do), and app instances driven through `egui_kittest` by label.
+
+use std::time::{Duration, Instant};
+
+use control_plane::secrets::MasterKey;
+use desktop_egui::app::{NexaApp, SettingsStore};
+use desktop_egui::settings::Settings;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use local_postgres::{create_fresh_database, shared_test_server};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "Str0ng&Secret!";
+
+pub type App = Harness<'static, NexaApp>;
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A signed-up company and its admin.
+pub struct Company {
+    pub slug: String,
+    pub name: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// Both services on their own runtime; stopped when dropped.
+pub struct Stack {
+    pub control_plane: String,
+    pub router: String,
+    operator_token: String,
+    http: reqwest::Client,
+    stops: Vec<oneshot::Sender<()>>,
+    // Last: dropped after the stop signals went out.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Stack {
+    pub fn start() -> Self {
+        Self::start_with(|_, _| {})
+    }
+
+    /// Starts the services with their configuration changed by `tweak`.
+    pub fn start_with(tweak: impl FnOnce(&mut control_plane::Config, &mut tenant_router::Config)) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (control_plane, router, operator_token, stops) = runtime.block_on(async {
+            let server = shared_test_server();
+            let (catalog_db, catalog_url) = create_fresh_database(server, "ui_catalog").await.unwrap();
+            let master = MasterKey::generate_base64();
+            let operator_token = unique("op-");
+            // The router's port is fixed first: login answers it as `api_url`.
+            let router_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let router = format!("http://127.0.0.1:{router_port}");
+
+            let mut cp = control_plane::Config::new(
+                SecretString::from(server.superuser_url()),
+                SecretString::from(master.clone()),
+                SecretString::from(operator_token.clone()),
+            );
+            cp.listen = "127.0.0.1:0".parse().unwrap();
+            cp.catalog_database = control_plane::domain::DbName::parse(&catalog_db).unwrap();
+            cp.template_database = control_plane::domain::DbName::parse(&unique("tpl_")).unwrap();
+            cp.signup_limit_per_hour = 100_000;
+            cp.router_url = router.clone();
+            let role_key = MasterKey::from_base64(&SecretString::from(master)).unwrap().tenant_role_key().to_hex();
+            // The JWKS URL needs the control plane's port: set below, after the tweak.
+            let mut rc = tenant_router::Config::new(SecretString::from(catalog_url), role_key, String::new());
+            rc.listen = format!("127.0.0.1:{router_port}").parse().unwrap();
+            tweak(&mut cp, &mut rc);
+            let cp_app = control_plane::App::build(cp).await.expect("control plane starts");
+            let control_plane = format!("http://127.0.0.1:{}", cp_app.port());
+
+            rc.jwks_url = format!("{control_plane}/.well-known/jwks.json");
+            let router_app = tenant_router::App::build(rc).await.expect("router starts");
+
+            let mut stops = Vec::new();
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(cp_app.run_until_stopped(async move {
+                let _ = rx.await;
+            }));
+            stops.push(tx);
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(router_app.run_until_stopped(async move {
+                let _ = rx.await;
+            }));
+            stops.push(tx);
+            (control_plane, router, operator_token, stops)
+        });
+        Self {
+            control_plane,
+            router,
+            operator_token,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            stops,
+            runtime,
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            (status, body)
+        })
+    }
+
+    /// Signs a company up through the API (not the wizard).
+    pub fn signup(&self, slug: &str) -> Company {
+        self.signup_as(slug, &format!("admin@{slug}.example.com"))
+    }
+
+    /// Signs a company up with the given admin (an existing user becomes admin of one more).
+    pub fn signup_as(&self, slug: &str, email: &str) -> Company {
+        let name = format!("Company {slug}");
+        let email = email.to_owned();
+        let body = json!({
+            "company_name": name, "slug": slug, "timezone": "UTC", "currency": "EUR",
+            "admin": {"email": email, "password": PASSWORD, "full_name": "Ada Admin"},
+        });
+        let (status, created) = self.send(self.http.post(format!("{}/tenants", self.control_plane)).json(&body));
+        assert_eq!(status, 201, "{created}");
+        Company { slug: slug.into(), name, email, token: created["access_token"].as_str().unwrap().into() }
+    }
+
+    pub fn add_employee(&self, company: &Company, first: &str, last: &str) -> Value {
+        let body = json!({
+            "first_name": first, "last_name": last, "hire_date": "2024-01-15",
+            "email": format!("{}@{}.example.com", last.to_lowercase(), company.slug),
+        });
+        let (status, created) =
+            self.send(self.http.post(format!("{}/employees", self.router)).bearer_auth(&company.token).json(&body));
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
+    pub fn patch_employee(&self, company: &Company, id: &str, body: Value) -> Value {
+        let (status, updated) = self
+            .send(self.http.patch(format!("{}/employees/{id}", self.router)).bearer_auth(&company.token).json(&body));
+        assert_eq!(status, 200, "{updated}");
+        updated
+    }
+
+    pub fn get_employee(&self, company: &Company, id: &str) -> Value {
+        let (status, found) =
+            self.send(self.http.get(format!("{}/employees/{id}", self.router)).bearer_auth(&company.token));
+        assert_eq!(status, 200, "{found}");
+        found
+    }
+
+    pub fn employees(&self, company: &Company) -> Vec<Value> {
+        let (status, page) =
+            self.send(self.http.get(format!("{}/employees?limit=200", self.router)).bearer_auth(&company.token));
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn set_maintenance(&self, on: bool, message: &str) {
+        let body = json!({"maintenance_mode": on, "message": message});
+        let (status, answer) = self.send(
+            self.http
+                .put(format!("{}/system/maintenance", self.control_plane))
+                .bearer_auth(&self.operator_token)
+                .json(&body),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    pub fn set_client_versions(&self, min: &str, latest: &str) {
+        let body = json!({"min_client_version": min, "latest_version": latest});
+        let (status, answer) = self.send(
+            self.http
+                .put(format!("{}/system/client-versions", self.control_plane))
+                .bearer_auth(&self.operator_token)
+                .json(&body),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// A fresh app instance pointed at this stack, settings in memory only.
+    pub fn app(&self) -> App {
+        let settings = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
+        let app = NexaApp::with_settings(settings, SettingsStore::Memory);
+        Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Steps frames until `check` holds, for up to 20 s; panics with `what` otherwise.
+#[track_caller]
+pub fn wait_for(app: &mut App, what: &str, check: impl Fn(&App) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        app.step();
+        if check(app) {
+            // One more frame so what the answer changed is laid out.
+            app.step();
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what} (screen: {})", app.state().screen.name());
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Waits until a node with exactly this label is shown.
+#[track_caller]
+pub fn wait_for_label(app: &mut App, label: &str) {
+    wait_for(app, label, |app| app.query_by_label(label).is_some());
+}
+
+#[track_caller]
+pub fn wait_for_label_containing(app: &mut App, text: &str) {
+    wait_for(app, text, |app| app.query_all_by_label_contains(text).next().is_some());
+}
+
+/// Clicks the node labelled `label` and runs the frames the click needs.
+#[track_caller]
+pub fn click(app: &mut App, label: &str) {
+    app.get_by_label(label).click();
+    app.step();
+    app.step();
+}
+
+/// The text field labelled `label` (a column header may carry the same words).
+#[track_caller]
+pub fn field<'a>(app: &'a App, label: &'a str) -> egui_kittest::Node<'a> {
+    app.get_by(move |node| {
+        node.label().as_deref() == Some(label)
+            && matches!(node.role(), Role::TextInput | Role::PasswordInput | Role::MultilineTextInput)
+    })
+}
+
+/// Focuses the field labelled `label` and types `text` into it.
+#[track_caller]
+pub fn type_into(app: &mut App, label: &str, text: &str) {
+    field(app, label).focus();
+    app.step();
+    field(app, label).type_text(text);
+    app.step();
+    app.step();
+}
+
+/// Replaces the text of the field labelled `label`.
+#[track_caller]
+pub fn replace_text(app: &mut App, label: &str, text: &str) {
+    field(app, label).focus();
+    app.step();
+    app.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    app.step();
+    field(app, label).type_text(text);
+    app.step();
+    app.step();
+}
+
+/// Signs in from the first screen and waits for the employees screen to be live.
+#[track_caller]
+pub fn sign_in(app: &mut App, company: &Company) {
+    wait_for_label_containing(app, "Connected to NexaCore");
+    type_into(app, "E-mail", &company.email);
+    type_into(app, "Password", PASSWORD);
+    click(app, "Sign in");
+    wait_for_label(app, &company.name);
+    wait_for_label(app, "Live");
+}

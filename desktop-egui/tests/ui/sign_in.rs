@@ -1,0 +1,84 @@
+//! Sign-in: the connection check, wrong passwords shown at the field, success.
+
+use egui_kittest::kittest::Queryable;
+
+use crate::helpers::*;
+
+#[test]
+fn signing_in_opens_the_company_and_a_wrong_password_is_shown_at_the_field() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("signin-"));
+    let mut app = stack.app();
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+
+    type_into(&mut app, "E-mail", &company.email);
+    type_into(&mut app, "Password", "not-the-password");
+    click(&mut app, "Sign in");
+    wait_for_label(&mut app, "Wrong e-mail or password.");
+    assert_eq!(app.state().screen.name(), "sign-in");
+
+    type_into(&mut app, "Password", PASSWORD);
+    app.key_press(egui::Key::Enter);
+    app.step();
+    wait_for_label(&mut app, &company.name);
+    wait_for_label(&mut app, "Live");
+    assert!(app.query_by_label("0 of 0 employees").is_some());
+    assert_eq!(app.state().session.as_ref().unwrap().tenant.slug, company.slug);
+
+    click(&mut app, "Sign out");
+    wait_for_label(&mut app, "Sign in");
+    assert!(app.state().session.is_none(), "sign-out drops the token");
+}
+
+#[test]
+fn an_unreachable_server_is_reported_by_the_connection_check() {
+    let stack = Stack::start();
+    let mut app = stack.app();
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+    // Replace the address with one nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    replace_text(&mut app, "Server", &format!("http://127.0.0.1:{port}"));
+    click(&mut app, "Check connection");
+    wait_for_label_containing(&mut app, "Cannot reach the server");
+}
+
+#[test]
+fn a_user_of_several_companies_chooses_one() {
+    let stack = Stack::start();
+    let first = stack.signup(&unique("first-"));
+    let second = stack.signup_as(&unique("second-"), &first.email);
+    let mut app = stack.app();
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+    type_into(&mut app, "E-mail", &first.email);
+    type_into(&mut app, "Password", PASSWORD);
+    click(&mut app, "Sign in");
+    wait_for_label(&mut app, "You belong to several companies. Choose one:");
+    click(&mut app, &format!("{} ({})", second.name, second.slug));
+    wait_for_label(&mut app, &second.name);
+    assert_eq!(app.state().session.as_ref().unwrap().tenant.slug, second.slug);
+}
+
+#[test]
+fn an_expiring_token_asks_to_sign_in_again_and_keeps_unsaved_input() {
+    // Tokens live 20 s and the router warns 15 s ahead: the warning comes ~5 s after sign-in.
+    let stack = Stack::start_with(|cp, rc| {
+        cp.token_ttl = std::time::Duration::from_secs(20);
+        rc.realtime.token_warning = std::time::Duration::from_secs(15);
+    });
+    let company = stack.signup(&unique("expiring-"));
+    let mut app = stack.app();
+    sign_in(&mut app, &company);
+    click(&mut app, "Add employee");
+    type_into(&mut app, "First name", "Unsaved");
+    type_into(&mut app, "Last name", "Person");
+    type_into(&mut app, "Work e-mail", "unsaved@example.com");
+
+    wait_for_label(&mut app, "Your session is about to expire.");
+    type_into(&mut app, "Your password", PASSWORD);
+    click(&mut app, "Continue");
+    wait_for(&mut app, "the dialog to close", |app| app.state().reauth.is_none());
+    assert_eq!(field(&app, "First name").value().as_deref(), Some("Unsaved"), "the form kept its input");
+    wait_for_label(&mut app, "Live");
+    click(&mut app, "Save");
+    wait_for_label(&mut app, "Saved Unsaved Person.");
+}

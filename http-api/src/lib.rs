@@ -1,0 +1,50 @@
+//! What the NexaCore HTTP services share: the JSON error body (`{"error","message","field"?}`)
+//! and the typed error response, [`JsonBody`] (serde parsing whose errors name the field), and
+//! [`json_error`], the catch-all that turns every error, poem's own included, into that body.
+
+mod error;
+mod json_body;
+mod request_log;
+
+use poem::{IntoResponse, Response};
+
+pub use error::{ApiError, ErrorBody, FieldProblem};
+pub use json_body::{BodyLimit, JsonBody};
+pub use request_log::request_log;
+
+/// Every error leaves as the JSON error body, whatever produced it.
+pub async fn json_error(err: poem::Error) -> Response {
+    let status = err.status();
+    let response = err.into_response();
+    let is_json = response
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = match status.as_u16() {
+        401 => "a valid bearer token is required".to_owned(),
+        404 => "no such route".to_owned(),
+        413 => "the request body is too large".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut out = poem::web::Json(ErrorBody::new(code, message)).with_status(status).into_response();
+    for (name, value) in response.headers() {
+        if name != poem::http::header::CONTENT_TYPE && name != poem::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,89 @@
+//! `ops`: the NexaCore operator CLI. `main` parses flags, runs one command, and maps the
+//! outcome to an exit code scripts can trust (0 success, 1 failure, 2 usage error).
+
+mod api;
+mod bench;
+mod migrate;
+mod stack;
+mod tenants;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ops", version, about = "NexaCore operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the platform locally: a private Postgres under ./.nexacore/ and the control plane.
+    Up(stack::UpArgs),
+    /// Tenants: list, show, suspend, resume, delete.
+    Tenants {
+        #[command(subcommand)]
+        command: tenants::TenantsCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: tenants::KeysCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// Bulk schema migrations of every tenant database: plan, run, status, retry, pause, resume, cancel.
+    Migrate {
+        #[command(subcommand)]
+        command: migrate::MigrateCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// Migrates one database in this process (the baseline of `ops bench migrate`).
+    #[command(hide = true)]
+    MigrateOne(migrate::MigrateOneArgs),
+    /// Benchmarks that print their figures next to a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Up(_)));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => stack::up(args).await,
+            Command::Tenants { command, target } => tenants::run(command, target).await,
+            Command::Keys { command, target } => tenants::run_keys(command, target).await,
+            Command::Migrate { command, target } => migrate::run(command, target).await,
+            Command::MigrateOne(args) => migrate::migrate_one(args).await,
+            Command::Bench { command } => bench::run(command).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info,sqlx=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("NEXACORE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,147 @@
+//! Integration tests of the `ops` binary: the dev stack comes up with no configuration, serves,
+//! keeps its data, and stops cleanly on Ctrl-C (SIGINT). `migrate`: `ops migrate` against a
+//! control plane.
+
+mod migrate;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn read_env(path: &Path) -> Option<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A running `ops up`; interrupted on drop, so a failing test leaves no stack running.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = stop(child);
+        }
+    }
+}
+
+/// Starts `ops up` in `dir`, waits for its stack.env, and returns (child, env).
+fn start_stack(dir: &Path, port: u16, fresh: bool) -> (Running, Vec<(String, String)>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ops"));
+    command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string());
+    command.arg("--router-port").arg(free_port().to_string());
+    if fresh {
+        command.arg("--fresh");
+    }
+    let child = command.env_remove("DATABASE_URL").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let running = Running(Some(child));
+    let env_path = dir.join("stack.env");
+    assert!(wait_for(Duration::from_secs(60), || env_path.exists()), "ops up wrote no stack.env");
+    (running, read_env(&env_path).unwrap())
+}
+
+fn stop_running(mut running: Running) -> std::process::ExitStatus {
+    stop(running.0.take().expect("running"))
+}
+
+fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "ops up did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn get(env: &[(String, String)], key: &str) -> String {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} missing from stack.env"))
+}
+
+#[test]
+fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_dir = dir.path().join(".nexacore");
+    let port = free_port();
+    let (child, env) = start_stack(&stack_dir, port, false);
+    let base = get(&env, "NEXACORE_CONTROL_PLANE_URL");
+    assert_eq!(base, format!("http://127.0.0.1:{port}"));
+    let token = get(&env, "NEXACORE_OPERATOR_TOKEN");
+    let database_url = get(&env, "NEXACORE_DATABASE_URL");
+    let router = get(&env, "NEXACORE_ROUTER_URL");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let slug = format!("up-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    runtime.block_on(async {
+        let health = http.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let body = serde_json::json!({
+            "company_name": "Up Test", "slug": slug, "timezone": "UTC", "currency": "USD",
+            "admin": {"email": format!("admin@{slug}.example.com"), "password": "Str0ng&Secret!", "full_name": "Ada"}
+        });
+        let created = http.post(format!("{base}/tenants")).json(&body).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        let created: serde_json::Value = created.json().await.unwrap();
+        assert_eq!(created["api_url"], router.as_str(), "tokens point clients at the router");
+        // The router serves the new company's data with the signup token.
+        let admin_token = created["access_token"].as_str().unwrap();
+        let employees = http.get(format!("{router}/employees")).bearer_auth(admin_token).send().await.unwrap();
+        assert_eq!(employees.status(), 200);
+        let list = http.get(format!("{base}/tenants")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(list.status(), 200);
+        // The admin database URL works as printed.
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+        let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
+    });
+    let status = stop_running(child);
+    assert!(status.success(), "ops up exits 0 after Ctrl-C, got {status}");
+    assert!(!stack_dir.join("stack.env").exists(), "stack.env removed on stop");
+    let pg_port = url::Url::parse(&database_url).unwrap().port().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(), "Postgres stopped");
+
+    // Data persists between runs.
+    let (child, env) = start_stack(&stack_dir, port, false);
+    let base = get(&env, "NEXACORE_CONTROL_PLANE_URL");
+    runtime.block_on(async {
+        let list: serde_json::Value = http
+            .get(format!("{base}/tenants?q={slug}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "the tenant survived a restart");
+    });
+    assert!(stop_running(child).success());
+
+    // --fresh starts empty.
+    let (child, env) = start_stack(&stack_dir, port, true);
+    let base = get(&env, "NEXACORE_CONTROL_PLANE_URL");
+    let token = get(&env, "NEXACORE_OPERATOR_TOKEN");
+    runtime.block_on(async {
+        let list: serde_json::Value =
+            http.get(format!("{base}/tenants")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert!(list["items"].as_array().unwrap().is_empty(), "--fresh starts empty");
+    });
+    assert!(stop_running(child).success());
+}

@@ -1,0 +1,138 @@
+//! Start-up and shutdown of the router: `App::build(config)` connects to the catalog, loads the
+//! caches and binds; `run_until_stopped` serves until the shutdown future resolves. `main` and the
+//! tests go through this same path.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgPoolOptions;
+use tenancy::TenantRoleKey;
+use tokio::sync::watch;
+
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::listener::{self, Caches};
+use crate::pools::PoolManager;
+use crate::realtime::Hub;
+use crate::routes::{SettingsCache, TenantRoutes};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("NEXACORE_TENANT_ROLE_KEY: {0}")]
+    RoleKey(#[from] tenancy::role_key::BadRoleKey),
+    #[error("cannot reach the catalog: {0}")]
+    Catalog(#[source] sqlx::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+pub struct App {
+    acceptor: TcpAcceptor,
+    port: u16,
+    state: Arc<AppState>,
+    catalog_url: String,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let role_key = TenantRoleKey::from_hex(&config.tenant_role_key)?;
+        let catalog_url = config.catalog_url.expose_secret().to_owned();
+        let catalog = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&catalog_url)
+            .await
+            .map_err(StartError::Catalog)?;
+        let settings = SettingsCache::load(catalog.clone(), config.route_ttl).await.map_err(StartError::Catalog)?;
+        let routes = Arc::new(TenantRoutes::new(catalog.clone(), config.route_ttl));
+        let pools = Arc::new(PoolManager::new(config.pool.clone(), role_key));
+        let realtime = Arc::new(Hub::new(config.realtime.clone(), catalog.clone(), routes.clone(), pools.clone()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            catalog,
+            realtime,
+            shutdown: stop_rx,
+            verifier: Arc::new(TokenVerifier::new(
+                config.jwks_url.clone(),
+                &config.token_issuer,
+                &config.token_audience,
+                config.jwks_refetch_floor,
+            )),
+            routes,
+            settings: Arc::new(settings),
+            pools,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or(config.listen.port());
+        Ok(Self { acceptor, port, state, catalog_url, stop_tx })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for benchmarks and tests that read the counters.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves: stops accepting, lets in-flight requests finish (up to
+    /// 10 s), then stops the catalog listener and the pool sweeper.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let stop_tx = self.stop_tx;
+        let stop_rx = stop_tx.subscribe();
+        let state = self.state.clone();
+        // Catalog listener: applies notifications to the caches; returns on shutdown.
+        let caches = Caches {
+            routes: state.routes.clone(),
+            settings: state.settings.clone(),
+            verifier: state.verifier.clone(),
+            pools: state.pools.clone(),
+            realtime: state.realtime.clone(),
+        };
+        let listener = tokio::spawn(listener::run(self.catalog_url.clone(), caches, stop_rx.clone()));
+        // Sweeper: closes idle connections and lets idle pools be evicted; returns on shutdown.
+        let pools = state.pools.clone();
+        let mut sweep_stop = stop_rx.clone();
+        let sweeper = tokio::spawn(async move {
+            let period = (pools.config().idle_timeout / 4).max(Duration::from_millis(100));
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => pools.sweep().await,
+                    _ = sweep_stop.changed() => break,
+                }
+            }
+        });
+        // Hub re-check and outbox pruning; returns on shutdown.
+        let hub_task = tokio::spawn(state.realtime.clone().run_maintenance(stop_rx.clone()));
+        // On the signal, sockets are told first (close 1001, "going away") so clients reconnect
+        // elsewhere while the server drains in-flight requests.
+        let signal_sockets = stop_tx.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = signal_sockets.send(true);
+        };
+        let result = poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(crate::http::routes(state), shutdown, Some(Duration::from_secs(10)))
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = hub_task.await;
+        let _ = listener.await;
+        let _ = sweeper.await;
+        result
+    }
+}

@@ -1,0 +1,139 @@
+//! Verification of access tokens against the control plane's JWKS.
+//!
+//! Keys are cached by `kid` (moka). An unknown `kid` triggers a JWKS fetch, but at most one
+//! fetch per `refetch_floor`, so a flood of garbage tokens cannot hammer the control plane.
+//! The algorithm is pinned to EdDSA: `alg: none`, HS256 "signed" with the public key, and any
+//! other algorithm are refused before a key is even looked up. The router can verify tokens;
+//! it holds no private key and never mints one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use moka::future::Cache;
+use tenancy::Claims;
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not accepted (EdDSA only)")]
+    WrongAlgorithm,
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is for another audience")]
+    WrongAudience,
+    #[error("the token is from another issuer")]
+    WrongIssuer,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("signing keys are unavailable; try again shortly")]
+    KeysUnavailable,
+}
+
+pub struct TokenVerifier {
+    http: reqwest::Client,
+    jwks_url: String,
+    validation: Validation,
+    keys: Cache<String, Arc<DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+    refetch_floor: Duration,
+    fetches: AtomicU64,
+}
+
+impl TokenVerifier {
+    pub fn new(jwks_url: String, issuer: &str, audience: &str, refetch_floor: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client"),
+            jwks_url,
+            validation,
+            keys: Cache::builder().max_capacity(64).time_to_live(Duration::from_secs(3600)).build(),
+            last_fetch: Mutex::new(None),
+            refetch_floor,
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times the JWKS was fetched (for tests and benchmarks).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::WrongAlgorithm);
+        }
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let key = match self.keys.get(&kid).await {
+            Some(key) => key,
+            None => {
+                self.refresh(false).await?;
+                self.keys.get(&kid).await.ok_or(AuthError::UnknownKey)?
+            }
+        };
+        jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map(|d| d.claims).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            _ => AuthError::Malformed,
+        })
+    }
+
+    /// Fetches the JWKS unless one was fetched within the floor (`force` skips the floor:
+    /// the catalog announced a key change).
+    pub async fn refresh(&self, force: bool) -> Result<(), AuthError> {
+        let mut last = self.last_fetch.lock().await;
+        if !force && last.is_some_and(|at| at.elapsed() < self.refetch_floor) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let jwks: serde_json::Value =
+            async { self.http.get(&self.jwks_url).send().await?.error_for_status()?.json().await }.await.map_err(
+                |e: reqwest::Error| {
+                    tracing::warn!(error = %e, "fetching the JWKS failed");
+                    AuthError::KeysUnavailable
+                },
+            )?;
+        let mut loaded = 0;
+        for jwk in jwks["keys"].as_array().into_iter().flatten() {
+            let usable = jwk["kty"] == "OKP" && jwk["crv"] == "Ed25519";
+            if let (true, Some(kid), Some(x)) = (usable, jwk["kid"].as_str(), jwk["x"].as_str())
+                && let Ok(key) = DecodingKey::from_ed_components(x)
+            {
+                self.keys.insert(kid.to_owned(), Arc::new(key)).await;
+                loaded += 1;
+            }
+        }
+        tracing::debug!(keys = loaded, "loaded the JWKS");
+        Ok(())
+    }
+
+    /// Forgets every key (a rotation was announced) and fetches the set again.
+    pub async fn keys_changed(&self) {
+        self.keys.invalidate_all();
+        if let Err(error) = self.refresh(true).await {
+            tracing::warn!(%error, "refetching the JWKS after a key change failed");
+        }
+    }
+}

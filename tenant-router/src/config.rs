@@ -1,0 +1,135 @@
+//! Typed configuration of the tenant router, from `NEXACORE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Connection limits. The budget caps the connections this router opens to one Postgres
+/// server (idle ones included); the share caps what one tenant may hold of it.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub budget_per_server: usize,
+    pub max_per_tenant: usize,
+    /// Idle connections older than this are closed; pools without connections are dropped.
+    pub idle_timeout: Duration,
+    /// How long a request waits for a connection before a 503 with `Retry-After`.
+    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Consecutive connection failures that open a tenant's breaker, and for how long.
+    pub breaker_threshold: u32,
+    pub breaker_open_for: Duration,
+    /// The `application_name` of tenant connections, to find them in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            budget_per_server: 100,
+            max_per_tenant: 5,
+            idle_timeout: Duration::from_secs(60),
+            acquire_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(5),
+            breaker_threshold: 3,
+            breaker_open_for: Duration::from_secs(10),
+            application_name: "nexacore-router".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// A URL of the catalog database (read access to tenants, servers, settings; LISTEN).
+    pub catalog_url: SecretString,
+    /// The hex key tenant role passwords derive from (`tenancy::TenantRoleKey`).
+    pub tenant_role_key: SecretString,
+    /// The control plane's JWKS URL.
+    pub jwks_url: String,
+    pub token_issuer: String,
+    pub token_audience: String,
+    /// How long a tenant's route stays cached without a catalog notification (the backstop).
+    pub route_ttl: Duration,
+    /// The least time between two JWKS fetches triggered by unknown `kid`s.
+    pub jwks_refetch_floor: Duration,
+    pub pool: PoolConfig,
+    pub realtime: crate::realtime::RealtimeConfig,
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn new(catalog_url: SecretString, tenant_role_key: SecretString, jwks_url: String) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            catalog_url,
+            tenant_role_key,
+            jwks_url,
+            token_issuer: tenancy::claims::DEFAULT_ISSUER.into(),
+            token_audience: tenancy::claims::DEFAULT_AUDIENCE.into(),
+            route_ttl: Duration::from_secs(30),
+            jwks_refetch_floor: Duration::from_secs(10),
+            pool: PoolConfig::default(),
+            realtime: crate::realtime::RealtimeConfig::default(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
+    /// Required: `NEXACORE_CATALOG_URL`, `NEXACORE_TENANT_ROLE_KEY`, `NEXACORE_JWKS_URL`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let required = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::Missing(name));
+        let mut c = Self::new(
+            SecretString::from(required("NEXACORE_CATALOG_URL")?),
+            SecretString::from(required("NEXACORE_TENANT_ROLE_KEY")?),
+            required("NEXACORE_JWKS_URL")?,
+        );
+        if let Some(v) = var("NEXACORE_LISTEN") {
+            c.listen = v.parse().map_err(|e| invalid("NEXACORE_LISTEN", e))?;
+        }
+        if let Some(v) = var("NEXACORE_TOKEN_ISSUER") {
+            c.token_issuer = v;
+        }
+        if let Some(v) = var("NEXACORE_TOKEN_AUDIENCE") {
+            c.token_audience = v;
+        }
+        if let Some(v) = var("NEXACORE_ROUTE_TTL_SECS") {
+            c.route_ttl = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_ROUTE_TTL_SECS", e))?);
+        }
+        if let Some(v) = var("NEXACORE_POOL_BUDGET_PER_SERVER") {
+            c.pool.budget_per_server = v.parse().map_err(|e| invalid("NEXACORE_POOL_BUDGET_PER_SERVER", e))?;
+        }
+        if let Some(v) = var("NEXACORE_POOL_MAX_PER_TENANT") {
+            c.pool.max_per_tenant = v.parse().map_err(|e| invalid("NEXACORE_POOL_MAX_PER_TENANT", e))?;
+        }
+        if let Some(v) = var("NEXACORE_POOL_IDLE_SECS") {
+            c.pool.idle_timeout = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_POOL_IDLE_SECS", e))?);
+        }
+        if let Some(v) = var("NEXACORE_WS_MAX_PER_TENANT") {
+            c.realtime.max_connections_per_tenant = v.parse().map_err(|e| invalid("NEXACORE_WS_MAX_PER_TENANT", e))?;
+        }
+        if let Some(v) = var("NEXACORE_OUTBOX_RETENTION_SECS") {
+            c.realtime.retention =
+                Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_OUTBOX_RETENTION_SECS", e))?);
+        }
+        if c.pool.max_per_tenant == 0 || c.pool.budget_per_server < c.pool.max_per_tenant {
+            return Err(invalid("NEXACORE_POOL_MAX_PER_TENANT", "must be between 1 and the per-server budget"));
+        }
+        Ok(c)
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { name, reason: reason.to_string() }
+}

@@ -1,0 +1,58 @@
+//! Health and the public status, for the caller's view: with a valid token, a tenant's own
+//! maintenance shows too.
+
+use std::sync::Arc;
+
+use http_api::ApiError;
+use poem::Request;
+use poem_openapi::{Object, OpenApi, payload::Json};
+
+use crate::routes::Lookup;
+use crate::state::AppState;
+
+pub struct SystemApi(pub Arc<AppState>);
+
+#[derive(Debug, Object)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SystemStatus {
+    pub maintenance_mode: bool,
+    pub message: Option<String>,
+    pub min_client_version: String,
+    pub latest_version: String,
+}
+
+#[OpenApi(tag = "super::Tag::System")]
+impl SystemApi {
+    /// Liveness.
+    #[oai(path = "/health", method = "get")]
+    async fn health(&self) -> Json<Health> {
+        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    }
+
+    /// Maintenance state and supported client versions (public). With a bearer token, the
+    /// maintenance of the token's company is included.
+    #[oai(path = "/system/status", method = "get")]
+    async fn status(&self, req: &Request) -> Result<Json<SystemStatus>, ApiError> {
+        let settings = self.0.settings.get().await;
+        let mut maintenance = settings.maintenance.clone();
+        let token = req.header("authorization").and_then(|h| h.strip_prefix("Bearer "));
+        if maintenance.is_none()
+            && let Some(token) = token
+            && let Ok(claims) = self.0.verifier.verify(token.trim()).await
+            && let Ok(Lookup::Found(route)) = self.0.routes.get(claims.tid).await
+        {
+            maintenance = route.maintenance.clone();
+        }
+        Ok(Json(SystemStatus {
+            maintenance_mode: maintenance.is_some(),
+            message: maintenance,
+            min_client_version: settings.min_client_version,
+            latest_version: settings.latest_version,
+        }))
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /ws`: the WebSocket of live changes. Authenticated exactly like the REST API (the token
+//! in `?token=` or as a `Sec-WebSocket-Protocol` entry next to `nexacore.v1`), scoped to the
+//! token's tenant; `?since=<seq>` resumes, `?channels=a,b` filters (default: all).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http_api::{ApiError, ErrorBody};
+use poem::web::websocket::WebSocket;
+use poem::web::{Data, Query};
+use poem::{IntoResponse, Request, handler};
+use poem_openapi::payload::Json;
+
+use crate::gates;
+use crate::realtime::hub::HubError;
+use crate::realtime::session::{Session, SessionParams};
+use crate::state::AppState;
+
+pub const PROTOCOL: &str = "nexacore.v1";
+
+#[derive(Debug, serde::Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+    since: Option<String>,
+    channels: Option<String>,
+}
+
+/// The token from the query, or the protocol entry that looks like a JWT.
+fn token_of(req: &Request, query: &WsQuery) -> Option<String> {
+    if let Some(t) = query.token.as_deref().filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    req.header("sec-websocket-protocol")?
+        .split(',')
+        .map(str::trim)
+        .find(|p| p.matches('.').count() == 2)
+        .map(str::to_owned)
+}
+
+#[handler]
+pub async fn ws(
+    req: &Request,
+    socket: WebSocket,
+    Query(query): Query<WsQuery>,
+    Data(state): Data<&Arc<AppState>>,
+) -> poem::Result<impl IntoResponse> {
+    let token = token_of(req, &query)
+        .ok_or_else(|| ApiError::unauthorized("a token is required (?token= or Sec-WebSocket-Protocol)"))?;
+    let session = gates::admit(state, &token).await?;
+    let since = match query.since.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| ApiError::field("since", "since: must be a seq (0 or more)"))?,
+        ),
+    };
+    let channels: Option<HashSet<String>> = query
+        .channels
+        .as_deref()
+        .map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+    let (tenant, slot) =
+        state.realtime.join(session.route.id, session.route.maintenance.clone()).map_err(|e| match e {
+            HubError::TooManyConnections(_) => {
+                ApiError::TooManyRequests(Json(ErrorBody::new("too_many_connections", e.to_string())), 10)
+            }
+            HubError::Unavailable => ApiError::Unavailable(Json(ErrorBody::new("unavailable", e.to_string())), 2),
+        })?;
+    // Subscribe, then fix where live delivery starts, both before the client is told it is
+    // connected: a write the client makes after connecting is then always delivered.
+    let live = tenant.subscribe();
+    let live_from = state
+        .realtime
+        .ensure_started(&tenant)
+        .await
+        .map_err(|e| ApiError::Unavailable(Json(ErrorBody::new("unavailable", e.to_string())), 2))?;
+    let params = SessionParams {
+        route: session.route.clone(),
+        live_from,
+        since,
+        channels,
+        token_expires_at: session.claims.exp,
+    };
+    let state = state.clone();
+    Ok(socket.protocols([PROTOCOL]).on_upgrade(move |stream| async move {
+        // Held for the socket's life: counts against the tenant's connection limit.
+        let _slot = slot;
+        let session = Session { hub: &state.realtime, tenant, pools: &state.pools, shutdown: state.shutdown.clone() };
+        let ended = session.run(stream, params, live).await;
+        tracing::debug!(?ended, "websocket session ended");
+    }))
+}

@@ -1,0 +1,86 @@
+//! The catalog listener: one `LISTEN nexacore_catalog` connection per router replica, never one
+//! per tenant. Each notification drops what it names from the caches; after a reconnect (when
+//! notifications may have been missed) every cached route is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tenancy::notify::{CHANNEL, CatalogEvent};
+
+use crate::auth::TokenVerifier;
+use crate::pools::PoolManager;
+use crate::routes::{SettingsCache, TenantRoutes};
+
+pub struct Caches {
+    pub routes: Arc<TenantRoutes>,
+    pub settings: Arc<SettingsCache>,
+    pub verifier: Arc<TokenVerifier>,
+    pub pools: Arc<PoolManager>,
+    pub realtime: Arc<crate::realtime::Hub>,
+}
+
+/// Listens until `shutdown` fires; reconnects with a pause on errors. On shutdown: returns.
+pub async fn run(catalog_url: String, caches: Caches, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let mut listener = match connect(&catalog_url).await {
+            Ok(l) => l,
+            Err(error) => {
+                tracing::warn!(%error, "catalog listener cannot connect; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        // Whatever happened while we were not listening is unknown: start from scratch.
+        caches.routes.invalidate_all();
+        caches.settings.refresh().await;
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) if n.channel() == crate::realtime::hub::EVENTS_CHANNEL => caches.realtime.wake_from_payload(n.payload()),
+                    Ok(Some(n)) => apply(&caches, n.payload()).await,
+                    // The connection dropped: sqlx reconnects on the next call; drop the caches.
+                    Ok(None) => {
+                        caches.routes.invalidate_all();
+                        caches.settings.refresh().await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "catalog listener failed; reconnecting");
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    // One connection hears both catalog changes and event wake-ups of every tenant.
+    listener.listen_all([CHANNEL, crate::realtime::hub::EVENTS_CHANNEL]).await?;
+    Ok(listener)
+}
+
+async fn apply(caches: &Caches, payload: &str) {
+    match CatalogEvent::parse(payload) {
+        Some(CatalogEvent::Tenant { id }) => {
+            caches.routes.invalidate(id).await;
+            // A suspended or deleted tenant's connections must not linger.
+            caches.pools.retire_tenant(id).await;
+            caches.realtime.tenant_changed(id).await;
+        }
+        Some(CatalogEvent::Keys) => caches.verifier.keys_changed().await,
+        Some(CatalogEvent::Settings) => {
+            let before = caches.settings.get().await.maintenance;
+            caches.settings.refresh().await;
+            let after = caches.settings.get().await.maintenance;
+            if before != after {
+                caches.realtime.platform_maintenance(&after);
+            }
+        }
+        None => tracing::debug!(payload, "ignoring an unknown catalog notification"),
+    }
+}

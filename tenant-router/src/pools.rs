@@ -1,0 +1,318 @@
+//! Per-tenant connection pools under a global budget.
+//!
+//! sqlx pools cannot share a limit across pools, so this is a small pool of our own:
+//! - every open connection (idle or in use) holds a permit of its server's **budget**
+//!   semaphore, so the connections this router holds to one Postgres server never exceed the
+//!   budget;
+//! - a tenant may hold at most `max_per_tenant` connections (its **share**, a second semaphore),
+//!   so one busy tenant cannot starve the others; waiting on both semaphores is FIFO-fair;
+//! - when the budget is spent, a waiter closes the oldest idle connection of any tenant on the
+//!   server, so idle pools never block active ones; with nothing idle it waits, and after
+//!   `acquire_timeout` gets [`PoolError::BudgetExhausted`] (503 with `Retry-After`), never a hang;
+//! - a tenant whose database refuses connections trips its **breaker**: for a while its
+//!   requests fail fast with [`PoolError::DatabaseDown`] without taking budget;
+//! - pools live in a moka cache with time-to-idle: an idle pool is evicted and its connections
+//!   closed; a sweeper also closes connections idle longer than `idle_timeout`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tenancy::TenantRoleKey;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::config::PoolConfig;
+use crate::routes::TenantRoute;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    #[error("the connection budget of this server is exhausted; retry shortly")]
+    BudgetExhausted { retry_after: Duration },
+    #[error("this company's database is busy; retry shortly")]
+    TenantBusy { retry_after: Duration },
+    #[error("this company's database is unavailable; retry shortly")]
+    DatabaseDown { retry_after: Duration },
+}
+
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub reclaimed_idle: AtomicU64,
+    pub budget_timeouts: AtomicU64,
+    pub pools_created: AtomicU64,
+}
+
+struct IdleConn {
+    conn: PgConnection,
+    permit: OwnedSemaphorePermit,
+    since: Instant,
+}
+
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+pub struct TenantPool {
+    server: Uuid,
+    /// Where the pool connects; a route that moved (another server or database) gets a new pool.
+    location: (Uuid, String),
+    options: PgConnectOptions,
+    share: Arc<Semaphore>,
+    idle: Mutex<VecDeque<IdleConn>>,
+    retired: AtomicBool,
+    breaker: Mutex<Breaker>,
+}
+
+impl TenantPool {
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        // Dropping the connections closes them and returns their budget permits.
+        self.idle.lock().expect("idle lock").clear();
+    }
+
+    fn oldest_idle_since(&self) -> Option<Instant> {
+        self.idle.lock().expect("idle lock").front().map(|c| c.since)
+    }
+}
+
+pub struct PoolManager {
+    config: PoolConfig,
+    role_key: TenantRoleKey,
+    budgets: Mutex<std::collections::HashMap<Uuid, Arc<Semaphore>>>,
+    pools: Cache<Uuid, Arc<TenantPool>>,
+    pub stats: Arc<PoolStats>,
+}
+
+/// A connection checked out of a tenant's pool; back to the pool on drop.
+pub struct PooledConnection {
+    conn: Option<PgConnection>,
+    permit: Option<OwnedSemaphorePermit>,
+    _share: OwnedSemaphorePermit,
+    pool: Arc<TenantPool>,
+}
+
+impl PooledConnection {
+    /// Closes the connection instead of returning it (after an I/O error, say).
+    pub fn discard(mut self) {
+        self.conn = None;
+    }
+}
+
+impl std::ops::Deref for PooledConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("present until drop")
+    }
+}
+
+impl AsMut<PgConnection> for PooledConnection {
+    fn as_mut(&mut self) -> &mut PgConnection {
+        self
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take())
+            && !self.pool.retired.load(Ordering::SeqCst)
+        {
+            self.pool.idle.lock().expect("idle lock").push_back(IdleConn { conn, permit, since: Instant::now() });
+        }
+    }
+}
+
+/// Idle connections older than this are pinged before use: the server may have closed them.
+const PING_AFTER: Duration = Duration::from_secs(30);
+
+impl PoolManager {
+    pub fn new(config: PoolConfig, role_key: TenantRoleKey) -> Self {
+        let pools = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(config.idle_timeout)
+            .eviction_listener(|_tenant, pool: Arc<TenantPool>, _cause| pool.retire())
+            .build();
+        Self { config, role_key, budgets: Default::default(), pools, stats: Default::default() }
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    fn budget(&self, server: Uuid) -> Arc<Semaphore> {
+        let mut budgets = self.budgets.lock().expect("budget lock");
+        budgets.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.config.budget_per_server))).clone()
+    }
+
+    /// Connections currently open to `server` by this router (idle and in use).
+    pub fn open_connections(&self, server: Uuid) -> usize {
+        self.config.budget_per_server - self.budget(server).available_permits()
+    }
+
+    /// Connections currently open to all servers.
+    pub fn open_connections_total(&self) -> usize {
+        let budgets = self.budgets.lock().expect("budget lock");
+        budgets.values().map(|b| self.config.budget_per_server - b.available_permits()).sum()
+    }
+
+    pub fn pool_count(&self) -> u64 {
+        self.pools.entry_count()
+    }
+
+    async fn pool_for(&self, route: &TenantRoute) -> Arc<TenantPool> {
+        let location = (route.server_id, route.database.as_str().to_owned());
+        if let Some(pool) = self.pools.get(&route.id).await
+            && pool.location == location
+            && !pool.retired.load(Ordering::SeqCst)
+        {
+            return pool;
+        }
+        let fresh = self
+            .pools
+            .get_with(route.id, async {
+                self.stats.pools_created.fetch_add(1, Ordering::Relaxed);
+                let password = self.role_key.password_for(&route.role);
+                let options = PgConnectOptions::new()
+                    .host(&route.host)
+                    .port(route.port)
+                    .username(route.role.as_str())
+                    .password(password.expose_secret())
+                    .database(route.database.as_str())
+                    .application_name(&self.config.application_name);
+                Arc::new(TenantPool {
+                    server: route.server_id,
+                    location: location.clone(),
+                    options,
+                    share: Arc::new(Semaphore::new(self.config.max_per_tenant)),
+                    idle: Mutex::new(VecDeque::new()),
+                    retired: AtomicBool::new(false),
+                    breaker: Mutex::new(Breaker { failures: 0, open_until: None }),
+                })
+            })
+            .await;
+        if fresh.location != location || fresh.retired.load(Ordering::SeqCst) {
+            // The cached pool is stale (the tenant moved, or it was retired): replace it.
+            self.pools.invalidate(&route.id).await;
+            return Box::pin(self.pool_for(route)).await;
+        }
+        fresh
+    }
+
+    /// A connection to the tenant's database, as the tenant's own role.
+    pub async fn acquire(&self, route: &TenantRoute) -> Result<PooledConnection, PoolError> {
+        let deadline = Instant::now() + self.config.acquire_timeout;
+        let pool = self.pool_for(route).await;
+        if let Some(until) = pool.breaker.lock().expect("breaker lock").open_until
+            && until > Instant::now()
+        {
+            return Err(PoolError::DatabaseDown { retry_after: until - Instant::now() });
+        }
+        let share = tokio::time::timeout_at(deadline.into(), pool.share.clone().acquire_owned())
+            .await
+            .map_err(|_| PoolError::TenantBusy { retry_after: Duration::from_secs(1) })?
+            .expect("share semaphores are never closed");
+
+        loop {
+            let idle = pool.idle.lock().expect("idle lock").pop_back();
+            let Some(mut idle) = idle else { break };
+            if idle.since.elapsed() > PING_AFTER && idle.conn.ping().await.is_err() {
+                continue; // dropped: closed, permit returned
+            }
+            return Ok(PooledConnection { conn: Some(idle.conn), permit: Some(idle.permit), _share: share, pool });
+        }
+
+        let permit = self.budget_permit(pool.server, deadline).await?;
+        let connected =
+            tokio::time::timeout(self.config.connect_timeout, PgConnection::connect_with(&pool.options)).await;
+        match connected {
+            Ok(Ok(conn)) => {
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                *pool.breaker.lock().expect("breaker lock") = Breaker { failures: 0, open_until: None };
+                Ok(PooledConnection { conn: Some(conn), permit: Some(permit), _share: share, pool })
+            }
+            outcome => {
+                self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                let reason = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "connect timed out".to_owned(),
+                };
+                tracing::warn!(tenant = %route.id, %reason, "cannot connect to the tenant database");
+                let mut breaker = pool.breaker.lock().expect("breaker lock");
+                breaker.failures += 1;
+                if breaker.failures >= self.config.breaker_threshold {
+                    breaker.open_until = Some(Instant::now() + self.config.breaker_open_for);
+                }
+                Err(PoolError::DatabaseDown { retry_after: Duration::from_secs(2) })
+            }
+        }
+    }
+
+    /// A budget permit for `server`: at once if free; else by closing another tenant's oldest
+    /// idle connection; else by waiting in line until `deadline`.
+    async fn budget_permit(&self, server: Uuid, deadline: Instant) -> Result<OwnedSemaphorePermit, PoolError> {
+        let budget = self.budget(server);
+        if let Ok(permit) = budget.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        // Keep our place in the semaphore's FIFO queue while we free idle connections.
+        let acquire = budget.acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            if self.reclaim_one_idle(server) {
+                self.stats.reclaimed_idle.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::select! {
+                permit = &mut acquire => return Ok(permit.expect("budget semaphores are never closed")),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.stats.budget_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Err(PoolError::BudgetExhausted { retry_after: Duration::from_secs(1) });
+                }
+            }
+        }
+    }
+
+    /// Closes the oldest idle connection on `server`, of whichever tenant holds it.
+    fn reclaim_one_idle(&self, server: Uuid) -> bool {
+        let oldest = self
+            .pools
+            .iter()
+            .filter(|(_, p)| p.server == server)
+            .filter_map(|(_, p)| p.oldest_idle_since().map(|since| (since, p)))
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((_, pool)) => pool.idle.lock().expect("idle lock").pop_front().is_some(),
+            None => false,
+        }
+    }
+
+    /// Drops a tenant's pool and closes its idle connections (suspended, deleted, moved).
+    pub async fn retire_tenant(&self, tenant: Uuid) {
+        if let Some(pool) = self.pools.remove(&tenant).await {
+            pool.retire();
+        }
+    }
+
+    /// Closes idle connections older than the idle timeout and lets moka evict idle pools.
+    /// Called periodically by the app's sweeper task.
+    pub async fn sweep(&self) {
+        let cutoff = self.config.idle_timeout;
+        for (_, pool) in self.pools.iter() {
+            pool.idle.lock().expect("idle lock").retain(|c| c.since.elapsed() < cutoff);
+        }
+        self.pools.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,8 @@
+//! Realtime: a WebSocket hub per tenant, fed from the tenant's outbox, woken across replicas
+//! through one catalog channel. See `hub` (delivery), `session` (one socket), `messages`.
+
+pub mod hub;
+pub mod messages;
+pub mod session;
+
+pub use hub::{Hub, RealtimeConfig};

@@ -1,0 +1,165 @@
+//! Tenant routes: where a tenant's database lives and whether it may be served, read from the
+//! catalog and cached in moka. Concurrent misses for one tenant share one catalog lookup
+//! (`try_get_with`). Entries expire after the TTL, and the catalog listener drops them at once
+//! when the catalog announces a change. Lookup failures are not cached; "no such tenant" is,
+//! like any route, until the TTL or a notification.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use sqlx::PgPool;
+use tenancy::{DbName, RoleName, TenantStatus};
+use uuid::Uuid;
+
+/// What the router needs to know to serve one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantRoute {
+    pub id: Uuid,
+    pub status: TenantStatus,
+    pub server_id: Uuid,
+    pub host: String,
+    pub port: u16,
+    pub database: DbName,
+    pub role: RoleName,
+    pub schema_version: Option<i32>,
+    pub maintenance: Option<String>,
+    pub migrating: bool,
+}
+
+/// A cached lookup: the tenant, or the fact that there is none.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(Arc<TenantRoute>),
+    Unknown,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("catalog lookup failed: {0}")]
+pub struct LookupError(String);
+
+pub struct TenantRoutes {
+    catalog: PgPool,
+    cache: Cache<Uuid, Lookup>,
+    lookups: AtomicU64,
+}
+
+type RouteRow = (Uuid, String, Uuid, String, i32, String, String, Option<i32>, bool, Option<String>, bool);
+
+impl TenantRoutes {
+    pub fn new(catalog: PgPool, ttl: Duration) -> Self {
+        Self {
+            catalog,
+            cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    /// Catalog lookups made so far (hits do not count).
+    pub fn lookup_count(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    pub fn cached_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub async fn get(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
+        self.cache.try_get_with(tenant, self.load(tenant)).await.map_err(|e| (*e).clone())
+    }
+
+    pub async fn invalidate(&self, tenant: Uuid) {
+        self.cache.invalidate(&tenant).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    async fn load(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let row: Option<RouteRow> = sqlx::query_as(
+            "SELECT t.id, t.status, t.server_id, s.host, s.port, t.database_name, t.role_name, t.schema_version,
+                    t.maintenance_mode, t.maintenance_message, t.migrating
+             FROM tenants t JOIN database_servers s ON s.id = t.server_id
+             WHERE t.id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(&self.catalog)
+        .await
+        .map_err(|e| LookupError(e.to_string()))?;
+        let Some((id, status, server_id, host, port, db, role, schema_version, maintenance, message, migrating)) = row
+        else {
+            return Ok(Lookup::Unknown);
+        };
+        let status = TenantStatus::parse(&status).ok_or_else(|| LookupError(format!("unknown status {status}")))?;
+        let database = DbName::parse(&db).map_err(LookupError)?;
+        let role = RoleName::parse(&role).map_err(LookupError)?;
+        Ok(Lookup::Found(Arc::new(TenantRoute {
+            id,
+            status,
+            server_id,
+            host,
+            port: u16::try_from(port).map_err(|_| LookupError("bad port".into()))?,
+            database,
+            role,
+            schema_version,
+            maintenance: maintenance.then(|| message.unwrap_or_else(|| "This company is under maintenance.".into())),
+            migrating,
+        })))
+    }
+}
+
+/// Platform-wide settings the gates need, cached and refreshed on notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub maintenance: Option<String>,
+    pub min_client_version: String,
+    pub latest_version: String,
+}
+
+pub struct SettingsCache {
+    catalog: PgPool,
+    current: tokio::sync::RwLock<(Settings, std::time::Instant)>,
+    ttl: Duration,
+}
+
+impl SettingsCache {
+    pub async fn load(catalog: PgPool, ttl: Duration) -> Result<Self, sqlx::Error> {
+        let settings = read_settings(&catalog).await?;
+        Ok(Self { catalog, current: tokio::sync::RwLock::new((settings, std::time::Instant::now())), ttl })
+    }
+
+    pub async fn get(&self) -> Settings {
+        {
+            let current = self.current.read().await;
+            if current.1.elapsed() < self.ttl {
+                return current.0.clone();
+            }
+        }
+        self.refresh().await;
+        self.current.read().await.0.clone()
+    }
+
+    /// Re-reads the settings; on failure keeps the last known ones (and says so).
+    pub async fn refresh(&self) {
+        match read_settings(&self.catalog).await {
+            Ok(s) => *self.current.write().await = (s, std::time::Instant::now()),
+            Err(error) => tracing::warn!(%error, "reading platform settings failed; keeping the last known"),
+        }
+    }
+}
+
+async fn read_settings(catalog: &PgPool) -> Result<Settings, sqlx::Error> {
+    let (on, message, min, latest): (bool, Option<String>, String, String) = sqlx::query_as(
+        "SELECT maintenance_mode, maintenance_message, min_client_version, latest_version FROM system_settings",
+    )
+    .fetch_one(catalog)
+    .await?;
+    Ok(Settings {
+        maintenance: on.then(|| message.unwrap_or_else(|| "NexaCore is under maintenance.".into())),
+        min_client_version: min,
+        latest_version: latest,
+    })
+}

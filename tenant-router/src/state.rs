@@ -1,0 +1,27 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::TokenVerifier;
+use crate::pools::PoolManager;
+use crate::routes::{SettingsCache, TenantRoutes};
+
+pub struct AppState {
+    pub catalog: sqlx::PgPool,
+    pub realtime: Arc<crate::realtime::Hub>,
+    /// Fires when the router begins to shut down: WebSocket sessions close with "going away".
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub verifier: Arc<TokenVerifier>,
+    pub routes: Arc<TenantRoutes>,
+    pub settings: Arc<SettingsCache>,
+    pub pools: Arc<PoolManager>,
+    pub max_body_bytes: usize,
+}
+
+/// The tenant-schema versions this build can serve. A tenant outside the range (its migration
+/// has not run yet, or ran ahead of this build) gets a fast 503 instead of SQL errors.
+pub const MIN_SCHEMA_VERSION: i32 = 2;
+
+pub fn max_schema_version() -> i32 {
+    tenant_schema::latest_version()
+}
