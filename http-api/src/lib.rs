@@ -4,12 +4,14 @@
 
 mod error;
 mod json_body;
+mod json_reply;
 mod request_log;
 
 use poem::{IntoResponse, Response};
 
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
+pub use json_reply::JsonReply;
 pub use request_log::request_log;
 
 /// Every error leaves as the JSON error body, whatever produced it.

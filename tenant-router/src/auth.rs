@@ -5,6 +5,10 @@
 //! The algorithm is pinned to EdDSA: `alg: none`, HS256 "signed" with the public key, and any
 //! other algorithm are refused before a key is even looked up. The router can verify tokens;
 //! it holds no private key and never mints one.
+//!
+//! A signature check costs tens of microseconds, more than the rest of a small request, so a
+//! token that verified is remembered (keyed by its exact text, so any altered byte misses) until
+//! its `exp` or [`VERIFIED_TTL`], whichever comes first. A key change forgets them all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +44,15 @@ pub enum AuthError {
     KeysUnavailable,
 }
 
+/// How long a verified token is trusted without checking its signature again.
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`, as by the full check.
+const LEEWAY_SECS: u64 = 30;
+
 pub struct TokenVerifier {
     http: reqwest::Client,
+    verified: Cache<Box<str>, Arc<Claims>>,
     jwks_url: String,
     validation: Validation,
     keys: Cache<String, Arc<DecodingKey>>,
@@ -57,10 +68,11 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         Self {
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client"),
+            verified: Cache::builder().max_capacity(50_000).time_to_live(VERIFIED_TTL).build(),
             jwks_url,
             validation,
             keys: Cache::builder().max_capacity(64).time_to_live(Duration::from_secs(3600)).build(),
@@ -76,6 +88,20 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        if let Some(claims) = self.verified.get(token).await {
+            // The cache outlives no token: an expired one is refused exactly as by the full check.
+            if claims.exp + LEEWAY_SECS as i64 >= time::OffsetDateTime::now_utc().unix_timestamp() {
+                return Ok((*claims).clone());
+            }
+            self.verified.invalidate(token).await;
+            return Err(AuthError::Expired);
+        }
+        let claims = self.verify_signature(token).await?;
+        self.verified.insert(token.into(), Arc::new(claims.clone())).await;
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::WrongAlgorithm);
@@ -132,6 +158,7 @@ impl TokenVerifier {
     /// Forgets every key (a rotation was announced) and fetches the set again.
     pub async fn keys_changed(&self) {
         self.keys.invalidate_all();
+        self.verified.invalidate_all();
         if let Err(error) = self.refresh(true).await {
             tracing::warn!(%error, "refetching the JWKS after a key change failed");
         }

@@ -9,6 +9,8 @@
 //! - when the budget is spent, a waiter closes the oldest idle connection of any tenant on the
 //!   server, so idle pools never block active ones; with nothing idle it waits, and after
 //!   `acquire_timeout` gets [`PoolError::BudgetExhausted`] (503 with `Retry-After`), never a hang;
+//! - a closed connection keeps its permit until its backend has had time to exit
+//!   ([`BACKEND_EXIT_GRACE`]), so Postgres itself never counts more than the budget;
 //! - a tenant whose database refuses connections trips its **breaker**: for a while its
 //!   requests fail fast with [`PoolError::DatabaseDown`] without taking budget;
 //! - pools live in a moka cache with time-to-idle: an idle pool is evicted and its connections
@@ -71,11 +73,39 @@ pub struct TenantPool {
     breaker: Mutex<Breaker>,
 }
 
+/// How long a closed connection keeps its budget permit after `Terminate` was sent.
+///
+/// Postgres counts a backend (in `max_connections` and `pg_stat_activity`) until the process
+/// has run its exit hooks, a moment after the client hung up. Handing the permit on at once would
+/// let the next connection overlap the departing one, so the server briefly sees budget + 1.
+const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(25);
+
+/// Closes `conn` politely and returns its budget `permit` only once the backend has had time
+/// to go. Off the caller's path: in a task when a runtime is around, else by a plain drop.
+fn close_connection(conn: PgConnection, permit: OwnedSemaphorePermit) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+                tokio::time::sleep(BACKEND_EXIT_GRACE).await;
+                drop(permit);
+            });
+        }
+        Err(_) => drop((conn, permit)),
+    }
+}
+
+impl IdleConn {
+    fn close(self) {
+        close_connection(self.conn, self.permit);
+    }
+}
+
 impl TenantPool {
     fn retire(&self) {
         self.retired.store(true, Ordering::SeqCst);
-        // Dropping the connections closes them and returns their budget permits.
-        self.idle.lock().expect("idle lock").clear();
+        let idle: Vec<IdleConn> = self.idle.lock().expect("idle lock").drain(..).collect();
+        idle.into_iter().for_each(IdleConn::close);
     }
 
     fn oldest_idle_since(&self) -> Option<Instant> {
@@ -97,12 +127,14 @@ pub struct PooledConnection {
     permit: Option<OwnedSemaphorePermit>,
     _share: OwnedSemaphorePermit,
     pool: Arc<TenantPool>,
+    /// Close instead of returning to the pool on drop.
+    discarded: bool,
 }
 
 impl PooledConnection {
     /// Closes the connection instead of returning it (after an I/O error, say).
     pub fn discard(mut self) {
-        self.conn = None;
+        self.discarded = true;
     }
 }
 
@@ -127,9 +159,10 @@ impl AsMut<PgConnection> for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
-        if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take())
-            && !self.pool.retired.load(Ordering::SeqCst)
-        {
+        let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) else { return };
+        if self.discarded || self.pool.retired.load(Ordering::SeqCst) {
+            close_connection(conn, permit);
+        } else {
             self.pool.idle.lock().expect("idle lock").push_back(IdleConn { conn, permit, since: Instant::now() });
         }
     }
@@ -229,9 +262,16 @@ impl PoolManager {
             let idle = pool.idle.lock().expect("idle lock").pop_back();
             let Some(mut idle) = idle else { break };
             if idle.since.elapsed() > PING_AFTER && idle.conn.ping().await.is_err() {
-                continue; // dropped: closed, permit returned
+                idle.close();
+                continue;
             }
-            return Ok(PooledConnection { conn: Some(idle.conn), permit: Some(idle.permit), _share: share, pool });
+            return Ok(PooledConnection {
+                conn: Some(idle.conn),
+                permit: Some(idle.permit),
+                _share: share,
+                pool,
+                discarded: false,
+            });
         }
 
         let permit = self.budget_permit(pool.server, deadline).await?;
@@ -241,7 +281,7 @@ impl PoolManager {
             Ok(Ok(conn)) => {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 *pool.breaker.lock().expect("breaker lock") = Breaker { failures: 0, open_until: None };
-                Ok(PooledConnection { conn: Some(conn), permit: Some(permit), _share: share, pool })
+                Ok(PooledConnection { conn: Some(conn), permit: Some(permit), _share: share, pool, discarded: false })
             }
             outcome => {
                 self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -270,9 +310,13 @@ impl PoolManager {
         // Keep our place in the semaphore's FIFO queue while we free idle connections.
         let acquire = budget.acquire_owned();
         tokio::pin!(acquire);
+        // A reclaimed connection returns its permit only after BACKEND_EXIT_GRACE; reclaiming
+        // again before then would close connections nobody is waiting for.
+        let mut next_reclaim = Instant::now();
         loop {
-            if self.reclaim_one_idle(server) {
+            if Instant::now() >= next_reclaim && self.reclaim_one_idle(server) {
                 self.stats.reclaimed_idle.fetch_add(1, Ordering::Relaxed);
+                next_reclaim = Instant::now() + BACKEND_EXIT_GRACE * 4;
             }
             tokio::select! {
                 permit = &mut acquire => return Ok(permit.expect("budget semaphores are never closed")),
@@ -294,7 +338,10 @@ impl PoolManager {
             .filter_map(|(_, p)| p.oldest_idle_since().map(|since| (since, p)))
             .min_by_key(|(since, _)| *since);
         match oldest {
-            Some((_, pool)) => pool.idle.lock().expect("idle lock").pop_front().is_some(),
+            Some((_, pool)) => {
+                let victim = pool.idle.lock().expect("idle lock").pop_front();
+                victim.map(IdleConn::close).is_some()
+            }
             None => false,
         }
     }
@@ -311,7 +358,13 @@ impl PoolManager {
     pub async fn sweep(&self) {
         let cutoff = self.config.idle_timeout;
         for (_, pool) in self.pools.iter() {
-            pool.idle.lock().expect("idle lock").retain(|c| c.since.elapsed() < cutoff);
+            let expired: Vec<IdleConn> = {
+                let mut idle = pool.idle.lock().expect("idle lock");
+                // Oldest first: connections return to the back.
+                let count = idle.iter().take_while(|c| c.since.elapsed() >= cutoff).count();
+                idle.drain(..count).collect()
+            };
+            expired.into_iter().for_each(IdleConn::close);
         }
         self.pools.run_pending_tasks().await;
     }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use http_api::{ApiError, JsonBody};
+use http_api::{ApiError, JsonBody, JsonReply};
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::{ApiResponse, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, OpenApi};
 use tenant_schema::data::employees::{self, EmployeePatch, EmployeeStatus, ListQuery, NewEmployee};
 use time::Date;
 use uuid::Uuid;
@@ -22,25 +22,25 @@ pub struct EmployeesApi(pub Arc<AppState>);
 pub enum EmployeeWritten {
     #[oai(status = 201)]
     Created(
-        Json<EmployeeView>,
+        JsonReply<EmployeeView>,
         #[oai(header = "X-Event-Seq")] i64,
         #[oai(header = "ETag")] String,
         #[oai(header = "Location")] String,
     ),
     #[oai(status = 200)]
-    Updated(Json<EmployeeView>, #[oai(header = "X-Event-Seq")] i64, #[oai(header = "ETag")] String),
+    Updated(JsonReply<EmployeeView>, #[oai(header = "X-Event-Seq")] i64, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum EmployeeRead {
     #[oai(status = 200)]
-    Ok(Json<EmployeeView>, #[oai(header = "ETag")] String),
+    Ok(JsonReply<EmployeeView>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum EmployeeDeleted {
     #[oai(status = 200)]
-    Ok(Json<DeletedRecord>, #[oai(header = "X-Event-Seq")] i64),
+    Ok(JsonReply<DeletedRecord>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<Date, ApiError> {
@@ -80,7 +80,7 @@ impl EmployeesApi {
         q: Query<Option<String>>,
         department_id: Query<Option<Uuid>>,
         status: Query<Option<String>>,
-    ) -> Result<Json<EmployeePage>, ApiError> {
+    ) -> Result<JsonReply<EmployeePage>, ApiError> {
         let limit = limit.0.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return Err(ApiError::field("limit", "limit: must be between 1 and 200"));
@@ -89,7 +89,7 @@ impl EmployeesApi {
         let query = ListQuery { limit, cursor: cursor.0, search: q.0, department_id: department_id.0, status };
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let page = employees::list(&mut conn, &query).await.map_err(|e| from_data(e, false))?;
-        Ok(Json(EmployeePage {
+        Ok(JsonReply(EmployeePage {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
         }))
@@ -114,7 +114,7 @@ impl EmployeesApi {
         self.0.realtime.published(auth.0.route.id, change.seq).await;
         let view = EmployeeView::from(change.value);
         let (tag, location) = (etag(view.version), format!("/employees/{}", view.id));
-        Ok(EmployeeWritten::Created(Json(view), change.seq, tag, location))
+        Ok(EmployeeWritten::Created(JsonReply(view), change.seq, tag, location))
     }
 
     /// One employee.
@@ -123,7 +123,7 @@ impl EmployeesApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let employee = employees::get(&mut conn, id.0).await.map_err(|e| from_data(e, false))?;
         let tag = etag(employee.version);
-        Ok(EmployeeRead::Ok(Json(employee.into()), tag))
+        Ok(EmployeeRead::Ok(JsonReply(employee.into()), tag))
     }
 
     /// Changes the fields given. With `If-Match` (or `version`), the change applies only to
@@ -157,7 +157,7 @@ impl EmployeesApi {
         self.0.realtime.published(auth.0.route.id, change.seq).await;
         let view = EmployeeView::from(change.value);
         let tag = etag(view.version);
-        Ok(EmployeeWritten::Updated(Json(view), change.seq, tag))
+        Ok(EmployeeWritten::Updated(JsonReply(view), change.seq, tag))
     }
 
     /// Deletes an employee (admins only). `If-Match` makes it conditional on the version.
@@ -174,6 +174,6 @@ impl EmployeesApi {
         let change =
             employees::delete(&mut conn, id.0, expected).await.map_err(|e| from_data(e, expected.is_some()))?;
         self.0.realtime.published(auth.0.route.id, change.seq).await;
-        Ok(EmployeeDeleted::Ok(Json(DeletedRecord { id: change.value, seq: change.seq }), change.seq))
+        Ok(EmployeeDeleted::Ok(JsonReply(DeletedRecord { id: change.value, seq: change.seq }), change.seq))
     }
 }

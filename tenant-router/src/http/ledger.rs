@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use http_api::{ApiError, JsonBody};
-use poem_openapi::{ApiResponse, OpenApi, payload::Json};
+use http_api::{ApiError, JsonBody, JsonReply};
+use poem_openapi::{ApiResponse, OpenApi};
 use tenant_schema::data::{accounts, departments};
 use tenant_schema::seed::AccountType;
 
@@ -17,23 +17,23 @@ pub struct LedgerApi(pub Arc<AppState>);
 #[derive(ApiResponse)]
 pub enum DepartmentCreated {
     #[oai(status = 201)]
-    Created(Json<DepartmentView>, #[oai(header = "X-Event-Seq")] i64),
+    Created(JsonReply<DepartmentView>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 #[derive(ApiResponse)]
 pub enum AccountCreated {
     #[oai(status = 201)]
-    Created(Json<AccountView>, #[oai(header = "X-Event-Seq")] i64),
+    Created(JsonReply<AccountView>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 #[OpenApi(tag = "super::Tag::Ledger")]
 impl LedgerApi {
     /// Departments, by name.
     #[oai(path = "/departments", method = "get")]
-    async fn departments(&self, auth: TenantAuth) -> Result<Json<Vec<DepartmentView>>, ApiError> {
+    async fn departments(&self, auth: TenantAuth) -> Result<JsonReply<Vec<DepartmentView>>, ApiError> {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let rows = departments::list(&mut conn).await.map_err(|e| from_data(e, false))?;
-        Ok(Json(rows.into_iter().map(Into::into).collect()))
+        Ok(JsonReply(rows.into_iter().map(Into::into).collect()))
     }
 
     /// Creates a department (names are unique ignoring case).
@@ -47,15 +47,15 @@ impl LedgerApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = departments::create(&mut conn, &body.0.name).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, change.seq).await;
-        Ok(DepartmentCreated::Created(Json(change.value.into()), change.seq))
+        Ok(DepartmentCreated::Created(JsonReply(change.value.into()), change.seq))
     }
 
     /// The chart of accounts, by code.
     #[oai(path = "/accounts", method = "get")]
-    async fn accounts(&self, auth: TenantAuth) -> Result<Json<Vec<AccountView>>, ApiError> {
+    async fn accounts(&self, auth: TenantAuth) -> Result<JsonReply<Vec<AccountView>>, ApiError> {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let rows = accounts::list(&mut conn).await.map_err(|e| from_data(e, false))?;
-        Ok(Json(rows.into_iter().map(Into::into).collect()))
+        Ok(JsonReply(rows.into_iter().map(Into::into).collect()))
     }
 
     /// Adds an account to the chart.
@@ -74,6 +74,6 @@ impl LedgerApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = accounts::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, change.seq).await;
-        Ok(AccountCreated::Created(Json(change.value.into()), change.seq))
+        Ok(AccountCreated::Created(JsonReply(change.value.into()), change.seq))
     }
 }

@@ -1,8 +1,10 @@
 //! Request and response bodies of the router's API, converted from the data layer's rows at the
-//! edge so the API can stay stable while the schema changes.
+//! edge so the API can stay stable while the schema changes. Response bodies derive both
+//! `Object` (their documented schema) and `Serialize` (how [`http_api::JsonReply`] writes them):
+//! keep the two in step; the API tests read every field back.
 
 use poem_openapi::Object;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use tenant_schema::data::{accounts::Account, departments::Department, employees::Employee};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,7 +18,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct EmployeeView {
     pub id: Uuid,
     pub first_name: String,
@@ -30,7 +32,9 @@ pub struct EmployeeView {
     pub status: String,
     /// Increases by one with every change; send it back as `If-Match` (or `version`) to update.
     pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -52,7 +56,7 @@ impl From<Employee> for EmployeeView {
     }
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct EmployeePage {
     pub items: Vec<EmployeeView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -90,18 +94,20 @@ pub struct EmployeePatchRequest {
     pub version: Option<i64>,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct DeletedRecord {
     pub id: Uuid,
     /// The seq of the change event this delete produced.
     pub seq: i64,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct DepartmentView {
     pub id: Uuid,
     pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -117,7 +123,7 @@ pub struct NewDepartmentRequest {
     pub name: String,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct AccountView {
     pub id: Uuid,
     pub code: String,
@@ -125,6 +131,7 @@ pub struct AccountView {
     /// `asset`, `liability`, `equity`, `income` or `expense`.
     pub account_type: String,
     pub parent_code: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
