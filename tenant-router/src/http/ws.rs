@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use http_api::{ApiError, ErrorBody};
-use poem::web::websocket::WebSocket;
+use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, handler};
 use poem_openapi::payload::Json;
@@ -17,6 +17,19 @@ use crate::realtime::session::{Session, SessionParams};
 use crate::state::AppState;
 
 pub const PROTOCOL: &str = "nexacore.v1";
+
+/// Frame buffers per socket. The library's defaults (128 KiB to read, 128 KiB to write) would
+/// make ten thousand idle sockets cost gigabytes; events are a few hundred bytes and clients
+/// only send small control messages, so a few KiB suffice and the buffers grow if a frame
+/// ever needs more. Client messages over the cap are refused (a socket is not an upload).
+fn socket_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    config.max_message_size = Some(64 * 1024);
+    config.max_frame_size = Some(64 * 1024);
+    config
+}
 
 #[derive(Debug, serde::Deserialize)]
 pub struct WsQuery {
@@ -83,7 +96,7 @@ pub async fn ws(
         token_expires_at: session.claims.exp,
     };
     let state = state.clone();
-    Ok(socket.protocols([PROTOCOL]).on_upgrade(move |stream| async move {
+    Ok(socket.protocols([PROTOCOL]).config(socket_config()).on_upgrade(move |stream| async move {
         // Held for the socket's life: counts against the tenant's connection limit.
         let _slot = slot;
         let session = Session { hub: &state.realtime, tenant, pools: &state.pools, shutdown: state.shutdown.clone() };
