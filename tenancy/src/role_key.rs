@@ -37,6 +37,25 @@ impl TenantRoleKey {
         SecretString::from(hex::encode(self.0.expose_secret()))
     }
 
+    /// A tag that proves a realtime wake-up was sent by a holder of this key (a router), so
+    /// a replica can deliver the event it carries without reading the outbox. Domain-separated
+    /// from role passwords by a prefix no role name can have.
+    pub fn event_tag(&self, message: &[u8]) -> String {
+        hex::encode(self.event_mac(message).finalize().into_bytes())
+    }
+
+    /// Checks an [`event_tag`](Self::event_tag) in constant time.
+    pub fn verify_event_tag(&self, message: &[u8], tag: &str) -> bool {
+        hex::decode(tag).is_ok_and(|tag| self.event_mac(message).verify_slice(&tag).is_ok())
+    }
+
+    fn event_mac(&self, message: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret()).expect("hmac takes any key");
+        mac.update(b"nexacore-event-wakeup\0");
+        mac.update(message);
+        mac
+    }
+
     /// The login password of a tenant's database role.
     pub fn password_for(&self, role: &RoleName) -> SecretString {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret()).expect("hmac takes any key");
@@ -48,6 +67,18 @@ impl TenantRoleKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_tags_verify_only_the_message_and_key_they_were_made_for() {
+        let a = TenantRoleKey::from_bytes([1; 32]);
+        let b = TenantRoleKey::from_bytes([2; 32]);
+        let tag = a.event_tag(b"t\n5\nemployees\n{}");
+        assert!(a.verify_event_tag(b"t\n5\nemployees\n{}", &tag));
+        assert!(!a.verify_event_tag(b"t\n6\nemployees\n{}", &tag));
+        assert!(!b.verify_event_tag(b"t\n5\nemployees\n{}", &tag));
+        assert!(!a.verify_event_tag(b"t\n5\nemployees\n{}", "not hex"));
+        assert_ne!(tag, a.password_for(&RoleName::parse("t_a").unwrap()).expose_secret());
+    }
 
     #[test]
     fn passwords_are_stable_and_differ_between_roles_and_keys() {

@@ -36,6 +36,7 @@ pub async fn run(catalog_url: String, caches: Caches, mut shutdown: tokio::sync:
         // Whatever happened while we were not listening is unknown: start from scratch.
         caches.routes.invalidate_all();
         caches.settings.refresh().await;
+        caches.realtime.recheck_all();
         loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
@@ -45,6 +46,7 @@ pub async fn run(catalog_url: String, caches: Caches, mut shutdown: tokio::sync:
                     Ok(None) => {
                         caches.routes.invalidate_all();
                         caches.settings.refresh().await;
+                        caches.realtime.recheck_all();
                     }
                     Err(error) => {
                         tracing::warn!(%error, "catalog listener failed; reconnecting");

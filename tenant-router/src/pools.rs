@@ -185,6 +185,10 @@ impl PoolManager {
         &self.config
     }
 
+    pub fn role_key(&self) -> &TenantRoleKey {
+        &self.role_key
+    }
+
     fn budget(&self, server: Uuid) -> Arc<Semaphore> {
         let mut budgets = self.budgets.lock().expect("budget lock");
         budgets.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.config.budget_per_server))).clone()

@@ -111,7 +111,7 @@ impl EmployeesApi {
         };
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = employees::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
-        self.0.realtime.published(auth.0.route.id, change.seq).await;
+        self.0.realtime.published(auth.0.route.id, &change.event).await;
         let view = EmployeeView::from(change.value);
         let (tag, location) = (etag(view.version), format!("/employees/{}", view.id));
         Ok(EmployeeWritten::Created(JsonReply(view), change.seq, tag, location))
@@ -154,7 +154,7 @@ impl EmployeesApi {
         let change = employees::update(&mut conn, id.0, expected, &patch)
             .await
             .map_err(|e| from_data(e, header_version.is_some()))?;
-        self.0.realtime.published(auth.0.route.id, change.seq).await;
+        self.0.realtime.published(auth.0.route.id, &change.event).await;
         let view = EmployeeView::from(change.value);
         let tag = etag(view.version);
         Ok(EmployeeWritten::Updated(JsonReply(view), change.seq, tag))
@@ -173,7 +173,7 @@ impl EmployeesApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change =
             employees::delete(&mut conn, id.0, expected).await.map_err(|e| from_data(e, expected.is_some()))?;
-        self.0.realtime.published(auth.0.route.id, change.seq).await;
+        self.0.realtime.published(auth.0.route.id, &change.event).await;
         Ok(EmployeeDeleted::Ok(JsonReply(DeletedRecord { id: change.value, seq: change.seq }), change.seq))
     }
 }

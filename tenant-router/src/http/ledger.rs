@@ -46,7 +46,7 @@ impl LedgerApi {
         auth.0.require_writer()?;
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = departments::create(&mut conn, &body.0.name).await.map_err(|e| from_data(e, false))?;
-        self.0.realtime.published(auth.0.route.id, change.seq).await;
+        self.0.realtime.published(auth.0.route.id, &change.event).await;
         Ok(DepartmentCreated::Created(JsonReply(change.value.into()), change.seq))
     }
 
@@ -73,7 +73,7 @@ impl LedgerApi {
         let new = accounts::NewAccount { code: b.code, name: b.name, account_type, parent_code: b.parent_code };
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = accounts::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
-        self.0.realtime.published(auth.0.route.id, change.seq).await;
+        self.0.realtime.published(auth.0.route.id, &change.event).await;
         Ok(AccountCreated::Created(JsonReply(change.value.into()), change.seq))
     }
 }

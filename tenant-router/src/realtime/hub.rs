@@ -1,17 +1,25 @@
 //! The per-tenant hubs of one router replica.
 //!
-//! The outbox is the truth; wake-ups are hints. A wake-up (`{tenant, seq}` on the catalog's
-//! `nexacore_events` channel, or a local write) makes the tenant's hub read every event after
-//! the last one it delivered — always `seq > last`, so a lost wake-up only delays events until
-//! the next wake-up or the periodic re-check, never loses them. Each event is serialised once
-//! and broadcast (tokio `broadcast`, bounded) to the tenant's sockets.
+//! The outbox is the truth; wake-ups are hints. After a write commits, its replica delivers the
+//! event to its own sockets and publishes a wake-up on the catalog's `nexacore_events` channel:
+//! `{tenant, seq}` plus, when it fits in a NOTIFY, the event itself, tagged with an HMAC of the
+//! routers' shared key. A replica delivers a carried event only if its tag verifies and it is
+//! exactly the next `seq` of that tenant; anything else (a gap, an event too big to carry, a
+//! hub that has not started) makes the hub read every event after its last one from the
+//! tenant's outbox. So the common case costs no connection to the tenant's database (with
+//! thousands of active tenants and a bounded connection budget, reading each outbox on every
+//! change would churn connections), and a lost wake-up only delays events: the next wake-up
+//! shows the gap, and every tenant with sockets is re-read from its outbox each
+//! `recheck_interval` and whenever the catalog listener reconnects. Each event is serialised
+//! once and broadcast (tokio `broadcast`, bounded) to the tenant's sockets.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tenant_schema::outbox::OutboxEvent;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -26,13 +34,19 @@ pub const EVENTS_CHANNEL: &str = "nexacore_events";
 const PRUNE_EVERY_EVENTS: i64 = 1000;
 /// …and, for tenants with sockets, this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Events larger than this travel without their body (NOTIFY payloads stop at 8000 bytes).
+const MAX_CARRIED_EVENT_BYTES: usize = 6000;
+/// How often the maintenance loop looks for hubs due for a re-check.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct RealtimeConfig {
     pub max_connections_per_tenant: usize,
     /// Events buffered per tenant; a socket further behind than this is cut off (too slow).
     pub queue_capacity: usize,
-    /// How often tenants with sockets are checked for events whose wake-up was lost.
+    /// How often each tenant with sockets is re-read from its outbox, for events whose
+    /// wake-up was lost (a writer that died between commit and publish). Gaps seen by later
+    /// wake-ups and listener reconnects trigger a read at once; this bounds the rest.
     pub recheck_interval: Duration,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -49,7 +63,7 @@ impl Default for RealtimeConfig {
         Self {
             max_connections_per_tenant: 500,
             queue_capacity: 1024,
-            recheck_interval: Duration::from_secs(2),
+            recheck_interval: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(5),
@@ -64,8 +78,10 @@ pub struct TenantHub {
     tx: broadcast::Sender<Item>,
     /// The last seq broadcast; -1 until read from the outbox.
     last_seq: AtomicI64,
-    /// One outbox reader per tenant at a time.
+    /// One writer of `last_seq` (outbox reader or carried-event delivery) at a time.
     reading: tokio::sync::Mutex<()>,
+    /// When the outbox was last read for this hub: paces the periodic re-check.
+    last_read: Mutex<Instant>,
     connections: AtomicUsize,
     maintenance: Mutex<Option<String>>,
 }
@@ -87,6 +103,23 @@ impl TenantHub {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// Broadcasts `event` if it is exactly the next one; the caller holds `reading`.
+    fn deliver_next(&self, seq: i64, event: &Option<Arc<Event>>) -> bool {
+        match event {
+            Some(event) if self.last_seq() >= 0 && seq == self.last_seq() + 1 => {
+                self.send(Item::Event(event.clone()));
+                self.last_seq.store(seq, Ordering::SeqCst);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a carried event's tag covers: everything a replica delivers from it.
+fn carried_message(tenant: Uuid, seq: i64, channel: &str, text: &str) -> Vec<u8> {
+    format!("{tenant}\n{seq}\n{channel}\n{text}").into_bytes()
 }
 
 /// Counts a socket against its tenant's limit for as long as it lives.
@@ -130,6 +163,7 @@ impl Hub {
                     tx,
                     last_seq: AtomicI64::new(-1),
                     reading: tokio::sync::Mutex::new(()),
+                    last_read: Mutex::new(Instant::now()),
                     connections: AtomicUsize::new(0),
                     maintenance: Mutex::new(None),
                 })
@@ -157,18 +191,20 @@ impl Hub {
         Ok((hub, slot))
     }
 
-    /// A write committed event `seq` for `tenant`: wake this replica's hub at once and every
-    /// other replica through the catalog. Failing to publish loses nothing (the re-check
-    /// finds the event), so it is logged, not returned.
-    pub async fn published(self: &Arc<Self>, tenant: Uuid, seq: i64) {
-        self.wake(tenant, seq);
+    /// A write committed `event` for `tenant`: deliver it here at once and wake every other
+    /// replica through the catalog. Failing to publish loses nothing (the re-check finds the
+    /// event), so it is logged, not returned.
+    pub async fn published(self: &Arc<Self>, tenant: Uuid, event: &OutboxEvent) {
+        let event = Arc::new(Event::from_outbox(event));
+        let seq = event.seq;
+        self.offer(tenant, seq, Some(event.clone()));
         // Every thousandth event, prune the tenant's outbox: bounded retention for every tenant
         // that writes, whether or not anyone is connected.
         if seq % PRUNE_EVERY_EVENTS == 0 {
             let this = self.clone();
             tokio::spawn(async move { this.prune(tenant).await });
         }
-        let payload = serde_json::json!({ "t": tenant, "s": seq }).to_string();
+        let payload = self.wake_payload(tenant, &event);
         if let Err(error) =
             sqlx::query("SELECT pg_notify($1, $2)").bind(EVENTS_CHANNEL).bind(payload).execute(&self.catalog).await
         {
@@ -176,28 +212,68 @@ impl Hub {
         }
     }
 
-    /// A wake-up: read the tenant's new events if anyone here listens.
-    pub fn wake(self: &Arc<Self>, tenant: Uuid, seq: i64) {
-        if let Some(hub) = self.existing(tenant)
-            && hub.tx.receiver_count() > 0
-            && seq > hub.last_seq()
-        {
-            let this = self.clone();
-            tokio::spawn(async move { this.catch_up(&hub).await });
+    fn wake_payload(&self, tenant: Uuid, event: &Event) -> String {
+        if event.text.len() > MAX_CARRIED_EVENT_BYTES {
+            return serde_json::json!({ "t": tenant, "s": event.seq }).to_string();
         }
+        let tag = self.pools.role_key().event_tag(&carried_message(tenant, event.seq, &event.channel, &event.text));
+        serde_json::json!({ "t": tenant, "s": event.seq, "c": event.channel, "e": &*event.text, "h": tag }).to_string()
     }
 
-    /// Parses a wake-up payload from the catalog channel.
+    /// A wake-up for `tenant` at `seq`, maybe with the event itself. Delivered inline when it
+    /// is the next event and nobody else is updating the hub; otherwise in a task that takes
+    /// its turn and reads the outbox if the carried event does not fit.
+    fn offer(self: &Arc<Self>, tenant: Uuid, seq: i64, event: Option<Arc<Event>>) {
+        let Some(hub) = self.existing(tenant) else { return };
+        if hub.tx.receiver_count() == 0 || seq <= hub.last_seq() {
+            return;
+        }
+        if let Ok(_turn) = hub.reading.try_lock()
+            && hub.deliver_next(seq, &event)
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            {
+                let _turn = hub.reading.lock().await;
+                if seq <= hub.last_seq() || hub.deliver_next(seq, &event) {
+                    return;
+                }
+            }
+            if let Err(error) = this.catch_up(&hub).await {
+                tracing::debug!(%tenant, %error, "reading the outbox after a wake-up failed; the re-check retries");
+            }
+        });
+    }
+
+    /// A wake-up (`{tenant, seq}`, maybe with a tagged event) from the catalog channel.
     pub fn wake_from_payload(self: &Arc<Self>, payload: &str) {
         #[derive(serde::Deserialize)]
         struct Wake {
             t: Uuid,
             s: i64,
+            c: Option<String>,
+            e: Option<String>,
+            h: Option<String>,
         }
-        match serde_json::from_str::<Wake>(payload) {
-            Ok(w) => self.wake(w.t, w.s),
-            Err(_) => tracing::debug!(payload, "ignoring a malformed wake-up"),
-        }
+        let Ok(wake) = serde_json::from_str::<Wake>(payload) else {
+            tracing::debug!("ignoring a malformed wake-up");
+            return;
+        };
+        let event = match (wake.c, wake.e, wake.h) {
+            (Some(channel), Some(text), Some(tag)) => {
+                let message = carried_message(wake.t, wake.s, &channel, &text);
+                if self.pools.role_key().verify_event_tag(&message, &tag) {
+                    Some(Arc::new(Event { seq: wake.s, channel, text: text.into() }))
+                } else {
+                    tracing::warn!(tenant = %wake.t, "a wake-up's event tag does not verify; reading the outbox instead");
+                    None
+                }
+            }
+            _ => None,
+        };
+        self.offer(wake.t, wake.s, event);
     }
 
     /// Reads and broadcasts every event after the hub's last one. Returns the new last seq.
@@ -208,6 +284,7 @@ impl Hub {
             _ => return Err(HubError::Unavailable),
         };
         let mut conn = self.pools.acquire(&route).await.map_err(|_| HubError::Unavailable)?;
+        *hub.last_read.lock().expect("last read lock") = Instant::now();
         if hub.last_seq() < 0 {
             // The hub starts at the outbox's end: sockets that joined before this read their
             // earlier events themselves (they fixed their start point first, see `http::ws`).
@@ -238,12 +315,13 @@ impl Hub {
         self.catch_up(hub).await
     }
 
-    /// The periodic re-check and clean-up; returns on shutdown. Tenants with sockets are read
-    /// for events whose wake-up was lost; hubs without sockets are dropped; outboxes of tenants
-    /// with sockets are pruned now and then.
+    /// The periodic re-check and clean-up; returns on shutdown. Each tenant with sockets is
+    /// re-read from its outbox once its last read is `recheck_interval` old (so the reads are
+    /// spread out rather than all at once); hubs without sockets are dropped; outboxes of
+    /// tenants with sockets are pruned now and then.
     pub async fn run_maintenance(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.config.recheck_interval);
-        let mut last_prune = std::time::Instant::now();
+        let mut ticker = tokio::time::interval(MAINTENANCE_TICK.min(self.config.recheck_interval));
+        let mut last_prune = Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -251,20 +329,34 @@ impl Hub {
             }
             let prune = last_prune.elapsed() >= PRUNE_EVERY;
             if prune {
-                last_prune = std::time::Instant::now();
+                last_prune = Instant::now();
             }
             self.tenants
                 .lock()
                 .expect("hub lock")
                 .retain(|_, hub| hub.tx.receiver_count() > 0 || hub.connections() > 0);
             for hub in self.all() {
-                if let Err(error) = self.catch_up(&hub).await {
+                let due = hub.last_read.lock().expect("last read lock").elapsed() >= self.config.recheck_interval;
+                if due && let Err(error) = self.catch_up(&hub).await {
                     tracing::debug!(tenant = %hub.id, %error, "re-check skipped");
                 }
                 if prune {
                     self.prune(hub.id).await;
                 }
             }
+        }
+    }
+
+    /// Wake-ups may have been missed (the catalog listener reconnected): re-read every
+    /// tenant with sockets from its outbox.
+    pub fn recheck_all(self: &Arc<Self>) {
+        for hub in self.all() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = this.catch_up(&hub).await {
+                    tracing::debug!(tenant = %hub.id, %error, "re-check after a listener reconnect failed");
+                }
+            });
         }
     }
 

@@ -168,8 +168,34 @@ async fn clients_of_one_tenant_see_nothing_of_another_and_rolled_back_writes_emi
     let m = next_json(&mut watch_a).await;
     assert_eq!(m["seq"], second, "the failed write produced nothing");
     assert!(silent(&mut watch_b, Duration::from_millis(800)).await, "B saw nothing of A");
+
+    // Anyone able to NOTIFY on the catalog could forge a wake-up that carries an event for B;
+    // without the routers' tag it is not delivered (the hub reads B's outbox instead: nothing).
+    let forged_seq = next_seq_of(&stack, &b).await;
+    let forged_event = json!({"channel": "employees", "action": "deleted", "data": {"id": "x"}, "seq": forged_seq});
+    for tag in [None, Some("00".repeat(32))] {
+        let mut wake = json!({"t": b.id, "s": forged_seq, "c": "employees", "e": forged_event.to_string()});
+        if let Some(tag) = tag {
+            wake["h"] = json!(tag);
+        }
+        let mut catalog = stack.catalog().await;
+        sqlx::query("SELECT pg_notify('nexacore_events', $1)")
+            .bind(wake.to_string())
+            .execute(&mut catalog)
+            .await
+            .unwrap();
+    }
+    assert!(silent(&mut watch_b, Duration::from_millis(800)).await, "a forged event is never delivered");
+
     let own = add(&stack, &stack.router, &b, "own@b.example.com").await;
+    assert_eq!(own, forged_seq, "the forged seq was never taken");
     assert_eq!(next_json(&mut watch_b).await["seq"], own);
+}
+
+/// The seq tenant `company`'s next write will get.
+async fn next_seq_of(stack: &Stack, company: &Company) -> i64 {
+    let mut conn = tenant_conn(stack, company).await;
+    tenant_schema::outbox::last_seq(&mut conn).await.unwrap() + 1
 }
 
 #[tokio::test]
@@ -228,12 +254,15 @@ async fn a_client_that_stops_reading_is_cut_off_and_does_not_delay_others() {
     let mut conn = tenant_conn(&stack, &c).await;
     let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
     let big = json!({"note": "x".repeat(4000)});
-    let mut last = 0;
+    let mut events = Vec::new();
     for _ in 0..1500 {
-        last = tenant_schema::outbox::append(&mut tx, "employees", "updated", None, &big).await.unwrap().seq;
+        events.push(tenant_schema::outbox::append(&mut tx, "employees", "updated", None, &big).await.unwrap());
     }
     tx.commit().await.unwrap();
-    stack.router_state.realtime.published(c.id.parse().unwrap(), last).await;
+    // The wake-up carries only the last event: the hub sees the gap and reads the outbox.
+    let newest = events.last().unwrap();
+    stack.router_state.realtime.published(c.id.parse().unwrap(), newest).await;
+    let last = newest.seq;
 
     let started = std::time::Instant::now();
     let mut received = 0;
@@ -310,4 +339,22 @@ async fn token_expiry_suspend_maintenance_limits_and_shutdown_close_or_notify_so
     let stopping = stack.stop_router();
     let (code, ()) = tokio::join!(close_code(&mut last, Duration::from_secs(10)), stopping);
     assert_eq!(code, u16::from(CloseCode::Away));
+}
+
+#[tokio::test]
+async fn an_event_whose_wake_up_was_lost_arrives_by_the_periodic_recheck() {
+    let stack = Stack::start_with(|c| c.realtime.recheck_interval = Duration::from_secs(1)).await;
+    let c = stack.signup(&unique("lost-")).await;
+    let mut ws = connect(&stack.router, &c.token, "").await;
+    let first = add(&stack, &stack.router, &c, "first@x.example.com").await;
+    assert_eq!(next_json(&mut ws).await["seq"], first);
+    // A writer that died between its commit and its wake-up: the event is only in the outbox.
+    let mut conn = tenant_conn(&stack, &c).await;
+    let orphan = tenant_schema::outbox::append(&mut conn, "employees", "updated", None, &json!({"note": "orphan"}))
+        .await
+        .unwrap();
+    assert_eq!(orphan.seq, first + 1);
+    let m = next_json(&mut ws).await;
+    assert_eq!(m["seq"], orphan.seq, "the re-check delivered the orphaned event");
+    assert_eq!(m["data"]["note"], "orphan");
 }

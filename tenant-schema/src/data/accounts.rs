@@ -144,7 +144,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewAccount) -> Result<Change<
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let seq = record_event(&mut tx, CHANNEL, "created", account.id, &account).await?;
+    let event = record_event(&mut tx, CHANNEL, "created", account.id, &account).await?;
     tx.commit().await?;
-    Ok(Change { value: account, seq })
+    Ok(Change { value: account, seq: event.seq, event })
 }

@@ -71,7 +71,7 @@ pub async fn create(conn: &mut PgConnection, name: &str) -> Result<Change<Depart
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let seq = record_event(&mut tx, CHANNEL, "created", department.id, &department).await?;
+    let event = record_event(&mut tx, CHANNEL, "created", department.id, &department).await?;
     tx.commit().await?;
-    Ok(Change { value: department, seq })
+    Ok(Change { value: department, seq: event.seq, event })
 }

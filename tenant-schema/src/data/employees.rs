@@ -426,9 +426,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewEmployee) -> Result<Change
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let seq = record_event(&mut tx, CHANNEL, "created", employee.id, &employee).await?;
+    let event = record_event(&mut tx, CHANNEL, "created", employee.id, &employee).await?;
     tx.commit().await?;
-    Ok(Change { value: employee, seq })
+    Ok(Change { value: employee, seq: event.seq, event })
 }
 
 /// Validates (see [`validate_patch`]) and applies a patch, with an `updated` event. The version
@@ -479,9 +479,9 @@ pub async fn update(
         tx.rollback().await?;
         return Err(lost_write(conn, id).await);
     };
-    let seq = record_event(&mut tx, CHANNEL, "updated", employee.id, &employee).await?;
+    let event = record_event(&mut tx, CHANNEL, "updated", employee.id, &employee).await?;
     tx.commit().await?;
-    Ok(Change { value: employee, seq })
+    Ok(Change { value: employee, seq: event.seq, event })
 }
 
 /// Deletes an employee, with a `deleted` event whose payload is `{"id": ...}`.
@@ -508,9 +508,9 @@ pub async fn delete(
         tx.rollback().await?;
         return Err(lost_write(conn, id).await);
     };
-    let seq = record_event(&mut tx, CHANNEL, "deleted", id, &Deleted { id }).await?;
+    let event = record_event(&mut tx, CHANNEL, "deleted", id, &Deleted { id }).await?;
     tx.commit().await?;
-    Ok(Change { value: id, seq })
+    Ok(Change { value: id, seq: event.seq, event })
 }
 
 /// Why a conditional write matched no row: the row is gone, or it has another version now.

@@ -94,20 +94,22 @@ pub struct Change<T> {
     pub value: T,
     /// The outbox sequence number of the write's event.
     pub seq: i64,
+    /// The write's event as committed to the outbox (what a reader of the outbox would get).
+    #[serde(skip)]
+    pub event: outbox::OutboxEvent,
 }
 
 /// Appends the event of a write to the outbox, inside the write's transaction, and returns its
-/// `seq`. Called as the last statement of the transaction (see `outbox::append`).
+/// event. Called as the last statement of the transaction (see `outbox::append`).
 async fn record_event(
     conn: &mut PgConnection,
     channel: &str,
     action: &str,
     entity_id: Uuid,
     payload: &impl Serialize,
-) -> Result<i64, DataError> {
+) -> Result<outbox::OutboxEvent, DataError> {
     let payload = serde_json::to_value(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let event = outbox::insert_event(conn, channel, action, Some(entity_id), &payload).await?;
-    Ok(event.seq)
+    Ok(outbox::insert_event(conn, channel, action, Some(entity_id), &payload).await?)
 }
 
 /// What a violated constraint means for the caller.
