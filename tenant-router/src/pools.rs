@@ -78,7 +78,7 @@ pub struct TenantPool {
 /// Postgres counts a backend (in `max_connections` and `pg_stat_activity`) until the process
 /// has run its exit hooks, a moment after the client hung up. Handing the permit on at once would
 /// let the next connection overlap the departing one, so the server briefly sees budget + 1.
-const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(25);
+const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Closes `conn` politely and returns its budget `permit` only once the backend has had time
 /// to go. Off the caller's path: in a task when a runtime is around, else by a plain drop.
@@ -320,7 +320,7 @@ impl PoolManager {
         loop {
             if Instant::now() >= next_reclaim && self.reclaim_one_idle(server) {
                 self.stats.reclaimed_idle.fetch_add(1, Ordering::Relaxed);
-                next_reclaim = Instant::now() + BACKEND_EXIT_GRACE * 4;
+                next_reclaim = Instant::now() + BACKEND_EXIT_GRACE * 2;
             }
             tokio::select! {
                 permit = &mut acquire => return Ok(permit.expect("budget semaphores are never closed")),
