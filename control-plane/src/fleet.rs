@@ -194,7 +194,7 @@ impl Fleet {
         Ok(())
     }
 
-    /// Creates a tenant's login role with a SCRAM verifier (see `secrets::scram_sha256_verifier`)
+    /// Creates a tenant's login role with a SCRAM verifier (see `secrets::tenant_role_scram_verifier`)
     /// of its derived password.
     pub async fn create_role(
         &self,
@@ -206,7 +206,7 @@ impl Fleet {
         // put it between quotes. The role name is a checked identifier.
         let safe = scram_verifier.starts_with("SCRAM-SHA-256$")
             && scram_verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"$:+/=-".contains(&b));
-        assert!(safe, "a SCRAM verifier from scram_sha256_verifier");
+        assert!(safe, "a SCRAM verifier from tenant_role_scram_verifier");
         let sql =
             format!("CREATE ROLE {} LOGIN NOINHERIT CONNECTION LIMIT 200 PASSWORD '{scram_verifier}'", role.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;

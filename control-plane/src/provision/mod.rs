@@ -160,7 +160,7 @@ impl Provisioner {
         // The role's SCRAM verifier (PBKDF2) is CPU work like the admin's password hash: both run
         // off the async workers, side by side.
         let role_password = self.master.tenant_role_key().password_for(&id.role_name());
-        let verifier = tokio::task::spawn_blocking(move || crate::secrets::scram_sha256_verifier(&role_password));
+        let verifier = tokio::task::spawn_blocking(move || crate::secrets::tenant_role_scram_verifier(&role_password));
         let admin = self.admin_for(&req).await?;
         let verifier = verifier.await.expect("computing a SCRAM verifier does not panic");
         let server_id = servers::least_loaded(&self.catalog).await?.ok_or(ProvisionError::NoCapacity)?;

@@ -8,4 +8,5 @@ mod migrations;
 mod openapi;
 mod operator;
 mod placement;
+mod role_auth;
 mod signup;
