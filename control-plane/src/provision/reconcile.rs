@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::catalog::tenants;
+use super::ProvisionError;
+use crate::catalog::tenants::{self, TenantRow};
 use crate::domain::TenantStatus;
 use crate::fleet::Fleet;
 use crate::lifecycle;
@@ -26,26 +27,12 @@ pub async fn reconcile_once(catalog: &PgPool, fleet: &Fleet) -> Result<Reconcile
     let mut report = ReconcileReport::default();
     for tenant in tenants::in_status(catalog, TenantStatus::Provisioning).await? {
         let id = tenant.tenant_id();
-        let mut lock = catalog.begin().await?;
-        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(id.lock_key())
-            .fetch_one(&mut *lock)
-            .await?;
-        if !free {
-            report.in_progress += 1;
-            continue;
-        }
-        let outcome = async {
-            let server = fleet.server(tenant.server_id).await?;
-            super::undo(fleet, catalog, &server, id).await
-        }
-        .await;
-        lock.commit().await?;
-        match outcome {
-            Ok(()) => {
+        match undo_if_abandoned(catalog, fleet, &tenant).await {
+            Ok(Abandoned::Undone) => {
                 tracing::warn!(tenant = %id, slug = %tenant.slug, "undid an interrupted provisioning");
                 report.undone += 1;
             }
+            Ok(Abandoned::No) => report.in_progress += 1,
             Err(error) => {
                 tracing::error!(tenant = %id, %error, "cannot undo an interrupted provisioning yet");
                 report.failed += 1;
@@ -62,6 +49,46 @@ pub async fn reconcile_once(catalog: &PgPool, fleet: &Fleet) -> Result<Reconcile
         }
     }
     Ok(report)
+}
+
+/// What [`undo_if_abandoned`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    /// Its provisioner was gone: the database, role and catalog row were removed.
+    Undone,
+    /// Its provisioner is still at work, or finished since `tenant` was read: left alone.
+    No,
+}
+
+/// Undoes the provisioning of `tenant` (a row read in state `provisioning`) if its provisioner
+/// is gone.
+///
+/// The row may be stale: the provisioner may have activated the tenant and released its lock
+/// between the read and now. So the status is read again *under* the tenant's lock — the
+/// provisioner holds that lock until its activation is committed, so what is read then is
+/// final. (Without the re-read, a pass racing a signup dropped the database and role of a
+/// tenant that had just become active.)
+pub async fn undo_if_abandoned(
+    catalog: &PgPool,
+    fleet: &Fleet,
+    tenant: &TenantRow,
+) -> Result<Abandoned, ProvisionError> {
+    let id = tenant.tenant_id();
+    let mut lock = catalog.begin().await?;
+    let free: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(id.lock_key()).fetch_one(&mut *lock).await?;
+    if !free {
+        return Ok(Abandoned::No);
+    }
+    let still_provisioning =
+        tenants::get(&mut *lock, id.0).await?.is_some_and(|row| row.status() == TenantStatus::Provisioning);
+    if !still_provisioning {
+        return Ok(Abandoned::No);
+    }
+    let server = fleet.server(tenant.server_id).await?;
+    let outcome = super::undo(fleet, catalog, &server, id).await;
+    lock.commit().await?;
+    outcome.map(|()| Abandoned::Undone)
 }
 
 /// Runs [`reconcile_once`] every `interval` until `shutdown` fires.

@@ -8,5 +8,6 @@ mod migrations;
 mod openapi;
 mod operator;
 mod placement;
+mod reconcile;
 mod role_auth;
 mod signup;
