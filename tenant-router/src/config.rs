@@ -19,6 +19,9 @@ pub enum ConfigError {
 pub struct PoolConfig {
     pub budget_per_server: usize,
     pub max_per_tenant: usize,
+    /// Permits per server kept free (or closing) by closing idle connections ahead of need;
+    /// see `pools`. `None`: a tenth of the budget; zero turns it off.
+    pub reserve_per_server: Option<usize>,
     /// Idle connections older than this are closed; pools without connections are dropped.
     pub idle_timeout: Duration,
     /// How long a request waits for a connection before a 503 with `Retry-After`.
@@ -31,11 +34,19 @@ pub struct PoolConfig {
     pub application_name: String,
 }
 
+impl PoolConfig {
+    /// The reserve of free permits per server (see `reserve_per_server`).
+    pub fn reserve(&self) -> usize {
+        self.reserve_per_server.unwrap_or(self.budget_per_server / 10).min(self.budget_per_server)
+    }
+}
+
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             budget_per_server: 100,
             max_per_tenant: 5,
+            reserve_per_server: None,
             idle_timeout: Duration::from_secs(60),
             acquire_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
@@ -108,6 +119,9 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_POOL_MAX_PER_TENANT") {
             c.pool.max_per_tenant = v.parse().map_err(|e| invalid("NEXACORE_POOL_MAX_PER_TENANT", e))?;
+        }
+        if let Some(v) = var("NEXACORE_POOL_RESERVE_PER_SERVER") {
+            c.pool.reserve_per_server = Some(v.parse().map_err(|e| invalid("NEXACORE_POOL_RESERVE_PER_SERVER", e))?);
         }
         if let Some(v) = var("NEXACORE_POOL_IDLE_SECS") {
             c.pool.idle_timeout = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_POOL_IDLE_SECS", e))?);

@@ -112,9 +112,10 @@ impl EmployeesApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = employees::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
+        let seq = change.seq();
         let view = EmployeeView::from(change.value);
         let (tag, location) = (etag(view.version), format!("/employees/{}", view.id));
-        Ok(EmployeeWritten::Created(JsonReply(view), change.seq, tag, location))
+        Ok(EmployeeWritten::Created(JsonReply(view), seq, tag, location))
     }
 
     /// One employee.
@@ -155,9 +156,10 @@ impl EmployeesApi {
             .await
             .map_err(|e| from_data(e, header_version.is_some()))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
+        let seq = change.seq();
         let view = EmployeeView::from(change.value);
         let tag = etag(view.version);
-        Ok(EmployeeWritten::Updated(JsonReply(view), change.seq, tag))
+        Ok(EmployeeWritten::Updated(JsonReply(view), seq, tag))
     }
 
     /// Deletes an employee (admins only). `If-Match` makes it conditional on the version.
@@ -174,6 +176,7 @@ impl EmployeesApi {
         let change =
             employees::delete(&mut conn, id.0, expected).await.map_err(|e| from_data(e, expected.is_some()))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
-        Ok(EmployeeDeleted::Ok(JsonReply(DeletedRecord { id: change.value, seq: change.seq }), change.seq))
+        let seq = change.seq();
+        Ok(EmployeeDeleted::Ok(JsonReply(DeletedRecord { id: change.value, seq }), seq))
     }
 }

@@ -47,7 +47,8 @@ impl LedgerApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = departments::create(&mut conn, &body.0.name).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
-        Ok(DepartmentCreated::Created(JsonReply(change.value.into()), change.seq))
+        let seq = change.seq();
+        Ok(DepartmentCreated::Created(JsonReply(change.value.into()), seq))
     }
 
     /// The chart of accounts, by code.
@@ -74,6 +75,7 @@ impl LedgerApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let change = accounts::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
-        Ok(AccountCreated::Created(JsonReply(change.value.into()), change.seq))
+        let seq = change.seq();
+        Ok(AccountCreated::Created(JsonReply(change.value.into()), seq))
     }
 }

@@ -9,13 +9,11 @@ use reqwest::Method;
 
 use crate::helpers::{Stack, unique};
 
-/// Other tests' routers share the Postgres server; this router's connections carry this name.
-const APP_NAME: &str = "router-budget-test";
-
-/// Connections the router holds to the server, as Postgres itself counts them.
-async fn router_connections(conn: &mut sqlx::PgConnection) -> i64 {
+/// Connections the router holds to the server, as Postgres itself counts them. Other tests'
+/// routers share the server: each router's connections carry its own `application_name`.
+async fn router_connections(conn: &mut sqlx::PgConnection, app_name: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(APP_NAME)
+        .bind(app_name)
         .fetch_one(conn)
         .await
         .unwrap()
@@ -23,17 +21,28 @@ async fn router_connections(conn: &mut sqlx::PgConnection) -> i64 {
 
 #[tokio::test]
 async fn three_hundred_tenants_in_turn_stay_within_a_budget_of_forty() {
+    // The default reserve (a tenth of the budget) closes idle connections ahead of need.
+    tenants_in_turn_stay_within_budget(300, 40, None, "router-budget-test").await;
+}
+
+#[tokio::test]
+async fn without_a_reserve_waiting_requests_reclaim_idle_connections_themselves() {
+    tenants_in_turn_stay_within_budget(60, 10, Some(0), "router-budget-test-no-reserve").await;
+}
+
+async fn tenants_in_turn_stay_within_budget(tenants: usize, budget: usize, reserve: Option<usize>, app_name: &str) {
     let stack = Stack::start_with(|c| {
-        c.pool.budget_per_server = 40;
+        c.pool.budget_per_server = budget;
+        c.pool.reserve_per_server = reserve;
         c.pool.max_per_tenant = 2;
         c.pool.idle_timeout = Duration::from_secs(3);
         c.pool.acquire_timeout = Duration::from_secs(10);
-        c.pool.application_name = APP_NAME.into();
+        c.pool.application_name = app_name.into();
     })
     .await;
     let mut tokens = Vec::new();
     let prefix = unique("b");
-    for i in 0..300 {
+    for i in 0..tenants {
         tokens.push(stack.signup(&format!("{prefix}-{i}")).await.token);
     }
     let admin_url = local_postgres::shared_test_server().superuser_url();
@@ -42,11 +51,11 @@ async fn three_hundred_tenants_in_turn_stay_within_a_budget_of_forty() {
     let peak = Arc::new(AtomicI64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (peak, done, url) = (peak.clone(), done.clone(), admin_url.clone());
+        let (peak, done, url, app_name) = (peak.clone(), done.clone(), admin_url.clone(), app_name.to_owned());
         tokio::spawn(async move {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
             while !done.load(Ordering::Relaxed) {
-                let n = router_connections(&mut conn).await;
+                let n = router_connections(&mut conn, &app_name).await;
                 peak.fetch_max(n, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -63,18 +72,21 @@ async fn three_hundred_tenants_in_turn_stay_within_a_budget_of_forty() {
             }
         }
         let server = stack.router_state.pools.open_connections_total();
-        assert!(server <= 40, "the router's own count is within the budget: {server}");
+        assert!(server <= budget, "the router's own count is within the budget: {server}");
     }
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
     assert!(errors.is_empty(), "no request failed: {errors:?}");
     let peak = peak.load(Ordering::Relaxed);
-    assert!(peak <= 40, "pg_stat_activity never showed more than 40 router connections, saw {peak}");
+    assert!(peak <= budget as i64, "pg_stat_activity never showed more than {budget} router connections, saw {peak}");
     assert!(peak > 0, "the sampler saw the router's connections");
-    assert!(
-        stack.router_state.pools.stats.reclaimed_idle.load(Ordering::Relaxed) > 0,
-        "idle connections were reclaimed"
-    );
+    let stats = &stack.router_state.pools.stats;
+    let (by_waiters, ahead) =
+        (stats.reclaimed_idle.load(Ordering::Relaxed), stats.reserve_reclaims.load(Ordering::Relaxed));
+    match reserve {
+        Some(0) => assert!(by_waiters > 0 && ahead == 0, "waiters reclaimed idle connections: {by_waiters}, {ahead}"),
+        _ => assert!(ahead > 0, "the reserve closed idle connections ahead of need: {by_waiters}, {ahead}"),
+    }
 
     // Idle pools are evicted and their connections closed.
     let mut evicted = false;
@@ -89,7 +101,7 @@ async fn three_hundred_tenants_in_turn_stay_within_a_budget_of_forty() {
     assert!(evicted, "idle pools evicted");
     let mut closed = false;
     for _ in 0..100 {
-        if router_connections(&mut observer).await == 0 {
+        if router_connections(&mut observer, app_name).await == 0 {
             closed = true;
             break;
         }

@@ -146,5 +146,5 @@ pub async fn create(conn: &mut PgConnection, new: &NewAccount) -> Result<Change<
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
     let event = record_event(&mut tx, CHANNEL, "created", account.id, &account).await?;
     tx.commit().await?;
-    Ok(Change { value: account, seq: event.seq, event })
+    Ok(Change { value: account, event })
 }

@@ -73,5 +73,5 @@ pub async fn create(conn: &mut PgConnection, name: &str) -> Result<Change<Depart
             .map_err(|e| map_violation(e, CONSTRAINTS))?;
     let event = record_event(&mut tx, CHANNEL, "created", department.id, &department).await?;
     tx.commit().await?;
-    Ok(Change { value: department, seq: event.seq, event })
+    Ok(Change { value: department, event })
 }

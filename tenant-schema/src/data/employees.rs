@@ -428,7 +428,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewEmployee) -> Result<Change
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
     let event = record_event(&mut tx, CHANNEL, "created", employee.id, &employee).await?;
     tx.commit().await?;
-    Ok(Change { value: employee, seq: event.seq, event })
+    Ok(Change { value: employee, event })
 }
 
 /// Validates (see [`validate_patch`]) and applies a patch, with an `updated` event. The version
@@ -481,7 +481,7 @@ pub async fn update(
     };
     let event = record_event(&mut tx, CHANNEL, "updated", employee.id, &employee).await?;
     tx.commit().await?;
-    Ok(Change { value: employee, seq: event.seq, event })
+    Ok(Change { value: employee, event })
 }
 
 /// Deletes an employee, with a `deleted` event whose payload is `{"id": ...}`.
@@ -510,7 +510,7 @@ pub async fn delete(
     };
     let event = record_event(&mut tx, CHANNEL, "deleted", id, &Deleted { id }).await?;
     tx.commit().await?;
-    Ok(Change { value: id, seq: event.seq, event })
+    Ok(Change { value: id, event })
 }
 
 /// Why a conditional write matched no row: the row is gone, or it has another version now.

@@ -86,17 +86,21 @@ fn join(errors: &[FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// A committed write: the written value and the outbox `seq` of the event it produced, so that
-/// a client can recognise (and skip) that event when it arrives live.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A committed write: the written value and the outbox event it produced (whose `seq` lets a
+/// client recognise, and skip, that event when it arrives live).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Change<T> {
     /// The row as written (for a delete: the id of the deleted row).
     pub value: T,
-    /// The outbox sequence number of the write's event.
-    pub seq: i64,
     /// The write's event as committed to the outbox (what a reader of the outbox would get).
-    #[serde(skip)]
     pub event: outbox::OutboxEvent,
+}
+
+impl<T> Change<T> {
+    /// The outbox sequence number of the write's event.
+    pub fn seq(&self) -> i64 {
+        self.event.seq
+    }
 }
 
 /// Appends the event of a write to the outbox, inside the write's transaction, and returns its

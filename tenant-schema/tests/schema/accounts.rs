@@ -32,7 +32,7 @@ async fn created_accounts_are_listed_by_code_each_with_an_event() {
     let income = NewAccount { account_type: AccountType::Income, ..account("A-400", "Sales income", Some("")) };
     let income = accounts::create(&mut conn, &income).await.unwrap();
     accounts::create(&mut conn, &account("1100", "Receivables", Some("1000"))).await.unwrap();
-    assert_eq!((assets.seq, cash.seq, income.seq), (1, 2, 3));
+    assert_eq!((assets.seq(), cash.seq(), income.seq()), (1, 2, 3));
     assert_eq!((cash.value.code.as_str(), cash.value.parent_code.as_deref()), ("1000.1", Some("1000")));
     assert_eq!(income.value.parent_code, None);
 

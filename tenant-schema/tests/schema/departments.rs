@@ -10,7 +10,7 @@ async fn created_departments_are_listed_by_name_ignoring_case_each_with_an_event
     let (_db, mut conn) = migrated_database().await;
     let mut seqs = Vec::new();
     for name in ["sales", "  Research ", "Administration", "operations"] {
-        seqs.push(departments::create(&mut conn, name).await.unwrap().seq);
+        seqs.push(departments::create(&mut conn, name).await.unwrap().seq());
     }
     assert_eq!(seqs, [1, 2, 3, 4]);
 

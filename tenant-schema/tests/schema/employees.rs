@@ -103,7 +103,7 @@ async fn create_get_update_delete_round_trip_counts_versions_and_seqs_up_by_one(
     let (_db, mut conn) = migrated_database().await;
 
     let created = employees::create(&mut conn, &ada()).await.unwrap();
-    assert_eq!(created.seq, 1);
+    assert_eq!(created.seq(), 1);
     let ada = created.value;
     assert_eq!(ada.version, 1);
     assert_eq!(ada.status, EmployeeStatus::Active);
@@ -113,19 +113,19 @@ async fn create_get_update_delete_round_trip_counts_versions_and_seqs_up_by_one(
 
     let patch = EmployeePatch { job_title: Some(Some("Chief Analyst".to_owned())), ..EmployeePatch::default() };
     let promoted = employees::update(&mut conn, ada.id, Some(1), &patch).await.unwrap();
-    assert_eq!((promoted.value.version, promoted.seq), (2, 2));
+    assert_eq!((promoted.value.version, promoted.seq()), (2, 2));
     assert_eq!(promoted.value.job_title.as_deref(), Some("Chief Analyst"));
     assert_eq!(promoted.value.first_name, "Ada", "fields not in the patch stay as they were");
 
     // Without an expected version the update happens whatever the version is.
     let patch = EmployeePatch { status: Some(EmployeeStatus::OnLeave), ..EmployeePatch::default() };
     let on_leave = employees::update(&mut conn, ada.id, None, &patch).await.unwrap();
-    assert_eq!((on_leave.value.version, on_leave.seq), (3, 3));
+    assert_eq!((on_leave.value.version, on_leave.seq()), (3, 3));
     assert_eq!(on_leave.value.status, EmployeeStatus::OnLeave);
     assert_eq!(employees::get(&mut conn, ada.id).await.unwrap(), on_leave.value);
 
     let deleted = employees::delete(&mut conn, ada.id, Some(3)).await.unwrap();
-    assert_eq!((deleted.value, deleted.seq), (ada.id, 4));
+    assert_eq!((deleted.value, deleted.seq()), (ada.id, 4));
     assert!(matches!(employees::get(&mut conn, ada.id).await, Err(DataError::NotFound)));
 
     // One event per write, in order, each carrying the row as the write left it.
@@ -350,7 +350,7 @@ async fn a_taken_email_is_a_conflict_and_the_failed_write_leaves_no_event() {
 
     // The next successful write takes the next number: no hole.
     let next = employees::update(&mut conn, ada.id, Some(1), &EmployeePatch::default()).await.unwrap();
-    assert_eq!((next.seq, next.value.version), (3, 2));
+    assert_eq!((next.seq(), next.value.version), (3, 2));
 }
 
 #[tokio::test]
@@ -428,7 +428,7 @@ async fn of_two_concurrent_updates_from_the_same_version_exactly_one_wins() {
             (a, b) => panic!("round {round}: expected exactly one winner, got {a:?} and {b:?}"),
         };
         assert_eq!(winner.value.version, 2);
-        assert_eq!(winner.seq, seq_before + 1);
+        assert_eq!(winner.seq(), seq_before + 1);
         match loser {
             DataError::VersionMismatch { current } => assert_eq!(*current, winner.value, "round {round}"),
             other => panic!("round {round}: expected a version mismatch, got {other:?}"),

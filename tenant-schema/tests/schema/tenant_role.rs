@@ -56,7 +56,7 @@ async fn the_data_layer_works_for_a_tenant_role_that_is_not_a_superuser() {
     // A second session of the same role sees the events in order.
     let mut other = tenant.connect().await;
     assert!(!is_superuser(&mut other).await);
-    assert_eq!(last_seq(&mut other).await.unwrap(), deleted.seq);
+    assert_eq!(last_seq(&mut other).await.unwrap(), deleted.seq());
     let actions: Vec<(String, String)> =
         events_after(&mut other, 0, 10).await.unwrap().into_iter().map(|e| (e.channel, e.action)).collect();
     let expected = [
