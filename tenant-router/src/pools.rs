@@ -58,6 +58,8 @@ pub struct PoolStats {
     pub reclaimed_idle: AtomicU64,
     /// Idle connections closed ahead of need to keep the reserve of free permits.
     pub reserve_reclaims: AtomicU64,
+    /// Closed connections whose permits came back early because their backends were seen gone.
+    pub exits_seen: AtomicU64,
     pub budget_timeouts: AtomicU64,
     pub pools_created: AtomicU64,
 }
@@ -65,22 +67,56 @@ pub struct PoolStats {
 /// One Postgres server's connection budget, as this router spends it.
 struct ServerBudget {
     permits: Arc<Semaphore>,
-    /// Connections closed whose permits come back once [`BACKEND_EXIT_GRACE`] has passed.
+    /// Connections closed whose permits have not come back yet (see [`close_connection`]).
     closing: AtomicUsize,
+    /// The closed connections' backends, until seen gone or their grace has passed.
+    exiting: Mutex<Vec<Exiting>>,
+    /// Set while one request checks `pg_stat_activity` for `exiting` backends.
+    reaping: AtomicBool,
     /// Requests waiting for a permit.
     waiting: AtomicUsize,
+}
+
+/// A closed connection whose backend may still be exiting, and the permit it keeps till then.
+struct Exiting {
+    pid: i32,
+    permit: Arc<Mutex<Option<BudgetPermit>>>,
+}
+
+impl ServerBudget {
+    /// Hands a closed connection's permit back, once: whoever takes it from the slot (the
+    /// grace timer or a `pg_stat_activity` check) returns it and counts it.
+    fn release(&self, slot: &Mutex<Option<BudgetPermit>>) {
+        let taken = slot.lock().expect("permit slot lock").take();
+        if let Some(permit) = taken {
+            // The permit first, then the count: a reader may briefly see both, never neither.
+            drop(permit);
+            self.closing.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A budget permit: one open connection to the server.
 struct BudgetPermit {
     _permit: OwnedSemaphorePermit,
     budget: Arc<ServerBudget>,
+    /// The connection's backend process, once known (`pg_backend_pid()` after connecting).
+    backend_pid: Option<i32>,
 }
 
 struct IdleConn {
     conn: PgConnection,
     permit: BudgetPermit,
     since: Instant,
+}
+
+/// Clears a flag when dropped (also on cancellation of the future holding it).
+struct ResetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Decrements a counter when dropped (also on cancellation of the future holding it).
@@ -117,26 +153,35 @@ pub struct TenantPool {
     demand: AtomicU64,
 }
 
-/// How long a closed connection keeps its budget permit after `Terminate` was sent.
+/// How long a closed connection keeps its budget permit after `Terminate` was sent, unless a
+/// check of `pg_stat_activity` sees its backend gone sooner.
 ///
 /// Postgres counts a backend (in `max_connections` and `pg_stat_activity`) until the process
-/// has run its exit hooks, a moment after the client hung up. Handing the permit on at once would
-/// let the next connection overlap the departing one, so the server briefly sees budget + 1.
+/// has run its exit hooks, a moment after the client hung up — under load, tens of
+/// milliseconds. Handing the permit on at once would let the next connection overlap the
+/// departing one, so the server would briefly see budget + 1.
 const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(100);
 
-/// Closes `conn` politely and returns its budget `permit` only once the backend has had time
-/// to go. Off the caller's path: in a task when a runtime is around, else by a plain drop.
+/// Closes `conn` politely and returns its budget `permit` only once the backend is gone: when a
+/// waiting request sees its pid leave `pg_stat_activity` ([`PoolManager::reap_exited`]), or
+/// after [`BACKEND_EXIT_GRACE`] at the latest. Off the caller's path: in a task when a runtime
+/// is around, else by a plain drop.
 fn close_connection(conn: PgConnection, permit: BudgetPermit) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
-            permit.budget.closing.fetch_add(1, Ordering::SeqCst);
+            let budget = permit.budget.clone();
+            let pid = permit.backend_pid;
+            budget.closing.fetch_add(1, Ordering::SeqCst);
+            let slot = Arc::new(Mutex::new(Some(permit)));
             runtime.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+                // Only now may a check find the backend gone: it was there until `Terminate`.
+                if let Some(pid) = pid {
+                    budget.exiting.lock().expect("exiting lock").push(Exiting { pid, permit: slot.clone() });
+                }
                 tokio::time::sleep(BACKEND_EXIT_GRACE).await;
-                // The permit first, then the count: a reader may briefly see both, never neither.
-                let budget = permit.budget.clone();
-                drop(permit);
-                budget.closing.fetch_sub(1, Ordering::SeqCst);
+                budget.release(&slot);
+                budget.exiting.lock().expect("exiting lock").retain(|e| !Arc::ptr_eq(&e.permit, &slot));
             });
         }
         Err(_) => drop((conn, permit)),
@@ -250,6 +295,8 @@ impl PoolManager {
                 Arc::new(ServerBudget {
                     permits: Arc::new(Semaphore::new(self.config.budget_per_server)),
                     closing: AtomicUsize::new(0),
+                    exiting: Mutex::new(Vec::new()),
+                    reaping: AtomicBool::new(false),
                     waiting: AtomicUsize::new(0),
                 })
             })
@@ -342,12 +389,18 @@ impl PoolManager {
             });
         }
 
-        let permit = self.budget_permit(pool.server, deadline).await?;
+        let mut permit = self.budget_permit(pool.server, deadline).await?;
         self.keep_reserve(&permit.budget, pool.server);
-        let connected =
-            tokio::time::timeout(self.config.connect_timeout, PgConnection::connect_with(&pool.options)).await;
+        let connected = tokio::time::timeout(self.config.connect_timeout, async {
+            let mut conn = PgConnection::connect_with(&pool.options).await?;
+            // Known so that closing it can hand its permit on as soon as the backend is gone.
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
+            Ok::<_, sqlx::Error>((conn, pid))
+        })
+        .await;
         match connected {
-            Ok(Ok(conn)) => {
+            Ok(Ok((conn, pid))) => {
+                permit.backend_pid = Some(pid);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 *pool.breaker.lock().expect("breaker lock") = Breaker { failures: 0, open_until: None };
                 Ok(PooledConnection { conn: Some(conn), permit: Some(permit), _share: share, pool, discarded: false })
@@ -373,7 +426,7 @@ impl PoolManager {
     /// idle connection; else by waiting in line until `deadline`.
     async fn budget_permit(&self, server: Uuid, deadline: Instant) -> Result<BudgetPermit, PoolError> {
         let budget = self.budget(server);
-        let permit = |p| BudgetPermit { _permit: p, budget: budget.clone() };
+        let permit = |p| BudgetPermit { _permit: p, budget: budget.clone(), backend_pid: None };
         if let Ok(free) = budget.permits.clone().try_acquire_owned() {
             return Ok(permit(free));
         }
@@ -382,6 +435,7 @@ impl PoolManager {
         let acquire = budget.permits.clone().acquire_owned();
         tokio::pin!(acquire);
         loop {
+            self.reap_exited(server, &budget).await;
             // A reclaimed connection returns its permit only after BACKEND_EXIT_GRACE. Every
             // waiter is owed one closing connection; closing more would throw away connections
             // nobody is waiting for.
@@ -414,6 +468,67 @@ impl PoolManager {
             }
             self.stats.reserve_reclaims.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Hands back the permits of closed connections whose backends have left
+    /// `pg_stat_activity`, instead of holding them for the whole [`BACKEND_EXIT_GRACE`].
+    ///
+    /// The check borrows an idle connection of any tenant on the server: `pg_stat_activity`
+    /// lists every backend's pid to every role, the query reads no tenant data, and the router
+    /// holds no other login there. One request checks at a time; without an idle connection, or
+    /// if the check fails, the permits wait for their grace as before.
+    async fn reap_exited(&self, server: Uuid, budget: &Arc<ServerBudget>) {
+        let pids: Vec<i32> = budget.exiting.lock().expect("exiting lock").iter().map(|e| e.pid).collect();
+        if pids.is_empty() || budget.reaping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some((pool, borrowed)) = self.borrow_idle(server) else {
+            budget.reaping.store(false, Ordering::SeqCst);
+            return;
+        };
+        // In its own task: a waiter that gives up (timeout, client gone) must not drop the
+        // borrowed connection midway, which would hand its permit on with no exit grace.
+        let (budget, stats) = (budget.clone(), self.stats.clone());
+        let check = tokio::spawn(async move {
+            let _reaping = ResetOnDrop(&budget.reaping);
+            let mut borrowed = borrowed;
+            let alive: Result<Vec<i32>, sqlx::Error> =
+                sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&pids)
+                    .fetch_all(&mut borrowed.conn)
+                    .await;
+            let Ok(alive) = alive.inspect_err(|error| {
+                tracing::debug!(%error, "cannot check pg_stat_activity for exited backends");
+            }) else {
+                borrowed.close();
+                return;
+            };
+            let gone: Vec<Arc<Mutex<Option<BudgetPermit>>>> = {
+                let mut exiting = budget.exiting.lock().expect("exiting lock");
+                let (gone, still): (Vec<Exiting>, Vec<Exiting>) =
+                    exiting.drain(..).partition(|e| pids.contains(&e.pid) && !alive.contains(&e.pid));
+                *exiting = still;
+                gone.into_iter().map(|e| e.permit).collect()
+            };
+            for slot in &gone {
+                budget.release(slot);
+            }
+            stats.exits_seen.fetch_add(gone.len() as u64, Ordering::Relaxed);
+            if pool.retired.load(Ordering::SeqCst) {
+                borrowed.close();
+            } else {
+                pool.idle.lock().expect("idle lock").push_back(borrowed);
+            }
+        });
+        let _ = check.await;
+    }
+
+    /// Takes the most recently used idle connection of any tenant on `server` out of its pool.
+    fn borrow_idle(&self, server: Uuid) -> Option<(Arc<TenantPool>, IdleConn)> {
+        self.pools.iter().filter(|(_, p)| p.server == server).find_map(|(_, pool)| {
+            let conn = pool.idle.lock().expect("idle lock").pop_back();
+            conn.map(|conn| (pool, conn))
+        })
     }
 
     /// Closes an idle connection on `server`: the oldest of the tenant with the least recent

@@ -624,6 +624,7 @@ async fn connect_clients(clients: &[reqwest::Client], base_url: &str) {
         .await;
 }
 
+#[derive(Debug)]
 enum Outcome {
     Ok { bytes: usize },
     Status(u16),
@@ -1044,6 +1045,7 @@ struct Counters {
     connect_failures: u64,
     reclaimed_idle: u64,
     reserve_reclaims: u64,
+    exits_seen: u64,
     budget_timeouts: u64,
     jwks_fetches: u64,
 }
@@ -1058,6 +1060,7 @@ impl Counters {
             connect_failures: stats.connect_failures.load(Ordering::Relaxed),
             reclaimed_idle: stats.reclaimed_idle.load(Ordering::Relaxed),
             reserve_reclaims: stats.reserve_reclaims.load(Ordering::Relaxed),
+            exits_seen: stats.exits_seen.load(Ordering::Relaxed),
             budget_timeouts: stats.budget_timeouts.load(Ordering::Relaxed),
             jwks_fetches: state.verifier.fetch_count(),
         }
@@ -1071,6 +1074,7 @@ impl Counters {
             connect_failures: self.connect_failures - before.connect_failures,
             reclaimed_idle: self.reclaimed_idle - before.reclaimed_idle,
             reserve_reclaims: self.reserve_reclaims - before.reserve_reclaims,
+            exits_seen: self.exits_seen - before.exits_seen,
             budget_timeouts: self.budget_timeouts - before.budget_timeouts,
             jwks_fetches: self.jwks_fetches - before.jwks_fetches,
         }
@@ -1146,6 +1150,7 @@ async fn many_tenants_phase(
     // request costs is the cold path itself, not the queue in front of it.
     let rate = (saturated.load.requests_per_s * OPEN_LOOP_SHARE).max(10.0);
     let open = zipf_run(settings, platform, fleet, warm, ZipfArrivals::OpenLoop { rate }).await?;
+    let isolated = cold_one_at_a_time(settings, platform, fleet, warm).await?;
     Ok(ManyTenants {
         registered: fleet.active.len() + OTHER_REAL_TENANTS + fleet.catalog_only,
         real_databases: fleet.active.len() + OTHER_REAL_TENANTS,
@@ -1163,6 +1168,7 @@ async fn many_tenants_phase(
         connections: saturated.connections,
         counters: saturated.counters,
         cpu: saturated.cpu,
+        isolated,
         open_loop: OpenLoop {
             rate,
             tenants_touched: open.tenants_touched,
@@ -1174,6 +1180,43 @@ async fn many_tenants_phase(
             cpu: open.cpu,
         },
     })
+}
+
+/// Cold tenants touched one after another by one client in [`cold_one_at_a_time`]; more than
+/// the budget, so the later ones also close another tenant's idle connection.
+const ISOLATED_COLD_TENANTS: usize = 200;
+
+/// Each of the first [`ISOLATED_COLD_TENANTS`] active tenants' first request, one at a time, on
+/// a fresh router: what the cold path (token, route lookup, pool, connect, first query on a new
+/// backend) costs when nothing else runs.
+async fn cold_one_at_a_time(
+    settings: &Settings,
+    platform: &Platform,
+    fleet: &Fleet,
+    warm: &Tenant,
+) -> anyhow::Result<LatencyMs> {
+    let router = RunningRouter::start(platform, format!("bench-router-isolated-{}", platform.run_id), |c| {
+        c.pool.budget_per_server = settings.budget;
+        c.pool.max_per_tenant = settings.zipf_share;
+    })
+    .await?;
+    let outcome = async {
+        let client = http_client();
+        let url = router.employees_url();
+        fetch(&client, &url, &warm.token).await;
+        let mut latencies = histogram_us();
+        for tenant in fleet.active.iter().take(ISOLATED_COLD_TENANTS) {
+            let sent = Instant::now();
+            match fetch(&client, &url, &tenant.token).await {
+                Outcome::Ok { .. } => record_us(&mut latencies, sent.elapsed()),
+                other => bail!("a cold request failed: {other:?}"),
+            }
+        }
+        anyhow::Ok(LatencyMs::of(&latencies))
+    }
+    .await;
+    router.stop().await?;
+    outcome
 }
 
 /// Share of the closed loop's throughput offered by the open-loop run.
@@ -1876,6 +1919,8 @@ struct ManyTenants {
     cpu: CpuShare,
     /// The same tenants on a fresh router at half the closed loop's throughput.
     open_loop: OpenLoop,
+    /// First requests one at a time on a fresh router: the cold path with nothing queued.
+    isolated: LatencyMs,
 }
 
 #[derive(Serialize)]
@@ -2287,6 +2332,7 @@ fn print_many(m: &ManyTenants) {
             format!("{} / {}", c.reclaimed_idle, c.reserve_reclaims),
             String::new(),
         ),
+        ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
         ("cores: ops / postgres / other / idle", cpu_cell(&m.cpu), String::new()),
     ];
@@ -2299,6 +2345,12 @@ fn print_many(m: &ManyTenants) {
 }
 
 fn print_open_loop(m: &ManyTenants) {
+    let i = &m.isolated;
+    println!(
+        "The cold path alone (fresh router, one client, {} cold tenants one after another, budget {}): first request \
+         p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms.",
+        i.samples, m.budget, i.p50_ms, i.p90_ms, i.p99_ms, i.max_ms
+    );
     let o = &m.open_loop;
     println!(
         "The same tenants on a fresh router (every tenant cold again), now as an open loop: requests arrive \
@@ -2338,6 +2390,7 @@ fn print_open_loop(m: &ManyTenants) {
             format!("{} / {}", c.reclaimed_idle, c.reserve_reclaims),
             String::new(),
         ),
+        ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
         ("cores: ops / postgres / other / idle", cpu_cell(&o.cpu), String::new()),
     ];
