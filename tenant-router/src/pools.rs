@@ -6,9 +6,10 @@
 //!   budget;
 //! - a tenant may hold at most `max_per_tenant` connections (its **share**, a second semaphore),
 //!   so one busy tenant cannot starve the others; waiting on both semaphores is FIFO-fair;
-//! - a closed connection keeps its permit until its backend has had time to exit
-//!   ([`BACKEND_EXIT_GRACE`]), so Postgres itself never counts more than the budget;
-//! - because that grace makes a reclaimed permit arrive late, the pool keeps a small **reserve**
+//! - a closed connection keeps its permit until its backend has left `pg_stat_activity` (seen by
+//!   a waiting request) or [`BACKEND_EXIT_GRACE`] has passed, so Postgres itself never counts
+//!   more than the budget;
+//! - because that makes a reclaimed permit arrive late, the pool keeps a small **reserve**
 //!   of free (or soon free) permits per server by closing idle connections (chosen as below)
 //!   ahead of need, so a cold tenant's first request rarely waits out the whole grace;
 //! - when the budget is spent anyway, a waiter closes an idle connection of any tenant (one per
