@@ -395,7 +395,7 @@ impl PoolManager {
         let connected = tokio::time::timeout(self.config.connect_timeout, async {
             let mut conn = PgConnection::connect_with(&pool.options).await?;
             // Known so that closing it can hand its permit on as soon as the backend is gone.
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
+            let pid: i32 = sqlx::query_scalar("SELECT pg_catalog.pg_backend_pid()").fetch_one(&mut conn).await?;
             Ok::<_, sqlx::Error>((conn, pid))
         })
         .await;
@@ -423,8 +423,10 @@ impl PoolManager {
         }
     }
 
-    /// A budget permit for `server`: at once if free; else by closing another tenant's oldest
-    /// idle connection; else by waiting in line until `deadline`.
+    /// A budget permit for `server`: at once if free; else by closing another tenant's idle
+    /// connection ([`Self::reclaim_one_idle`]) and taking the first permit that comes back
+    /// (sooner when [`Self::reap_exited`] sees a backend gone); else by waiting in line until
+    /// `deadline`.
     async fn budget_permit(&self, server: Uuid, deadline: Instant) -> Result<BudgetPermit, PoolError> {
         let budget = self.budget(server);
         let permit = |p| BudgetPermit { _permit: p, budget: budget.clone(), backend_pid: None };
@@ -494,7 +496,7 @@ impl PoolManager {
             let _reaping = ResetOnDrop(&budget.reaping);
             let mut borrowed = borrowed;
             let alive: Result<Vec<i32>, sqlx::Error> =
-                sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)")
+                sqlx::query_scalar("SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY($1)")
                     .bind(&pids)
                     .fetch_all(&mut borrowed.conn)
                     .await;
