@@ -2265,58 +2265,69 @@ fn print_many(m: &ManyTenants) {
         m.share,
         SAMPLE_EVERY.as_millis()
     );
-    let l = &m.load;
     let f = &m.first_request;
-    let c = &m.counters;
-    let mut table = new_table(&["", "value", "target"]);
-    let rows: Vec<(&str, String, String)> = vec![
-        ("requests", l.requests.to_string(), String::new()),
+    let mut rows = zipf_rows(
+        &ZipfRows {
+            load: &m.load,
+            tenants_touched: m.tenants_touched,
+            first_request: f,
+            connections: &m.connections,
+            counters: &m.counters,
+            cpu: &m.cpu,
+        },
+        m.budget,
+    );
+    // Only the closed loop sends every tenant's first request at once at the start.
+    let later = match &m.first_request_after_start {
+        later if later.samples == 0 => "none: every tenant was touched in the first 2 s".to_owned(),
+        later => format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} ms ({})",
+            later.p50_ms, later.p90_ms, later.p99_ms, later.max_ms, later.samples
+        ),
+    };
+    rows.push((
+        "first requests sent in the first 2 s (all cold at once)",
+        (f.samples - m.first_request_after_start.samples).to_string(),
+        String::new(),
+    ));
+    rows.push(("first requests after that: p50 / p90 / p99 / max", later, format!("p99 ≤ {TARGET_COLD_P99_MS} ms")));
+    print_rows(rows);
+    print_open_loop(m);
+}
+
+/// One Zipf load's figures, as both loops report them.
+struct ZipfRows<'a> {
+    load: &'a LoadStats,
+    tenants_touched: u64,
+    first_request: &'a LatencyMs,
+    connections: &'a Peaks,
+    counters: &'a Counters,
+    cpu: &'a CpuShare,
+}
+
+fn zipf_rows(z: &ZipfRows<'_>, budget: usize) -> Vec<(&'static str, String, String)> {
+    let (l, f, c, p) = (z.load, z.first_request, z.counters, z.connections);
+    vec![
+        ("requests (req/s)", format!("{} ({:.0})", l.requests, l.requests_per_s), String::new()),
         ("errors", format!("{} {}", l.errors, kinds(&l.error_kinds)), "0".to_owned()),
-        ("requests/s", format!("{:.0}", l.requests_per_s), String::new()),
         (
             "latency p50 / p99 / max",
             format!("{:.2} / {:.2} / {:.2} ms", ms(l.p50_us), ms(l.p99_us), ms(l.max_us)),
             String::new(),
         ),
-        ("tenants touched (first requests)", m.tenants_touched.to_string(), String::new()),
+        ("tenants touched (first requests)", z.tenants_touched.to_string(), String::new()),
         (
             "first request p50 / p90 / p99 / max",
             format!("{:.2} / {:.2} / {:.2} / {:.2} ms", f.p50_ms, f.p90_ms, f.p99_ms, f.max_ms),
             format!("p99 ≤ {TARGET_COLD_P99_MS} ms"),
         ),
         (
-            "  of which sent in the first 2 s (all cold at once)",
-            (f.samples - m.first_request_after_start.samples).to_string(),
-            String::new(),
+            "peak connections, pg_stat_activity / router's own count",
+            format!("{} / {}", p.peak_pg_stat_activity, p.peak_router_count),
+            format!("≤ {budget}"),
         ),
-        (
-            "  later ones: p50 / p90 / p99 / max",
-            match &m.first_request_after_start {
-                later if later.samples == 0 => "none: every tenant was touched in the first 2 s".to_owned(),
-                later => format!(
-                    "{:.2} / {:.2} / {:.2} / {:.2} ms ({})",
-                    later.p50_ms, later.p90_ms, later.p99_ms, later.max_ms, later.samples
-                ),
-            },
-            format!("p99 ≤ {TARGET_COLD_P99_MS} ms"),
-        ),
-        (
-            "peak connections, pg_stat_activity",
-            m.connections.peak_pg_stat_activity.to_string(),
-            format!("≤ {}", m.budget),
-        ),
-        (
-            "peak connections, router's own count",
-            m.connections.peak_router_count.to_string(),
-            format!("≤ {}", m.budget),
-        ),
-        (
-            "samples over budget",
-            format!("{} of {}", m.connections.samples_over_budget, m.connections.samples),
-            "0".to_owned(),
-        ),
-        ("catalog lookups", c.catalog_lookups.to_string(), String::new()),
-        ("pools created", c.pools_created.to_string(), String::new()),
+        ("samples over budget", format!("{} of {}", p.samples_over_budget, p.samples), "0".to_owned()),
+        ("catalog lookups / pools created", format!("{} / {}", c.catalog_lookups, c.pools_created), String::new()),
         (
             "connects / failures (share of requests that connected)",
             format!(
@@ -2334,14 +2345,17 @@ fn print_many(m: &ManyTenants) {
         ),
         ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
-        ("cores: ops / postgres / other / idle", cpu_cell(&m.cpu), String::new()),
-    ];
+        ("cores: ops / postgres / other / idle", cpu_cell(z.cpu), String::new()),
+    ]
+}
+
+fn print_rows(rows: Vec<(&str, String, String)>) {
+    let mut table = new_table(&["", "value", "target"]);
     for (name, value, target) in rows {
         table.add_row(vec![name.to_owned(), value, target]);
     }
     println!("{table}");
     println!();
-    print_open_loop(m);
 }
 
 fn print_open_loop(m: &ManyTenants) {
@@ -2359,46 +2373,17 @@ fn print_open_loop(m: &ManyTenants) {
         o.rate,
         OPEN_LOOP_SHARE * 100.0
     );
-    let (l, f, c) = (&o.load, &o.first_request, &o.counters);
-    let mut table = new_table(&["", "value", "target"]);
-    let rows: Vec<(&str, String, String)> = vec![
-        ("requests (achieved req/s)", format!("{} ({:.0})", l.requests, l.requests_per_s), String::new()),
-        ("errors", format!("{} {}", l.errors, kinds(&l.error_kinds)), "0".to_owned()),
-        (
-            "latency p50 / p99 / max",
-            format!("{:.2} / {:.2} / {:.2} ms", ms(l.p50_us), ms(l.p99_us), ms(l.max_us)),
-            String::new(),
-        ),
-        ("tenants touched (first requests)", o.tenants_touched.to_string(), String::new()),
-        (
-            "first request p50 / p90 / p99 / max",
-            format!("{:.2} / {:.2} / {:.2} / {:.2} ms", f.p50_ms, f.p90_ms, f.p99_ms, f.max_ms),
-            format!("p99 ≤ {TARGET_COLD_P99_MS} ms"),
-        ),
-        (
-            "peak connections, pg_stat_activity / router's own count",
-            format!("{} / {}", o.connections.peak_pg_stat_activity, o.connections.peak_router_count),
-            format!("≤ {}", m.budget),
-        ),
-        (
-            "connects (share of requests that connected)",
-            format!("{} ({:.1} %)", c.connects, 100.0 * c.connects as f64 / l.requests.max(1) as f64),
-            String::new(),
-        ),
-        (
-            "idle connections closed: by waiting requests / ahead of need (reserve)",
-            format!("{} / {}", c.reclaimed_idle, c.reserve_reclaims),
-            String::new(),
-        ),
-        ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
-        ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
-        ("cores: ops / postgres / other / idle", cpu_cell(&o.cpu), String::new()),
-    ];
-    for (name, value, target) in rows {
-        table.add_row(vec![name.to_owned(), value, target]);
-    }
-    println!("{table}");
-    println!();
+    print_rows(zipf_rows(
+        &ZipfRows {
+            load: &o.load,
+            tenants_touched: o.tenants_touched,
+            first_request: &o.first_request,
+            connections: &o.connections,
+            counters: &o.counters,
+            cpu: &o.cpu,
+        },
+        m.budget,
+    ));
 }
 
 fn print_herd(h: &Herd) {
