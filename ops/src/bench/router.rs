@@ -153,6 +153,14 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The pool of the many-tenant phases' routers: the connection budget and per-tenant share.
+    fn many_tenant_pool(&self, config: &mut tenant_router::Config) {
+        config.pool.budget_per_server = self.budget;
+        config.pool.max_per_tenant = self.zipf_share;
+    }
+}
+
 pub async fn run(args: RouterBenchArgs) -> anyhow::Result<()> {
     if args.memory_probe {
         return memory_probe().await;
@@ -1196,8 +1204,7 @@ async fn cold_one_at_a_time(
     warm: &Tenant,
 ) -> anyhow::Result<LatencyMs> {
     let router = RunningRouter::start(platform, format!("bench-router-isolated-{}", platform.run_id), |c| {
-        c.pool.budget_per_server = settings.budget;
-        c.pool.max_per_tenant = settings.zipf_share;
+        settings.many_tenant_pool(c)
     })
     .await?;
     let outcome = async {
@@ -1250,11 +1257,7 @@ async fn zipf_run(
     arrivals: ZipfArrivals,
 ) -> anyhow::Result<ZipfRun> {
     let application_name = format!("bench-router-many-{}", platform.run_id);
-    let router = RunningRouter::start(platform, application_name.clone(), |c| {
-        c.pool.budget_per_server = settings.budget;
-        c.pool.max_per_tenant = settings.zipf_share;
-    })
-    .await?;
+    let router = RunningRouter::start(platform, application_name.clone(), |c| settings.many_tenant_pool(c)).await?;
     let outcome = async {
         // The JWKS fetch and first-use costs are paid here, not by the first measured request.
         let clients: Vec<_> = (0..settings.zipf_clients).map(|_| http_client()).collect();
@@ -1410,8 +1413,7 @@ async fn zipf_open_loop(
 
 async fn herd_phase(settings: &Settings, platform: &Platform, cold: &Tenant, warm: &Tenant) -> anyhow::Result<Herd> {
     let router = RunningRouter::start(platform, format!("bench-router-herd-{}", platform.run_id), |c| {
-        c.pool.budget_per_server = settings.budget;
-        c.pool.max_per_tenant = settings.zipf_share;
+        settings.many_tenant_pool(c);
         // A queue of a thousand on a share of a few connections must not time out into 503s.
         c.pool.acquire_timeout = Duration::from_secs(120);
     })
