@@ -1169,24 +1169,9 @@ async fn many_tenants_phase(
         run_s: settings.zipf_run.as_secs_f64(),
         budget: settings.budget,
         share: settings.zipf_share,
-        tenants_touched: saturated.tenants_touched,
-        load: saturated.load,
-        first_request: saturated.first_request,
-        first_request_after_start: saturated.first_request_after_start,
-        connections: saturated.connections,
-        counters: saturated.counters,
-        cpu: saturated.cpu,
+        closed_loop: saturated,
         isolated,
-        open_loop: OpenLoop {
-            rate,
-            tenants_touched: open.tenants_touched,
-            load: open.load,
-            first_request: open.first_request,
-            first_request_after_start: open.first_request_after_start,
-            connections: open.connections,
-            counters: open.counters,
-            cpu: open.cpu,
-        },
+        open_loop: OpenLoop { rate, run: open },
     })
 }
 
@@ -1239,10 +1224,14 @@ enum ZipfArrivals {
 }
 
 /// One Zipf load on a freshly started router (every tenant cold: no routes, no pools).
+#[derive(Serialize)]
 struct ZipfRun {
     tenants_touched: u64,
     load: LoadStats,
+    /// Each tenant's first request: route lookup, pool, connect (and reclaiming another
+    /// tenant's idle connection when the budget is spent).
     first_request: LatencyMs,
+    /// The first requests sent after [`START_WINDOW`]: cold tenants among warm ones.
     first_request_after_start: LatencyMs,
     connections: Peaks,
     counters: Counters,
@@ -1909,16 +1898,8 @@ struct ManyTenants {
     run_s: f64,
     budget: usize,
     share: usize,
-    tenants_touched: u64,
-    load: LoadStats,
-    /// Each tenant's first request: route lookup, pool, connect (and reclaiming another
-    /// tenant's idle connection when the budget is spent).
-    first_request: LatencyMs,
-    /// The first requests sent after [`START_WINDOW`]: cold tenants among warm ones.
-    first_request_after_start: LatencyMs,
-    connections: Peaks,
-    counters: Counters,
-    cpu: CpuShare,
+    /// `clients` closed-loop clients: the router runs flat out.
+    closed_loop: ZipfRun,
     /// The same tenants on a fresh router at half the closed loop's throughput.
     open_loop: OpenLoop,
     /// First requests one at a time on a fresh router: the cold path with nothing queued.
@@ -1929,13 +1910,8 @@ struct ManyTenants {
 struct OpenLoop {
     /// Offered requests per second (Poisson arrivals).
     rate: f64,
-    tenants_touched: u64,
-    load: LoadStats,
-    first_request: LatencyMs,
-    first_request_after_start: LatencyMs,
-    connections: Peaks,
-    counters: Counters,
-    cpu: CpuShare,
+    #[serde(flatten)]
+    run: ZipfRun,
 }
 
 #[derive(Serialize)]
@@ -2014,7 +1990,10 @@ impl Report {
             target,
             met,
         };
-        let peak = many.connections.peak_pg_stat_activity.max(many.connections.peak_router_count);
+        let peak =
+            many.closed_loop.connections.peak_pg_stat_activity.max(many.closed_loop.connections.peak_router_count);
+        let open = &many.open_loop.run;
+        let open_peak = open.connections.peak_pg_stat_activity.max(open.connections.peak_router_count);
         let mut targets = vec![
             check(
                 "single tenant: throughput router / baseline",
@@ -2048,44 +2027,38 @@ impl Report {
             ),
             check(
                 "many tenants: errors",
-                many.load.errors.to_string(),
+                many.closed_loop.load.errors.to_string(),
                 "0".to_owned(),
-                many.load.errors == 0 && many.load.requests > 0,
+                many.closed_loop.load.errors == 0 && many.closed_loop.load.requests > 0,
             ),
             check(
                 "many tenants: peak connections (pg_stat_activity / router)",
-                format!("{} / {}", many.connections.peak_pg_stat_activity, many.connections.peak_router_count),
+                format!(
+                    "{} / {}",
+                    many.closed_loop.connections.peak_pg_stat_activity, many.closed_loop.connections.peak_router_count
+                ),
                 format!("≤ {}", many.budget),
                 peak <= many.budget as u64,
             ),
             check(
                 "many tenants: cold tenant's first request p99 (closed loop, saturated)",
-                format!("{:.2} ms", many.first_request.p99_ms),
+                format!("{:.2} ms", many.closed_loop.first_request.p99_ms),
                 format!("≤ {TARGET_COLD_P99_MS} ms"),
-                many.first_request.samples > 0 && many.first_request.p99_ms <= TARGET_COLD_P99_MS,
+                many.closed_loop.first_request.samples > 0
+                    && many.closed_loop.first_request.p99_ms <= TARGET_COLD_P99_MS,
             ),
             check(
                 &format!("many tenants: cold tenant's first request p99 (open loop, {:.0} req/s)", many.open_loop.rate),
-                format!("{:.2} ms", many.open_loop.first_request.p99_ms),
+                format!("{:.2} ms", open.first_request.p99_ms),
                 format!("≤ {TARGET_COLD_P99_MS} ms"),
-                many.open_loop.first_request.samples > 0 && many.open_loop.first_request.p99_ms <= TARGET_COLD_P99_MS,
+                many.open_loop.run.first_request.samples > 0
+                    && many.open_loop.run.first_request.p99_ms <= TARGET_COLD_P99_MS,
             ),
             check(
                 "many tenants, open loop: errors / peak connections",
-                format!(
-                    "{} / {}",
-                    many.open_loop.load.errors,
-                    many.open_loop.connections.peak_pg_stat_activity.max(many.open_loop.connections.peak_router_count)
-                ),
+                format!("{} / {}", open.load.errors, open_peak),
                 format!("0 / ≤ {}", many.budget),
-                many.open_loop.load.errors == 0
-                    && many.open_loop.load.requests > 0
-                    && many
-                        .open_loop
-                        .connections
-                        .peak_pg_stat_activity
-                        .max(many.open_loop.connections.peak_router_count)
-                        <= many.budget as u64,
+                open.load.errors == 0 && open.load.requests > 0 && open_peak <= many.budget as u64,
             ),
             check(
                 &format!("herd: catalog lookups for {} first requests", herd.requests),
@@ -2095,7 +2068,7 @@ impl Report {
             ),
             check("herd: errors", herd.errors.to_string(), "0".to_owned(), herd.errors == 0),
         ];
-        let later = &many.first_request_after_start;
+        let later = &many.closed_loop.first_request_after_start;
         if later.samples > 0 {
             let after_closed_loop = targets.iter().position(|t| t.what.contains("(closed loop")).map_or(0, |i| i + 1);
             targets.insert(
@@ -2267,20 +2240,10 @@ fn print_many(m: &ManyTenants) {
         m.share,
         SAMPLE_EVERY.as_millis()
     );
-    let f = &m.first_request;
-    let mut rows = zipf_rows(
-        &ZipfRows {
-            load: &m.load,
-            tenants_touched: m.tenants_touched,
-            first_request: f,
-            connections: &m.connections,
-            counters: &m.counters,
-            cpu: &m.cpu,
-        },
-        m.budget,
-    );
+    let closed = &m.closed_loop;
+    let mut rows = zipf_rows(closed, m.budget);
     // Only the closed loop sends every tenant's first request at once at the start.
-    let later = match &m.first_request_after_start {
+    let later = match &closed.first_request_after_start {
         later if later.samples == 0 => "none: every tenant was touched in the first 2 s".to_owned(),
         later => format!(
             "{:.2} / {:.2} / {:.2} / {:.2} ms ({})",
@@ -2289,7 +2252,7 @@ fn print_many(m: &ManyTenants) {
     };
     rows.push((
         "first requests sent in the first 2 s (all cold at once)",
-        (f.samples - m.first_request_after_start.samples).to_string(),
+        (closed.first_request.samples - closed.first_request_after_start.samples).to_string(),
         String::new(),
     ));
     rows.push(("first requests after that: p50 / p90 / p99 / max", later, format!("p99 ≤ {TARGET_COLD_P99_MS} ms")));
@@ -2298,17 +2261,8 @@ fn print_many(m: &ManyTenants) {
 }
 
 /// One Zipf load's figures, as both loops report them.
-struct ZipfRows<'a> {
-    load: &'a LoadStats,
-    tenants_touched: u64,
-    first_request: &'a LatencyMs,
-    connections: &'a Peaks,
-    counters: &'a Counters,
-    cpu: &'a CpuShare,
-}
-
-fn zipf_rows(z: &ZipfRows<'_>, budget: usize) -> Vec<(&'static str, String, String)> {
-    let (l, f, c, p) = (z.load, z.first_request, z.counters, z.connections);
+fn zipf_rows(z: &ZipfRun, budget: usize) -> Vec<(&'static str, String, String)> {
+    let (l, f, c, p) = (&z.load, &z.first_request, &z.counters, &z.connections);
     vec![
         ("requests (req/s)", format!("{} ({:.0})", l.requests, l.requests_per_s), String::new()),
         ("errors", format!("{} {}", l.errors, kinds(&l.error_kinds)), "0".to_owned()),
@@ -2347,7 +2301,7 @@ fn zipf_rows(z: &ZipfRows<'_>, budget: usize) -> Vec<(&'static str, String, Stri
         ),
         ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
-        ("cores: ops / postgres / other / idle", cpu_cell(z.cpu), String::new()),
+        ("cores: ops / postgres / other / idle", cpu_cell(&z.cpu), String::new()),
     ]
 }
 
@@ -2375,17 +2329,7 @@ fn print_open_loop(m: &ManyTenants) {
         o.rate,
         OPEN_LOOP_SHARE * 100.0
     );
-    print_rows(zipf_rows(
-        &ZipfRows {
-            load: &o.load,
-            tenants_touched: o.tenants_touched,
-            first_request: &o.first_request,
-            connections: &o.connections,
-            counters: &o.counters,
-            cpu: &o.cpu,
-        },
-        m.budget,
-    ));
+    print_rows(zipf_rows(&o.run, m.budget));
 }
 
 fn print_herd(h: &Herd) {
