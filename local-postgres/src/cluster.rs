@@ -81,6 +81,12 @@ impl LocalCluster {
     /// process if this process dies without dropping it (kill -9, a panic, or the exit of a test
     /// binary, which never drops statics: the watchdog is what cleans up a cluster in a `OnceLock`).
     pub fn start_throwaway() -> Result<LocalCluster, ClusterError> {
+        Self::start_throwaway_with(&[])
+    }
+
+    /// [`start_throwaway`](Self::start_throwaway) with server settings of the caller's on top
+    /// of the throwaway ones (a later `-c` wins), e.g. a benchmark's higher `max_connections`.
+    pub fn start_throwaway_with(extra_settings: &[(&str, &str)]) -> Result<LocalCluster, ClusterError> {
         let started = Instant::now();
         let binaries = find_binaries()?;
         let user = ServerUser::detect()?;
@@ -109,7 +115,8 @@ impl LocalCluster {
         let watchdog = Watchdog::spawn(user, &cluster.binaries.pg_ctl(), &cluster.data_dir, &cluster.dir)?;
         cluster.kind = Kind::Throwaway { watchdog: Some(watchdog), removed: false };
         cluster.initdb(&cluster.data_dir)?;
-        cluster.start(PortChoice::Prefer(None), THROWAWAY_SETTINGS)?;
+        let settings: Vec<(&str, &str)> = THROWAWAY_SETTINGS.iter().chain(extra_settings).copied().collect();
+        cluster.start(PortChoice::Prefer(None), &settings)?;
         tracing::info!(
             port = cluster.port,
             dir = %cluster.dir.display(),

@@ -39,6 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::config::PoolConfig;
+use crate::micros;
 use crate::routes::TenantRoute;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,6 +64,12 @@ pub struct PoolStats {
     pub exits_seen: AtomicU64,
     pub budget_timeouts: AtomicU64,
     pub pools_created: AtomicU64,
+    /// Requests that found no free budget permit and had to wait for one.
+    pub permit_waits: AtomicU64,
+    /// Microseconds those requests waited, in total.
+    pub permit_wait_micros: AtomicU64,
+    /// Microseconds spent opening connections (successful ones), in total.
+    pub connect_micros: AtomicU64,
 }
 
 /// One Postgres server's connection budget, as this router spends it.
@@ -133,6 +140,25 @@ impl<'a> CountGuard<'a> {
 impl Drop for CountGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a wait for a budget permit and adds its duration when dropped, however it ended.
+struct WaitTimer<'a> {
+    stats: &'a PoolStats,
+    started: Instant,
+}
+
+impl<'a> WaitTimer<'a> {
+    fn start(stats: &'a PoolStats) -> Self {
+        stats.permit_waits.fetch_add(1, Ordering::Relaxed);
+        Self { stats, started: Instant::now() }
+    }
+}
+
+impl Drop for WaitTimer<'_> {
+    fn drop(&mut self) {
+        self.stats.permit_wait_micros.fetch_add(micros(self.started.elapsed()), Ordering::Relaxed);
     }
 }
 
@@ -392,6 +418,7 @@ impl PoolManager {
 
         let mut permit = self.budget_permit(pool.server, deadline).await?;
         self.keep_reserve(&permit.budget, pool.server);
+        let connecting = Instant::now();
         let connected = tokio::time::timeout(self.config.connect_timeout, async {
             let mut conn = PgConnection::connect_with(&pool.options).await?;
             // Known so that closing it can hand its permit on as soon as the backend is gone.
@@ -403,6 +430,7 @@ impl PoolManager {
             Ok(Ok((conn, pid))) => {
                 permit.backend_pid = Some(pid);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                self.stats.connect_micros.fetch_add(micros(connecting.elapsed()), Ordering::Relaxed);
                 *pool.breaker.lock().expect("breaker lock") = Breaker { failures: 0, open_until: None };
                 Ok(PooledConnection { conn: Some(conn), permit: Some(permit), _share: share, pool, discarded: false })
             }
@@ -434,6 +462,7 @@ impl PoolManager {
             return Ok(permit(free));
         }
         let _waiting = CountGuard::enter(&budget.waiting);
+        let _timed = WaitTimer::start(&self.stats);
         // Keep our place in the semaphore's FIFO queue while we free idle connections.
         let acquire = budget.permits.clone().acquire_owned();
         tokio::pin!(acquire);

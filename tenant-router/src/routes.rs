@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use sqlx::PgPool;
 use tenancy::{DbName, RoleName, TenantStatus};
 use uuid::Uuid;
+
+use crate::micros;
 
 /// What the router needs to know to serve one tenant.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct TenantRoutes {
     catalog: PgPool,
     cache: Cache<Uuid, Lookup>,
     lookups: AtomicU64,
+    /// Time spent in catalog lookups, in microseconds (operators and benchmarks divide it by
+    /// the lookup count).
+    lookup_micros: AtomicU64,
 }
 
 type RouteRow = (Uuid, String, Uuid, String, i32, String, String, Option<i32>, bool, Option<String>, bool);
@@ -53,12 +58,18 @@ impl TenantRoutes {
             catalog,
             cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
             lookups: AtomicU64::new(0),
+            lookup_micros: AtomicU64::new(0),
         }
     }
 
     /// Catalog lookups made so far (hits do not count).
     pub fn lookup_count(&self) -> u64 {
         self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Microseconds spent in catalog lookups so far.
+    pub fn lookup_micros(&self) -> u64 {
+        self.lookup_micros.load(Ordering::Relaxed)
     }
 
     pub fn cached_count(&self) -> u64 {
@@ -79,6 +90,13 @@ impl TenantRoutes {
 
     async fn load(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let found = self.query(tenant).await;
+        self.lookup_micros.fetch_add(micros(started.elapsed()), Ordering::Relaxed);
+        found
+    }
+
+    async fn query(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
         let row: Option<RouteRow> = sqlx::query_as(
             "SELECT t.id, t.status, t.server_id, s.host, s.port, t.database_name, t.role_name, t.schema_version,
                     t.maintenance_mode, t.maintenance_message, t.migrating

@@ -1056,6 +1056,10 @@ struct Counters {
     exits_seen: u64,
     budget_timeouts: u64,
     jwks_fetches: u64,
+    lookup_micros: u64,
+    permit_waits: u64,
+    permit_wait_micros: u64,
+    connect_micros: u64,
 }
 
 impl Counters {
@@ -1071,6 +1075,10 @@ impl Counters {
             exits_seen: stats.exits_seen.load(Ordering::Relaxed),
             budget_timeouts: stats.budget_timeouts.load(Ordering::Relaxed),
             jwks_fetches: state.verifier.fetch_count(),
+            lookup_micros: state.routes.lookup_micros(),
+            permit_waits: stats.permit_waits.load(Ordering::Relaxed),
+            permit_wait_micros: stats.permit_wait_micros.load(Ordering::Relaxed),
+            connect_micros: stats.connect_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -1085,8 +1093,30 @@ impl Counters {
             exits_seen: self.exits_seen - before.exits_seen,
             budget_timeouts: self.budget_timeouts - before.budget_timeouts,
             jwks_fetches: self.jwks_fetches - before.jwks_fetches,
+            lookup_micros: self.lookup_micros - before.lookup_micros,
+            permit_waits: self.permit_waits - before.permit_waits,
+            permit_wait_micros: self.permit_wait_micros - before.permit_wait_micros,
+            connect_micros: self.connect_micros - before.connect_micros,
         }
     }
+
+    /// Mean milliseconds of a catalog lookup, of a wait for a budget permit (over the requests
+    /// that waited) and of opening a connection.
+    fn mean_lookup_ms(&self) -> f64 {
+        mean_ms(self.lookup_micros, self.catalog_lookups)
+    }
+
+    fn mean_permit_wait_ms(&self) -> f64 {
+        mean_ms(self.permit_wait_micros, self.permit_waits)
+    }
+
+    fn mean_connect_ms(&self) -> f64 {
+        mean_ms(self.connect_micros, self.connects)
+    }
+}
+
+fn mean_ms(total_micros: u64, count: u64) -> f64 {
+    if count == 0 { 0.0 } else { total_micros as f64 / count as f64 / 1000.0 }
 }
 
 /// The router's connections, as the server sees them and as the router counts them.
@@ -1187,7 +1217,7 @@ async fn cold_one_at_a_time(
     platform: &Platform,
     fleet: &Fleet,
     warm: &Tenant,
-) -> anyhow::Result<LatencyMs> {
+) -> anyhow::Result<IsolatedCold> {
     let router = RunningRouter::start(platform, format!("bench-router-isolated-{}", platform.run_id), |c| {
         settings.many_tenant_pool(c)
     })
@@ -1197,6 +1227,7 @@ async fn cold_one_at_a_time(
         let url = router.employees_url();
         fetch(&client, &url, &warm.token).await;
         let mut latencies = histogram_us();
+        let before = Counters::read(&router.state);
         for tenant in fleet.active.iter().take(ISOLATED_COLD_TENANTS) {
             let sent = Instant::now();
             match fetch(&client, &url, &tenant.token).await {
@@ -1204,7 +1235,8 @@ async fn cold_one_at_a_time(
                 other => bail!("a cold request failed: {other:?}"),
             }
         }
-        anyhow::Ok(LatencyMs::of(&latencies))
+        let counters = Counters::read(&router.state).since(before);
+        anyhow::Ok(IsolatedCold { first_request: LatencyMs::of(&latencies), counters })
     }
     .await;
     router.stop().await?;
@@ -1903,7 +1935,15 @@ struct ManyTenants {
     /// The same tenants on a fresh router at half the closed loop's throughput.
     open_loop: OpenLoop,
     /// First requests one at a time on a fresh router: the cold path with nothing queued.
-    isolated: LatencyMs,
+    isolated: IsolatedCold,
+}
+
+/// [`cold_one_at_a_time`]'s figures: the latency, and the router's counters over the same
+/// requests (where the time went).
+#[derive(Serialize)]
+struct IsolatedCold {
+    first_request: LatencyMs,
+    counters: Counters,
 }
 
 #[derive(Serialize)]
@@ -2315,11 +2355,24 @@ fn print_rows(rows: Vec<(&str, String, String)>) {
 }
 
 fn print_open_loop(m: &ManyTenants) {
-    let i = &m.isolated;
+    let (i, c) = (&m.isolated.first_request, &m.isolated.counters);
     println!(
         "The cold path alone (fresh router, one client, {} cold tenants one after another, budget {}): first request \
-         p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms.",
-        i.samples, m.budget, i.p50_ms, i.p90_ms, i.p99_ms, i.max_ms
+         p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms. Inside it, on average: catalog lookup {:.2} ms \
+         ({} lookups), connect (SCRAM, backend start, pid) {:.2} ms ({} connects), wait for a budget permit \
+         {:.2} ms ({} of the requests waited).",
+        i.samples,
+        m.budget,
+        i.p50_ms,
+        i.p90_ms,
+        i.p99_ms,
+        i.max_ms,
+        c.mean_lookup_ms(),
+        c.catalog_lookups,
+        c.mean_connect_ms(),
+        c.connects,
+        c.mean_permit_wait_ms(),
+        c.permit_waits
     );
     let o = &m.open_loop;
     println!(

@@ -152,8 +152,9 @@ impl Hub {
         Self { config, catalog, routes, pools, tenants: Mutex::new(HashMap::new()) }
     }
 
-    fn tenant(&self, id: Uuid) -> Arc<TenantHub> {
-        let mut tenants = self.tenants.lock().expect("hub lock");
+    /// The tenant's hub, created if missing. Callers that need it to stay in the map must count
+    /// themselves in while `tenants` is still locked (see [`Self::join`]).
+    fn tenant_locked(&self, tenants: &mut HashMap<Uuid, Arc<TenantHub>>, id: Uuid) -> Arc<TenantHub> {
         tenants
             .entry(id)
             .or_insert_with(|| {
@@ -181,8 +182,16 @@ impl Hub {
 
     /// Takes a connection slot of the tenant, or refuses when it is at its limit.
     pub fn join(&self, id: Uuid, maintenance: Option<String>) -> Result<(Arc<TenantHub>, ConnectionSlot), HubError> {
-        let hub = self.tenant(id);
-        let previous = hub.connections.fetch_add(1, Ordering::SeqCst);
+        // Counted in under the map's lock: [`Self::drop_unused_hubs`] removes hubs with no
+        // connections under the same lock, and a hub dropped between its creation and this
+        // count would leave the socket on a hub that no wake-up reaches (a benchmark run lost
+        // every event of one such socket).
+        let (hub, previous) = {
+            let mut tenants = self.tenants.lock().expect("hub lock");
+            let hub = self.tenant_locked(&mut tenants, id);
+            let previous = hub.connections.fetch_add(1, Ordering::SeqCst);
+            (hub, previous)
+        };
         let slot = ConnectionSlot(hub.clone());
         if previous >= self.config.max_connections_per_tenant {
             return Err(HubError::TooManyConnections(self.config.max_connections_per_tenant));
@@ -331,10 +340,7 @@ impl Hub {
             if prune {
                 last_prune = Instant::now();
             }
-            self.tenants
-                .lock()
-                .expect("hub lock")
-                .retain(|_, hub| hub.tx.receiver_count() > 0 || hub.connections() > 0);
+            self.drop_unused_hubs();
             for hub in self.all() {
                 let due = hub.last_read.lock().expect("last read lock").elapsed() >= self.config.recheck_interval;
                 if due && let Err(error) = self.catch_up(&hub).await {
@@ -345,6 +351,11 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Forgets hubs that no socket uses (nor is about to: see [`Self::join`]).
+    pub fn drop_unused_hubs(&self) {
+        self.tenants.lock().expect("hub lock").retain(|_, hub| hub.tx.receiver_count() > 0 || hub.connections() > 0);
     }
 
     /// Wake-ups may have been missed (the catalog listener reconnected): re-read every
@@ -407,4 +418,49 @@ fn maintenance_message(maintenance: &Option<String>) -> Arc<str> {
         "maintenance",
         serde_json::json!({ "maintenance_mode": maintenance.is_some(), "message": maintenance }),
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::PoolConfig;
+    use sqlx::postgres::PgPoolOptions;
+    use std::sync::atomic::AtomicBool;
+    use tenancy::TenantRoleKey;
+
+    /// A hub, and its pools, whose catalog is a closed port (127.0.0.1:1): nothing here may
+    /// need a database that answers.
+    pub(crate) fn offline_hub() -> (Hub, Arc<PoolManager>) {
+        let catalog = PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").expect("a lazy pool");
+        let routes = Arc::new(TenantRoutes::new(catalog.clone(), Duration::from_secs(30)));
+        let pools = Arc::new(PoolManager::new(PoolConfig::default(), TenantRoleKey::from_bytes([7; 32])));
+        (Hub::new(RealtimeConfig::default(), catalog, routes, pools.clone()), pools)
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_joins_while_unused_hubs_are_dropped_keeps_the_hub_that_wake_ups_reach() {
+        let hub = Arc::new(offline_hub().0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropper = {
+            let (hub, stop) = (hub.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    hub.drop_unused_hubs();
+                }
+            })
+        };
+        let mut orphaned = 0;
+        for _ in 0..200_000 {
+            let id = Uuid::new_v4();
+            let (joined, slot) = hub.join(id, None).expect("under the limit");
+            // What `offer` finds for the tenant must be the hub the socket listens on.
+            if !hub.existing(id).is_some_and(|found| Arc::ptr_eq(&found, &joined)) {
+                orphaned += 1;
+            }
+            drop(slot);
+        }
+        stop.store(true, Ordering::Relaxed);
+        dropper.join().expect("the dropper thread");
+        assert_eq!(orphaned, 0, "sockets left on hubs no longer in the map");
+    }
 }

@@ -46,6 +46,9 @@ pub struct Session<'a> {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+/// The close reason when the outbox cannot be read: the client reconnects with `since`.
+const UNREADABLE: &str = "cannot read missed events now; reconnect with since";
+
 enum Step {
     Continue,
     End(Ended),
@@ -128,12 +131,17 @@ impl Session<'_> {
     {
         let timeout = self.hub.config.send_timeout;
         let Some(since) = params.since else { return Ok(params.live_from) };
-        let mut conn = match self.pools.acquire(&params.route).await {
-            Ok(conn) => conn,
-            Err(_) => return Err(close_with(sink, close::GOING_AWAY, "database unavailable; retry").await),
+        let Ok(mut conn) = self.pools.acquire(&params.route).await else {
+            return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
         };
-        let first = tenant_schema::outbox::first_seq(&mut conn).await.ok().flatten();
-        let last = tenant_schema::outbox::last_seq(&mut conn).await.unwrap_or(0);
+        let bounds = async {
+            let first = tenant_schema::outbox::first_seq(&mut conn).await?;
+            let last = tenant_schema::outbox::last_seq(&mut conn).await?;
+            Ok::<_, tenant_schema::SchemaError>((first, last))
+        };
+        let Ok((first, last)) = bounds.await else {
+            return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
+        };
         let pruned = first.is_some_and(|first| since + 1 < first) || (first.is_none() && since < last);
         if pruned || since > last {
             // Events after `since` are gone (or `since` is from another life): start afresh.
@@ -145,7 +153,10 @@ impl Session<'_> {
         }
         let mut sent = since;
         loop {
-            let batch = tenant_schema::outbox::events_after(&mut conn, sent, 500).await.unwrap_or_default();
+            let Ok(batch) = tenant_schema::outbox::events_after(&mut conn, sent, 500).await else {
+                // Never pretend the replay is complete: the client resumes from what it got.
+                return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
+            };
             let n = batch.len();
             for e in batch {
                 let wanted = params.channels.as_ref().is_none_or(|c| c.contains(&e.channel));
@@ -161,6 +172,17 @@ impl Session<'_> {
                 return Ok(sent);
             }
         }
+    }
+
+    /// The tenant's outbox events after `after`; `None` if they cannot be read now.
+    async fn events_after(
+        &self,
+        params: &SessionParams,
+        after: i64,
+        limit: i64,
+    ) -> Option<Vec<tenant_schema::outbox::OutboxEvent>> {
+        let mut conn = self.pools.acquire(&params.route).await.ok()?;
+        tenant_schema::outbox::events_after(&mut conn, after, limit).await.ok()
     }
 
     /// Sends a live event once: skips what was already sent, fills a gap from the outbox.
@@ -180,13 +202,22 @@ impl Session<'_> {
             return Step::Continue;
         }
         // Missed events (the replay ended before the hub caught up, or this socket fell behind
-        // the hub's buffer): read them from the outbox, the truth, before this one.
+        // the hub's buffer): read them from the outbox, the truth, before this one. If they
+        // cannot be read now, the socket is closed rather than the events skipped: the client
+        // reconnects with `since` and gets them then.
         while event.seq > *sent + 1 {
-            let Ok(mut conn) = self.pools.acquire(&params.route).await else { break };
             let limit = (event.seq - *sent - 1).min(500);
-            let missing = tenant_schema::outbox::events_after(&mut conn, *sent, limit).await.unwrap_or_default();
-            drop(conn);
+            let Some(missing) = self.events_after(params, *sent, limit).await else {
+                return Step::End(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
+            };
             if missing.is_empty() {
+                // Committed before this event yet gone: pruned by retention. The client must
+                // reload, as after a `since` older than the retained window.
+                let data =
+                    serde_json::json!({ "reason": "missed events are no longer retained", "seq": event.seq - 1 });
+                if let Step::End(ended) = send(sink, Message::Text(system("resync", data).to_string()), timeout).await {
+                    return Step::End(ended);
+                }
                 break;
             }
             for e in missing.iter().filter(|e| e.seq < event.seq) {
@@ -239,4 +270,105 @@ async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &
     // Best effort: a client that stopped reading may never get the close frame.
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::close_with(code, reason))).await;
     Ended::Closed(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::channel::mpsc;
+    use tenancy::{DbName, RoleName, TenantStatus};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::realtime::hub::tests::offline_hub;
+
+    /// The server's end of a socket, as channels: what the client sends, what the server sent.
+    struct ChannelSocket {
+        incoming: mpsc::UnboundedReceiver<Result<Message, std::io::Error>>,
+        outgoing: mpsc::UnboundedSender<Message>,
+    }
+
+    impl Stream for ChannelSocket {
+        type Item = Result<Message, std::io::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_next_unpin(cx)
+        }
+    }
+
+    impl Sink<Message> for ChannelSocket {
+        type Error = mpsc::SendError;
+
+        fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.poll_ready(cx)
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.outgoing.start_send(item)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.close_channel();
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gap_that_cannot_be_read_closes_the_socket_for_a_resume_instead_of_skipping_events() {
+        let (hub, pools) = offline_hub();
+        let hub = Arc::new(hub);
+        let id = Uuid::new_v4();
+        let (tenant, _slot) = hub.join(id, None).expect("under the limit");
+        let live = tenant.subscribe();
+        // The tenant's database is a closed port: reading the outbox fails.
+        let route = Arc::new(TenantRoute {
+            id,
+            status: TenantStatus::Active,
+            server_id: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 1,
+            database: DbName::parse("t_0123456789abcdef0123456789abcdef").expect("a database name"),
+            role: RoleName::parse("t_0123456789abcdef0123456789abcdef").expect("a role name"),
+            schema_version: None,
+            maintenance: None,
+            migrating: false,
+        });
+        let params = SessionParams {
+            route,
+            live_from: 5,
+            since: None,
+            channels: None,
+            token_expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+        };
+        let (_client_tx, incoming) = mpsc::unbounded();
+        let (outgoing, mut sent_to_client) = mpsc::unbounded();
+        let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let session = {
+            let (hub, tenant, pools) = (hub.clone(), tenant.clone(), pools.clone());
+            tokio::spawn(async move {
+                let session = Session { hub: &hub, tenant, pools: &pools, shutdown };
+                session.run(ChannelSocket { incoming, outgoing }, params, live).await
+            })
+        };
+
+        // Seq 6 never reached this socket; 7 arrives.
+        tenant.send(Item::Event(Arc::new(Event { seq: 7, channel: "employees".into(), text: "{\"seq\":7}".into() })));
+
+        let ended = tokio::time::timeout(Duration::from_secs(30), session).await.expect("the session ends").unwrap();
+        assert_eq!(ended, Ended::Closed(close::GOING_AWAY));
+        let first = sent_to_client.next().await.expect("a message before the end");
+        match first {
+            Message::Close(Some((code, reason))) => {
+                assert_eq!(u16::from(code), close::GOING_AWAY);
+                assert!(reason.contains("since"), "{reason}");
+            }
+            other => panic!("expected a close frame, not {other:?} (seq 7 must not be sent without seq 6)"),
+        }
+    }
 }
