@@ -418,6 +418,10 @@ impl PoolManager {
 
         let mut permit = self.budget_permit(pool.server, deadline).await?;
         self.keep_reserve(&permit.budget, pool.server);
+        // Connections closed earlier (for the reserve, mostly) have had a moment to exit: look
+        // now, so their permits are free again for the next cold request instead of after the
+        // whole grace. In the background: this request has its permit.
+        drop(self.check_exited(pool.server, &permit.budget));
         let connecting = Instant::now();
         let connected = tokio::time::timeout(self.config.connect_timeout, async {
             let mut conn = PgConnection::connect_with(&pool.options).await?;
@@ -510,22 +514,32 @@ impl PoolManager {
     /// holds no other login there. One request checks at a time; without an idle connection, or
     /// if the check fails, the permits wait for their grace as before.
     async fn reap_exited(&self, server: Uuid, budget: &Arc<ServerBudget>) {
+        if let Some(check) = self.check_exited(server, budget) {
+            let _ = check.await;
+        }
+    }
+
+    /// Starts [`Self::reap_exited`]'s check in a task, if there is anything to check, nobody
+    /// else is checking and an idle connection can be borrowed.
+    fn check_exited(&self, server: Uuid, budget: &Arc<ServerBudget>) -> Option<tokio::task::JoinHandle<()>> {
         let pids: Vec<i32> = budget.exiting.lock().expect("exiting lock").iter().map(|e| e.pid).collect();
         if pids.is_empty() || budget.reaping.swap(true, Ordering::SeqCst) {
-            return;
+            return None;
         }
         let Some((pool, borrowed)) = self.borrow_idle(server) else {
             budget.reaping.store(false, Ordering::SeqCst);
-            return;
+            return None;
         };
         // In its own task: a waiter that gives up (timeout, client gone) must not drop the
         // borrowed connection midway, which would hand its permit on with no exit grace.
         let (budget, stats) = (budget.clone(), self.stats.clone());
-        let check = tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             let _reaping = ResetOnDrop(&budget.reaping);
             let mut borrowed = borrowed;
+            // The function behind the `pg_stat_activity` view, without the view's joins: the
+            // borrowed backend may never have expanded that view, and this runs on every connect.
             let alive: Result<Vec<i32>, sqlx::Error> =
-                sqlx::query_scalar("SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY($1)")
+                sqlx::query_scalar("SELECT pid FROM pg_catalog.pg_stat_get_activity(NULL) WHERE pid = ANY($1)")
                     .bind(&pids)
                     .fetch_all(&mut borrowed.conn)
                     .await;
@@ -551,8 +565,7 @@ impl PoolManager {
             } else {
                 pool.idle.lock().expect("idle lock").push_back(borrowed);
             }
-        });
-        let _ = check.await;
+        }))
     }
 
     /// Takes the most recently used idle connection of any tenant on `server` out of its pool.
