@@ -7,8 +7,8 @@
 //! - a tenant may hold at most `max_per_tenant` connections (its **share**, a second semaphore),
 //!   so one busy tenant cannot starve the others; waiting on both semaphores is FIFO-fair;
 //! - a closed connection keeps its permit until its backend has left `pg_stat_activity` (seen by
-//!   a waiting request) or [`BACKEND_EXIT_GRACE`] has passed, so Postgres itself never counts
-//!   more than the budget;
+//!   the check each new connection starts, or by a waiting request) or [`BACKEND_EXIT_GRACE`] has
+//!   passed, so Postgres itself never counts more than the budget;
 //! - because that makes a reclaimed permit arrive late, the pool keeps a small **reserve**
 //!   of free (or soon free) permits per server by closing idle connections (chosen as below)
 //!   ahead of need, so a cold tenant's first request rarely waits out the whole grace;
@@ -190,7 +190,8 @@ pub struct TenantPool {
 const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Closes `conn` politely and returns its budget `permit` only once the backend is gone: when a
-/// waiting request sees its pid leave `pg_stat_activity` ([`PoolManager::reap_exited`]), or
+/// check ([`PoolManager::check_exited`], started by every new connection and every waiting
+/// request) sees its pid leave `pg_stat_activity`, or
 /// after [`BACKEND_EXIT_GRACE`] at the latest. Off the caller's path: in a task when a runtime
 /// is around, else by a plain drop.
 fn close_connection(conn: PgConnection, permit: BudgetPermit) {
