@@ -210,9 +210,9 @@ impl Session<'_> {
             let Some(missing) = self.events_after(params, *sent, limit).await else {
                 return Step::End(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
             };
-            if missing.is_empty() {
-                // Committed before this event yet gone: pruned by retention. The client must
-                // reload, as after a `since` older than the retained window.
+            if missing.first().is_none_or(|e| e.seq > *sent + 1) {
+                // Committed before this event yet gone (all or the oldest of them): pruned by
+                // retention. The client must reload, as after a `since` older than the window.
                 let data =
                     serde_json::json!({ "reason": "missed events are no longer retained", "seq": event.seq - 1 });
                 if let Step::End(ended) = send(sink, Message::Text(system("resync", data).to_string()), timeout).await {
