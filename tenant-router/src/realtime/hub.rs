@@ -354,7 +354,7 @@ impl Hub {
     }
 
     /// Forgets hubs that no socket uses (nor is about to: see [`Self::join`]).
-    pub fn drop_unused_hubs(&self) {
+    pub(crate) fn drop_unused_hubs(&self) {
         self.tenants.lock().expect("hub lock").retain(|_, hub| hub.tx.receiver_count() > 0 || hub.connections() > 0);
     }
 
