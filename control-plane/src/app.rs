@@ -19,7 +19,7 @@ use crate::identity::throttle::LoginThrottle;
 use crate::identity::tokens::TokenIssuer;
 use crate::login::LoginService;
 use crate::migrations::Migrations;
-use crate::provision::{Provisioner, reconcile};
+use crate::provision::{Provisioner, SparePool, reconcile};
 use crate::rate_limit::RateLimiter;
 use crate::secrets::MasterKey;
 use crate::state::AppState;
@@ -47,6 +47,8 @@ pub struct App {
     port: u16,
     state: Arc<AppState>,
     reconcile_interval: Duration,
+    spares: Arc<SparePool>,
+    spare_refill_interval: Duration,
 }
 
 /// The name the admin URL's server gets when it registers itself on first start.
@@ -110,7 +112,10 @@ impl App {
             tracing::warn!(?recovered, "start-up migration recovery pass");
         }
 
-        let provisioner = Arc::new(Provisioner::new(pool.clone(), fleet.clone(), master.clone(), config.crash_after));
+        let spares =
+            Arc::new(SparePool::new(pool.clone(), fleet.clone(), master.clone(), config.spare_databases_per_server));
+        let provisioner =
+            Arc::new(Provisioner::new(pool.clone(), fleet.clone(), master.clone(), spares.clone(), config.crash_after));
         let state = Arc::new(AppState {
             catalog: pool.clone(),
             fleet,
@@ -141,11 +146,23 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(config.listen.port());
-        Ok(Self { acceptor, port, state, reconcile_interval: config.reconcile_interval })
+        Ok(Self {
+            acceptor,
+            port,
+            state,
+            reconcile_interval: config.reconcile_interval,
+            spares,
+            spare_refill_interval: config.spare_refill_interval,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The spare-database pool (its counters tell how many signups adopted a spare).
+    pub fn spare_pool(&self) -> Arc<SparePool> {
+        self.spares.clone()
     }
 
     /// The OpenAPI document this app serves.
@@ -166,6 +183,9 @@ impl App {
             self.reconcile_interval,
             stop_rx.clone(),
         ));
+        // Spare refiller: keeps each server's pool of ready spare databases full; on shutdown
+        // it stops between spares.
+        let refiller = tokio::spawn(self.spares.clone().run_periodically(self.spare_refill_interval, stop_rx.clone()));
         // Key reloader: picks up rotations made through other replicas; stops on shutdown.
         let keys = state.keys.clone();
         let mut key_stop = stop_rx.clone();
@@ -198,6 +218,7 @@ impl App {
         migrations.shutdown().await;
         let _ = migration_recovery.await;
         let _ = reconciler.await;
+        let _ = refiller.await;
         let _ = key_reloader.await;
         result
     }

@@ -91,6 +91,12 @@ pub struct Config {
     /// Test hook: abort the process right after this provisioning step, to prove that a crash
     /// at any point leaves a working tenant or nothing. Never set in production.
     pub crash_after: Option<ProvisionStep>,
+    /// Spare tenant databases kept ready per server, copied from its template ahead of need,
+    /// so a signup adopts one instead of waiting for the copy (see `provision::spares`). 0
+    /// turns the pool off; each spare costs one template-sized database (≈ 8 MB).
+    pub spare_databases_per_server: u32,
+    /// How often the spare pool is topped up when no signup woke it.
+    pub spare_refill_interval: Duration,
     /// The tenant schema's migrations: templates are kept at the latest, bulk runs apply them.
     /// `tenant_schema`'s embedded list unless a test (or a rehearsal, with
     /// `NEXACORE_TENANT_MIGRATIONS_DIR`) gives another.
@@ -122,6 +128,8 @@ impl Config {
             max_body_bytes: 64 * 1024,
             signup_limit_per_hour: 20,
             crash_after: None,
+            spare_databases_per_server: 2,
+            spare_refill_interval: Duration::from_secs(10),
             tenant_migrations: MigrationSet::embedded(),
             migrations: MigrationSettings::default(),
         }
@@ -184,6 +192,9 @@ impl Config {
                     ));
                 }
             };
+        }
+        if let Some(v) = var("NEXACORE_SPARE_DATABASES") {
+            config.spare_databases_per_server = v.parse().map_err(|e| invalid("NEXACORE_SPARE_DATABASES", e))?;
         }
         if let Some(v) = var("NEXACORE_RECONCILE_INTERVAL_SECS") {
             config.reconcile_interval =

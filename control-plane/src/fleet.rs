@@ -159,11 +159,16 @@ impl Fleet {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(template_lock_key(server.id)).execute(&mut *lock).await?;
         let mut conn = server.pool.acquire().await?;
         let result = self.ensure_template_locked(server, &mut conn).await;
+        if let Ok(true) = result {
+            // Spares are copies of the old template: retired before the lock is released.
+            catalog::spares::retire_all(&mut *lock, server.id).await?;
+        }
         lock.commit().await?;
-        result
+        result.map(|_| ())
     }
 
-    async fn ensure_template_locked(&self, server: &ServerHandle, conn: &mut PgConnection) -> Result<(), FleetError> {
+    /// Returns whether the template changed (created or migrated).
+    async fn ensure_template_locked(&self, server: &ServerHandle, conn: &mut PgConnection) -> Result<bool, FleetError> {
         let sql = format!("CREATE ROLE {SCHEMA_OWNER_ROLE} NOLOGIN");
         match sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await {
             Ok(_) => {}
@@ -191,7 +196,7 @@ impl Fleet {
         if !report.applied.is_empty() {
             tracing::info!(server = %server.name, version = ?report.current_version, "migrated the template database");
         }
-        Ok(())
+        Ok(!report.applied.is_empty())
     }
 
     /// Creates a tenant's login role with a SCRAM verifier (see `secrets::tenant_role_scram_verifier`)

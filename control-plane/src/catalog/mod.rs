@@ -5,6 +5,7 @@ pub mod audit;
 pub mod migration_runs;
 pub mod servers;
 pub mod settings;
+pub mod spares;
 pub mod tenants;
 pub mod users;
 

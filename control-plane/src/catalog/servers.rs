@@ -24,6 +24,7 @@ pub struct ServerLoad {
     pub capacity: i32,
     pub status: String,
     pub tenants: i64,
+    pub spares_ready: i64,
 }
 
 const SERVER_COLUMNS: &str = "id, name, admin_url_sealed, host, port, capacity, status";
@@ -62,7 +63,9 @@ pub async fn insert(db: impl PgExecutor<'_>, row: &ServerRow) -> Result<(), sqlx
 
 pub async fn loads(db: impl PgExecutor<'_>) -> Result<Vec<ServerLoad>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.id, s.name, s.host, s.port, s.capacity, s.status, count(t.id) AS tenants
+        "SELECT s.id, s.name, s.host, s.port, s.capacity, s.status, count(t.id) AS tenants,
+                (SELECT count(*) FROM spare_databases sp WHERE sp.server_id = s.id AND sp.status = 'ready')
+                    AS spares_ready
          FROM database_servers s
          LEFT JOIN tenants t ON t.server_id = s.id AND t.status <> 'deleted'
          GROUP BY s.id ORDER BY s.created_at, s.id",

@@ -182,6 +182,8 @@ pub struct ServerView {
     pub status: String,
     /// Live (not deleted) tenants on the server.
     pub tenants: i64,
+    /// Spare databases ready for the next signups on this server.
+    pub spares_ready: i64,
 }
 
 impl From<crate::catalog::servers::ServerLoad> for ServerView {
@@ -194,6 +196,7 @@ impl From<crate::catalog::servers::ServerLoad> for ServerView {
             capacity: s.capacity,
             status: s.status,
             tenants: s.tenants,
+            spares_ready: s.spares_ready,
         }
     }
 }

@@ -712,6 +712,17 @@ impl Engine {
             }
             Err(error) => Ok(TemplateEntry::failed(&server.name, format!("cannot connect: {}", error_text(&error)))),
         };
+        if let Ok(entry) = &entry
+            && entry.status == "succeeded"
+            && entry.to_version != entry.from_version
+        {
+            // The server's spare databases are copies of the old template: retired before the
+            // lock is released, so no signup adopts one (see `provision::spares`).
+            let retired = crate::catalog::spares::retire_all(&mut *lock, server.id).await?;
+            if retired > 0 {
+                tracing::info!(server = %server.name, retired, "retired spare databases of the old template");
+            }
+        }
         lock.commit().await?;
         let mut entry = entry?;
         entry.duration_ms = Some(millis(clock.elapsed()));

@@ -12,23 +12,26 @@
 //! row. A tenant therefore ends as either fully `active` or gone.
 
 pub mod reconcile;
+pub mod spares;
 pub mod validate;
 
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::catalog::audit::{self, Actor};
 use crate::catalog::tenants::{self, NewTenantRow, TenantRow};
-use crate::catalog::{self, servers, users};
+use crate::catalog::{self, servers, spares as spares_catalog, users};
 use crate::domain::{MemberRole, Slug, TenantId};
-use crate::fleet::{self, Fleet, FleetError, SCHEMA_OWNER_ROLE, ServerHandle};
+use crate::fleet::{self, Fleet, FleetError, ServerHandle};
 use crate::identity::password;
 use crate::secrets::MasterKey;
+pub use spares::SparePool;
 pub use validate::{SignupRequest, ValidSignup};
 
-/// The steps of provisioning, in order. The crash test hook aborts after any of them.
+/// The steps of provisioning, in order. The crash test hook aborts after any of them. A signup
+/// that adopts a spare database (see [`spares`]) skips the three steps that build one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisionStep {
     /// The catalog row exists in state `provisioning`.
@@ -95,6 +98,7 @@ pub struct Provisioner {
     catalog: PgPool,
     fleet: Arc<Fleet>,
     master: Arc<MasterKey>,
+    spares: Arc<SparePool>,
     crash_after: Option<ProvisionStep>,
 }
 
@@ -115,8 +119,14 @@ impl Admin {
 }
 
 impl Provisioner {
-    pub fn new(catalog: PgPool, fleet: Arc<Fleet>, master: Arc<MasterKey>, crash_after: Option<ProvisionStep>) -> Self {
-        Self { catalog, fleet, master, crash_after }
+    pub fn new(
+        catalog: PgPool,
+        fleet: Arc<Fleet>,
+        master: Arc<MasterKey>,
+        spares: Arc<SparePool>,
+        crash_after: Option<ProvisionStep>,
+    ) -> Self {
+        Self { catalog, fleet, master, spares, crash_after }
     }
 
     /// The test hook: abort the whole process after `step`, as a crash would.
@@ -156,26 +166,34 @@ impl Provisioner {
         if req.slug_suggested {
             req.slug = self.free_variant(&req.slug).await?;
         }
-        let id = TenantId::new();
-        // The role's SCRAM verifier (PBKDF2) is CPU work like the admin's password hash: both run
-        // off the async workers, side by side.
-        let role_password = self.master.tenant_role_key().password_for(&id.role_name());
-        let verifier = tokio::task::spawn_blocking(move || crate::secrets::tenant_role_scram_verifier(&role_password));
-        let admin = self.admin_for(&req).await?;
-        let verifier = verifier.await.expect("computing a SCRAM verifier does not panic");
         let server_id = servers::least_loaded(&self.catalog).await?.ok_or(ProvisionError::NoCapacity)?;
         let server = self.fleet.server(server_id).await?;
+        // The id this signup gets unless it adopts a spare (which brings its own). Only a
+        // signup that builds its own database needs the role's SCRAM verifier (PBKDF2): CPU
+        // work like the admin's password hash, so both run off the async workers, side by
+        // side. With a spare in sight, it is not started at all.
+        let fresh = TenantId::new();
+        let spare_in_sight = self.spares.enabled() && spares_catalog::has_ready(&self.catalog, server_id).await?;
+        let verifier = (!spare_in_sight).then(|| self.start_verifier(fresh));
+        let admin = self.admin_for(&req).await?;
 
-        sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
-            .bind(id.lock_key())
+        // No template migration between choosing how to build the database and building it.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
             .bind(fleet::template_lock_key(server_id))
             .execute(&mut *lock)
             .await?;
-
-        self.reserve(id, &req, server_id, idempotency_key, &fingerprint).await?;
+        let (id, adopted) = self.reserve(&mut lock, fresh, &req, server_id, idempotency_key, &fingerprint).await?;
         self.step_done(ProvisionStep::Reserved, id);
 
-        if let Err(error) = self.build_database(&server, id, &req, &verifier).await {
+        let built = if adopted {
+            self.seed(&server, id, &req, false).await
+        } else {
+            // A spare seen above may have gone to a concurrent signup: compute it now then.
+            let verifier = verifier.unwrap_or_else(|| self.start_verifier(id));
+            let verifier = verifier.await.expect("computing a SCRAM verifier does not panic");
+            self.build_database(&server, id, &req, &verifier).await
+        };
+        if let Err(error) = built {
             tracing::warn!(tenant = %id, %error, "provisioning failed; undoing it");
             if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
                 // The reconciler retries once our lock is gone.
@@ -195,7 +213,10 @@ impl Provisioner {
         };
         self.step_done(ProvisionStep::Activated, id);
         lock.commit().await?;
-        tracing::info!(tenant = %id, slug = %tenant.slug, server = %server.name, "tenant provisioned");
+        if adopted {
+            self.spares.adopted_one();
+        }
+        tracing::info!(tenant = %id, slug = %tenant.slug, server = %server.name, spare = adopted, "tenant provisioned");
         Ok(Provisioned { tenant, admin_user: admin.id(), replayed: false })
     }
 
@@ -261,15 +282,23 @@ impl Provisioner {
         }
     }
 
+    /// Commits the tenant's row in state `provisioning` and returns its id, adopting a ready
+    /// spare of the server when there is one (its row is deleted in the same transaction). The
+    /// id's advisory lock is taken on `lock` before the row is visible, so the reconciler never
+    /// mistakes this signup for an abandoned one.
     async fn reserve(
         &self,
-        id: TenantId,
+        lock: &mut Transaction<'static, Postgres>,
+        fresh: TenantId,
         req: &ValidSignup,
         server_id: Uuid,
         idempotency_key: Option<&str>,
         fingerprint: &str,
-    ) -> Result<(), ProvisionError> {
+    ) -> Result<(TenantId, bool), ProvisionError> {
         let mut tx = self.catalog.begin().await?;
+        let spare = if self.spares.enabled() { spares_catalog::claim(&mut *tx, server_id).await? } else { None };
+        let id = spare.unwrap_or(fresh);
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id.lock_key()).execute(&mut **lock).await?;
         let row = NewTenantRow {
             id,
             slug: req.slug.as_str(),
@@ -302,7 +331,13 @@ impl Provisioner {
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok((id, spare.is_some()))
+    }
+
+    /// Starts computing the SCRAM verifier of tenant `id`'s role on a blocking thread.
+    fn start_verifier(&self, id: TenantId) -> tokio::task::JoinHandle<String> {
+        let password = self.master.tenant_role_key().password_for(&id.role_name());
+        tokio::task::spawn_blocking(move || crate::secrets::tenant_role_scram_verifier(&password))
     }
 
     async fn build_database(
@@ -320,17 +355,25 @@ impl Provisioner {
         self.fleet.revoke_public_access(server, &db).await?;
         self.step_done(ProvisionStep::AccessRevoked, id);
 
-        let mut conn = PgConnection::connect_with(&server.options_for(&db))
-            .await
-            .map_err(|source| FleetError::Connect { server: server.name.clone(), source })?;
+        self.seed(server, id, req, true).await
+    }
+
+    /// Writes the company's seed rows into its database, first handing the template's objects
+    /// to the tenant's role when the database was just copied (`hand_over`; a spare had that
+    /// done when it was built).
+    async fn seed(
+        &self,
+        server: &ServerHandle,
+        id: TenantId,
+        req: &ValidSignup,
+        hand_over: bool,
+    ) -> Result<(), ProvisionError> {
+        let mut conn = spares::connect(server, &id.database_name()).await?;
         let seeded = async {
             let mut tx = conn.begin().await?;
-            // Hand every object copied from the template to the tenant's own role.
-            let sql = format!(
-                "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}",
-                role = role.quoted()
-            );
-            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            if hand_over {
+                spares::hand_over(&mut tx, &id.role_name()).await?;
+            }
             let seed = tenant_schema::seed::CompanySeed {
                 company_name: &req.company_name,
                 timezone: &req.timezone,

@@ -21,6 +21,8 @@ pub struct ReconcileReport {
     /// Tenants in `provisioning` whose provisioner is still alive.
     pub in_progress: usize,
     pub failed: usize,
+    /// Spare databases dropped: retired ones, and ones whose creator died (see `spares`).
+    pub spares_dropped: usize,
 }
 
 pub async fn reconcile_once(catalog: &PgPool, fleet: &Fleet) -> Result<ReconcileReport, sqlx::Error> {
@@ -39,6 +41,7 @@ pub async fn reconcile_once(catalog: &PgPool, fleet: &Fleet) -> Result<Reconcile
             }
         }
     }
+    report.spares_dropped = super::spares::drop_unfinished(catalog, fleet).await?;
     for tenant in tenants::in_status(catalog, TenantStatus::Deleting).await? {
         match lifecycle::finish_delete(catalog, fleet, &tenant).await {
             Ok(()) => report.deleted += 1,

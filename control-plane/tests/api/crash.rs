@@ -32,7 +32,9 @@ impl Stack {
         url.to_string()
     }
 
-    async fn start(&self, crash_after: Option<ProvisionStep>) -> (Child, String) {
+    /// Starts the binary with `spares` spare databases per server (0: every signup builds its
+    /// own database, so every step is reached).
+    async fn start(&self, crash_after: Option<ProvisionStep>, spares: u32) -> (Child, String) {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_control-plane"));
         command
@@ -40,6 +42,7 @@ impl Stack {
             .env("NEXACORE_MASTER_KEY", &self.master_key)
             .env("NEXACORE_OPERATOR_TOKEN", &self.operator_token)
             .env("NEXACORE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("NEXACORE_SPARE_DATABASES", spares.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -82,6 +85,20 @@ impl Stack {
             .unwrap();
         (dbs.into_iter().collect(), roles.into_iter().collect(), live.into_iter().collect(), stuck)
     }
+
+    async fn spares(&self, status_filter: &str) -> i64 {
+        let mut catalog = PgConnection::connect(&self.catalog_url()).await.unwrap();
+        let sql = format!("SELECT count(*) FROM spare_databases WHERE {status_filter}");
+        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut catalog).await.unwrap();
+        catalog.close().await.ok();
+        n
+    }
+}
+
+/// Every step of a signup that builds its database, then the steps of one that adopts a spare.
+fn cases() -> Vec<(ProvisionStep, u32)> {
+    let adopting = [ProvisionStep::Reserved, ProvisionStep::Seeded, ProvisionStep::Activated];
+    ProvisionStep::ALL.into_iter().map(|step| (step, 0)).chain(adopting.into_iter().map(|step| (step, 1))).collect()
 }
 
 #[tokio::test]
@@ -94,30 +111,48 @@ async fn a_crash_after_any_provisioning_step_leaves_a_working_tenant_or_nothing(
     };
     let http = reqwest::Client::new();
 
-    for step in ProvisionStep::ALL {
-        let (mut crashing, base) = stack.start(Some(step)).await;
+    for (step, spares) in cases() {
+        let (mut crashing, base) = stack.start(Some(step), spares).await;
+        if spares > 0 {
+            let ready =
+                eventually(Duration::from_secs(30), || async { stack.spares("status = 'ready'").await > 0 }).await;
+            assert!(ready, "a spare is ready before the signup");
+        }
+        let mut catalog = PgConnection::connect(&stack.catalog_url()).await.unwrap();
+        let spare: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM spare_databases WHERE status = 'ready' ORDER BY created_at LIMIT 1")
+                .fetch_optional(&mut catalog)
+                .await
+                .unwrap();
         let slug = unique("crash-");
         let key = unique("key-");
         let body = signup_body(&slug);
         let attempt = http.post(format!("{base}/tenants")).header("Idempotency-Key", &key).json(&body).send().await;
-        assert!(attempt.is_err(), "the process should have died after {step:?}");
+        assert!(attempt.is_err(), "the process should have died after {step:?} (spares: {spares})");
         let exit = tokio::time::timeout(Duration::from_secs(10), crashing.wait()).await.unwrap().unwrap();
         assert!(!exit.success(), "aborted after {step:?}");
 
-        let (mut restarted, base) = stack.start(None).await;
+        // Restarted without a pool: whatever the crash left of spares is dropped too, so every
+        // tenant database and role on the server must belong to a live tenant.
+        let (mut restarted, base) = stack.start(None, 0).await;
+        let drained = eventually(Duration::from_secs(30), || async { stack.spares("true").await == 0 }).await;
+        assert!(drained, "spares left after a crash after {step:?} are dropped");
         let (dbs, roles, live, stuck) = stack.accounting().await;
         assert_eq!(stuck, 0, "no tenant stuck in provisioning after a crash after {step:?}");
         assert_eq!(dbs, live, "no orphan database after a crash after {step:?}");
         assert_eq!(roles, live, "no orphan role after a crash after {step:?}");
 
-        let mut catalog = PgConnection::connect(&stack.catalog_url()).await.unwrap();
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM tenants WHERE slug = $1")
+        let found: Option<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, status FROM tenants WHERE slug = $1")
             .bind(&slug)
             .fetch_optional(&mut catalog)
             .await
             .unwrap();
+        let status = found.as_ref().map(|(_, status)| status.clone());
         if step == ProvisionStep::Activated {
             assert_eq!(status.as_deref(), Some("active"), "committed before the crash");
+            if spares > 0 {
+                assert_eq!(found.map(|(id, _)| id), spare, "the signup adopted the ready spare");
+            }
         } else {
             assert_eq!(status, None, "undone after a crash after {step:?}");
         }

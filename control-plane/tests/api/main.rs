@@ -11,3 +11,4 @@ mod placement;
 mod reconcile;
 mod role_auth;
 mod signup;
+mod spares;
