@@ -15,15 +15,18 @@ use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use control_plane::config::CreateDatabaseStrategy;
 use control_plane::domain::{DbName, RoleName};
 use control_plane::identity::password;
+use control_plane::provision::SparePool;
 use control_plane::secrets::MasterKey;
 use control_plane::{App, Config};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use local_postgres::LocalCluster;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Tenants provisioned before measuring, so connection set-up, first-use caches and the
@@ -59,6 +62,14 @@ pub struct ProvisionBenchArgs {
     /// Use a throwaway cluster tuned for tests (fsync=off, …): quick, but not representative.
     #[arg(long, conflicts_with = "database_url")]
     fsync_off: bool,
+    /// Spare databases per server (the control plane's `NEXACORE_SPARE_DATABASES`) while the
+    /// API phases run; 0 = every signup builds its own database.
+    #[arg(long, default_value_t = 2)]
+    spares: u32,
+    /// After the API phases, this many more signups with the spare pool off, for comparison
+    /// (0 = skip).
+    #[arg(long, default_value_t = 100)]
+    without_spares: u32,
     /// Print a machine-readable JSON summary on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -72,6 +83,8 @@ struct Settings {
     sequential_total: u32,
     baseline_samples: u32,
     concurrency: u32,
+    spares: u32,
+    without_spares: u32,
     server: ServerChoice,
     json: bool,
 }
@@ -101,6 +114,9 @@ impl Settings {
             baseline_samples: args.baseline_samples,
             // More clients than tenants would leave some idle.
             concurrency: args.concurrency.min(args.tenants),
+            spares: args.spares,
+            // Without a pool in the main phases, the comparison would measure the same thing.
+            without_spares: if args.spares == 0 { 0 } else { args.without_spares },
             server,
             json: args.json,
         })
@@ -109,7 +125,7 @@ impl Settings {
     /// Every tenant the run creates, so the server can be given room for them.
     fn tenants_created(&self) -> u32 {
         let concurrent = if self.concurrency > 0 { self.block } else { 0 };
-        WARM_UP_TENANTS + self.sequential_total + concurrent
+        WARM_UP_TENANTS + self.sequential_total + concurrent + self.without_spares + self.spares
     }
 }
 
@@ -162,7 +178,7 @@ impl RunNames {
 }
 
 /// The whole measurement: baseline first (it decides the strategy the API runs with), then the
-/// hash, then the API phases.
+/// hash, then the API phases, then the baseline again.
 async fn bench(settings: &Settings, server: &Server, names: &RunNames) -> anyhow::Result<Report> {
     let admin_url = server.admin_url();
     let secrets = Secrets::generate();
@@ -172,13 +188,51 @@ async fn bench(settings: &Settings, server: &Server, names: &RunNames) -> anyhow
     let strategy = baseline.faster();
     let hash = measure_hash().await?;
 
-    let app = RunningApp::start(app_config(&admin_url, names, &secrets, strategy)).await?;
+    let app = RunningApp::start(app_config(&admin_url, names, &secrets, strategy, settings.spares)).await?;
     let api = ApiClient::new(&app, &secrets, names)?;
-    let measured = measure_api(settings, &api).await;
+    let measured = measure_api(settings, &app, &api).await;
     app.stop().await?;
     let (sequential, concurrent) = measured?;
 
-    Ok(Report::new(settings, server, server_info, strategy, sequential, concurrent, hash, baseline))
+    let without_spares = match settings.without_spares {
+        0 => None,
+        n => {
+            // Restarted with the pool off: its refiller retires and drops the spares left, and
+            // the sample starts once they are gone.
+            let app = RunningApp::start(app_config(&admin_url, names, &secrets, strategy, 0)).await?;
+            let api = ApiClient::new(&app, &secrets, names)?;
+            let measured = async {
+                app.wait_for_spares(0).await?;
+                let bar = progress(n, "API, spare pool off");
+                let mut latencies = Vec::with_capacity(n as usize);
+                for i in 1..=n {
+                    latencies.push(api.provision(&format!("n{i}")).await?);
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+                anyhow::Ok(latencies)
+            }
+            .await;
+            app.stop().await?;
+            Some(measured?)
+        }
+    };
+
+    // Measured again after the API phases: the copy's cost drifts with the cluster's state
+    // (checkpoints, WAL volume), and the ratio uses the lower of the two p50s (the stricter).
+    let (_, baseline_after) = measure_baseline(&admin_url, names, settings.baseline_samples).await?;
+
+    Ok(Report::new(
+        settings,
+        server,
+        server_info,
+        strategy,
+        sequential,
+        concurrent,
+        without_spares,
+        hash,
+        [baseline, baseline_after],
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,8 +350,13 @@ async fn drop_run_objects(admin_url: &str, names: &RunNames) -> anyhow::Result<(
     let mut conn = PgConnection::connect_with(&admin).await.context("connecting to clean up")?;
     if database_exists(&mut conn, &names.catalog).await? {
         let mut catalog = PgConnection::connect_with(&admin.clone().database(names.catalog.as_str())).await?;
-        let tenants: Vec<(String, String)> =
-            sqlx::query_as("SELECT database_name, role_name FROM tenants").fetch_all(&mut catalog).await?;
+        // Spare databases carry tenant names (`t_<id>`) before any tenant adopts them.
+        let tenants: Vec<(String, String)> = sqlx::query_as(
+            "SELECT database_name, role_name FROM tenants
+             UNION ALL SELECT 't_' || replace(id::text, '-', ''), 't_' || replace(id::text, '-', '') FROM spare_databases",
+        )
+        .fetch_all(&mut catalog)
+        .await?;
         catalog.close().await.ok();
         for (db, role) in tenants {
             drop_database(&mut conn, &DbName::parse(&db).map_err(|e| anyhow!(e))?).await?;
@@ -376,7 +435,13 @@ impl Secrets {
     }
 }
 
-fn app_config(admin_url: &str, names: &RunNames, secrets: &Secrets, strategy: CreateDatabaseStrategy) -> Config {
+fn app_config(
+    admin_url: &str,
+    names: &RunNames,
+    secrets: &Secrets,
+    strategy: CreateDatabaseStrategy,
+    spares: u32,
+) -> Config {
     let mut config = Config::new(
         admin_url.to_owned().into(),
         secrets.master_key.clone().into(),
@@ -386,6 +451,7 @@ fn app_config(admin_url: &str, names: &RunNames, secrets: &Secrets, strategy: Cr
     config.catalog_database = names.catalog.clone();
     config.template_database = names.template.clone();
     config.create_database_strategy = strategy;
+    config.spare_databases_per_server = spares;
     // Operator-token calls bypass it anyway; high so that nothing is ever throttled.
     config.signup_limit_per_hour = 1_000_000;
     config
@@ -401,7 +467,7 @@ async fn prepare_catalog_and_template(
     secrets: &Secrets,
     tenants: u32,
 ) -> anyhow::Result<()> {
-    let config = app_config(admin_url, names, secrets, CreateDatabaseStrategy::FileCopy);
+    let config = app_config(admin_url, names, secrets, CreateDatabaseStrategy::FileCopy, 0);
     drop(App::build(config).await.context("starting the control plane")?);
     // The primary server registers with room for 1,000 tenants; a scaling run may want more.
     let options = PgConnectOptions::from_str(admin_url)?.database(names.catalog.as_str());
@@ -417,23 +483,50 @@ async fn prepare_catalog_and_template(
 /// The control plane, serving in this process on a free port.
 struct RunningApp {
     base_url: String,
+    catalog: PgPool,
+    spares: Arc<SparePool>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningApp {
     async fn start(config: Config) -> anyhow::Result<Self> {
+        let catalog = PgPoolOptions::new().max_connections(1).connect_lazy_with(
+            PgConnectOptions::from_str(config.admin_database_url.expose_secret())?
+                .database(config.catalog_database.as_str()),
+        );
         let app = App::build(config).await.context("starting the control plane")?;
+        let spares = app.spare_pool();
         let base_url = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = oneshot::channel::<()>();
         // Also stops if `stop` is dropped (an interrupted run).
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        Ok(Self { base_url, stop, task })
+        Ok(Self { base_url, catalog, spares, stop, task })
+    }
+
+    /// Waits until the catalog holds exactly `count` spare databases, all ready (the pool at
+    /// rest), so a phase starts from the state an idle platform is in.
+    async fn wait_for_spares(&self, count: i64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (ready, all): (i64, i64) =
+                sqlx::query_as("SELECT count(*) FILTER (WHERE status = 'ready'), count(*) FROM spare_databases")
+                    .fetch_one(&self.catalog)
+                    .await?;
+            if ready == count && all == count {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the spare pool did not settle at {count} (ready {ready}, all {all})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn stop(self) -> anyhow::Result<()> {
+        self.catalog.close().await;
         let _ = self.stop.send(());
         self.task.await.context("the control plane panicked")?.context("the control plane failed")
     }
@@ -628,22 +721,38 @@ async fn measure_hash() -> anyhow::Result<Histogram<u64>> {
 struct Sequential {
     latencies: Vec<Duration>,
     block_walls: Vec<Duration>,
+    /// Signups (of all blocks) that adopted a spare database.
+    adopted: u64,
 }
 
 struct Concurrent {
     clients: u32,
     latencies: Vec<Duration>,
     wall: Duration,
+    adopted: u64,
 }
 
-async fn measure_api(settings: &Settings, api: &ApiClient<'_>) -> anyhow::Result<(Sequential, Option<Concurrent>)> {
+async fn measure_api(
+    settings: &Settings,
+    app: &RunningApp,
+    api: &ApiClient<'_>,
+) -> anyhow::Result<(Sequential, Option<Concurrent>)> {
     for i in 0..WARM_UP_TENANTS {
         api.provision(&format!("w{i}")).await.context("warm-up")?;
     }
-    let sequential = provision_sequentially(api, settings.sequential_total, settings.block).await?;
+    app.wait_for_spares(i64::from(settings.spares)).await?;
+    let before = app.spares.stats().adopted;
+    let mut sequential = provision_sequentially(api, settings.sequential_total, settings.block).await?;
+    sequential.adopted = app.spares.stats().adopted - before;
     let concurrent = match settings.concurrency {
         0 => None,
-        clients => Some(provision_concurrently(api, clients, settings.block).await?),
+        clients => {
+            app.wait_for_spares(i64::from(settings.spares)).await?;
+            let before = app.spares.stats().adopted;
+            let mut concurrent = provision_concurrently(api, clients, settings.block).await?;
+            concurrent.adopted = app.spares.stats().adopted - before;
+            Some(concurrent)
+        }
     };
     Ok((sequential, concurrent))
 }
@@ -662,7 +771,7 @@ async fn provision_sequentially(api: &ApiClient<'_>, total: u32, block: u32) -> 
         }
     }
     bar.finish_and_clear();
-    Ok(Sequential { latencies, block_walls })
+    Ok(Sequential { latencies, block_walls, adopted: 0 })
 }
 
 /// `tenants` tenants split over `clients` clients that each provision one after another.
@@ -684,7 +793,7 @@ async fn provision_concurrently(api: &ApiClient<'_>, clients: u32, tenants: u32)
     let latencies = futures::future::try_join_all(runs).await?.concat();
     let wall = started.elapsed();
     bar.finish_and_clear();
-    Ok(Concurrent { clients, latencies, wall })
+    Ok(Concurrent { clients, latencies, wall, adopted: 0 })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,13 +830,26 @@ struct Report {
     postgres: ServerInfo,
     /// The strategy the API ran with: the baseline's faster one.
     api_strategy: &'static str,
+    /// The spare pool's size per server during the API phases.
+    spares_per_server: u32,
     api: Stats,
+    /// Sequential signups (sample and scaling blocks) that adopted a spare, of `api_total`.
+    api_adopted: u64,
+    api_total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_concurrent: Option<ConcurrentStats>,
+    /// Sequential signups with the spare pool off, and their ratio to the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_without_spares: Option<Stats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_without_spares: Option<f64>,
     argon2id_hash: Stats,
     api_minus_hash_p50_ms: f64,
     raw_file_copy: Stats,
     raw_wal_log: Stats,
+    /// The API's strategy measured again after the API phases.
+    raw_after: Stats,
+    /// The lower of the two p50s of the API's strategy (before and after the API phases).
     baseline_p50_ms: f64,
     /// `(API p50 − hash p50) / baseline p50`.
     ratio: f64,
@@ -741,6 +863,7 @@ struct Report {
 #[derive(Serialize)]
 struct ConcurrentStats {
     clients: u32,
+    adopted: u64,
     #[serde(flatten)]
     stats: Stats,
 }
@@ -771,24 +894,35 @@ impl Report {
         strategy: CreateDatabaseStrategy,
         sequential: Sequential,
         concurrent: Option<Concurrent>,
+        without_spares: Option<Vec<Duration>>,
         hash: Histogram<u64>,
-        baseline: Baseline,
+        baselines: [Baseline; 2],
     ) -> Self {
         let block = settings.block as usize;
         // The measured sample is the first block.
         let sample = &sequential.latencies[..block];
         let api = Stats::of(&histogram_of(sample), Some(sequential.block_walls[0]));
         let hash = Stats::of(&hash, None);
-        let baseline_p50_ms = Stats::of(baseline.of(strategy), None).p50_ms;
+        let [baseline, after] = baselines;
+        let baseline_after_p50_ms = Stats::of(after.of(strategy), None).p50_ms;
+        let baseline_p50_ms = Stats::of(baseline.of(strategy), None).p50_ms.min(baseline_after_p50_ms);
         let api_minus_hash_p50_ms = api.p50_ms - hash.p50_ms;
         let ratio = api_minus_hash_p50_ms / baseline_p50_ms;
         let scaling = (sequential.latencies.len() > block).then(|| scaling(&sequential, block));
+        let api_without_spares = without_spares.map(|l| Stats::of(&histogram_of(&l), None));
+        let ratio_without_spares = api_without_spares.as_ref().map(|w| (w.p50_ms - hash.p50_ms) / baseline_p50_ms);
         Self {
             server: server.describe(),
             postgres,
             api_strategy: strategy.sql_keyword(),
+            spares_per_server: settings.spares,
+            api_adopted: sequential.adopted,
+            api_total: sequential.latencies.len(),
+            api_without_spares,
+            ratio_without_spares,
             api_concurrent: concurrent.map(|c| ConcurrentStats {
                 clients: c.clients,
+                adopted: c.adopted,
                 stats: Stats::of(&histogram_of(&c.latencies), Some(c.wall)),
             }),
             api,
@@ -796,6 +930,7 @@ impl Report {
             api_minus_hash_p50_ms,
             raw_file_copy: Stats::of(&baseline.file_copy, None),
             raw_wal_log: Stats::of(&baseline.wal_log, None),
+            raw_after: Stats::of(after.of(strategy), None),
             baseline_p50_ms,
             ratio,
             target_ratio: TARGET_RATIO,
@@ -835,6 +970,14 @@ fn print_report(r: &Report) {
         r.server, r.postgres.version, r.postgres.fsync, r.api_strategy
     );
     println!("{}", latency_table(r));
+    print!(
+        "Spare pool: {} per server; sequential signups that adopted a spare: {} of {}",
+        r.spares_per_server, r.api_adopted, r.api_total
+    );
+    match &r.api_concurrent {
+        Some(c) => println!("; concurrent: {} of {}.", c.adopted, c.stats.samples),
+        None => println!("."),
+    }
     println!("{}", target_table(r));
     if let Some(scaling) = &r.scaling {
         println!("{}", scaling_table(scaling));
@@ -879,11 +1022,17 @@ fn latency_table(r: &Report) -> Table {
     if let Some(c) = &r.api_concurrent {
         table.add_row(stats_row(format!("API provisioning ({} concurrent clients)", c.clients), &c.stats));
     }
+    if let Some(w) = &r.api_without_spares {
+        table.add_row(stats_row("API provisioning, spare pool off (sequential)".into(), w));
+    }
     table.add_row(stats_row("argon2id hash (19 MiB, t=2, p=1)".into(), &r.argon2id_hash));
     table.add_row(vec!["API minus hash (p50)".into(), String::new(), ms(r.api_minus_hash_p50_ms)]);
     let marker = |keyword: &str| if r.api_strategy == keyword { " ← baseline" } else { "" };
+    // Both rows of the API's strategy are marked; the ratio uses the lower p50.
     table.add_row(stats_row(format!("raw CREATE ROLE + DATABASE, FILE_COPY{}", marker("FILE_COPY")), &r.raw_file_copy));
     table.add_row(stats_row(format!("raw CREATE ROLE + DATABASE, WAL_LOG{}", marker("WAL_LOG")), &r.raw_wal_log));
+    table.add_row(stats_row(format!("raw, {}, after the API phases ← baseline", r.api_strategy), &r.raw_after));
+    table.add_row(vec!["baseline p50 (the lower of the two)".into(), String::new(), ms(r.baseline_p50_ms)]);
     table
 }
 
@@ -895,6 +1044,14 @@ fn target_table(r: &Report) -> Table {
         format!("≤ {TARGET_RATIO}"),
         if r.target_met { "yes" } else { "no" }.to_owned(),
     ]);
+    if let Some(ratio) = r.ratio_without_spares {
+        table.add_row(vec![
+            "the same, spare pool off".to_owned(),
+            format!("{ratio:.2}"),
+            format!("≤ {TARGET_RATIO}"),
+            if ratio <= TARGET_RATIO { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
     table
 }
 
