@@ -175,6 +175,8 @@ impl Provisioner {
         let fresh = TenantId::new();
         let spare_in_sight = self.spares.enabled() && spares_catalog::has_ready(&self.catalog, server_id).await?;
         let verifier = (!spare_in_sight).then(|| self.start_verifier(fresh));
+        // With no spare ready, the signup builds its own database rather than wait for the
+        // refiller's: measured here, waiting made the median signup slower (BENCHMARKS.md).
         let admin = self.admin_for(&req).await?;
 
         // No template migration between choosing how to build the database and building it.
@@ -183,6 +185,9 @@ impl Provisioner {
             .execute(&mut *lock)
             .await?;
         let (id, adopted) = self.reserve(&mut lock, fresh, &req, server_id, idempotency_key, &fingerprint).await?;
+        if adopted {
+            self.spares.claimed_one();
+        }
         self.step_done(ProvisionStep::Reserved, id);
 
         let built = if adopted {

@@ -84,16 +84,19 @@ impl SparePool {
         SpareStats { adopted: self.adopted.load(Ordering::Relaxed), built: self.built.load(Ordering::Relaxed) }
     }
 
-    /// A signup adopted a spare: count it and let the refiller replace it now rather than at
-    /// its next tick.
+    /// A signup claimed a spare: let the refiller replace it now rather than at its next tick.
+    pub(crate) fn claimed_one(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A signup that claimed a spare finished.
     pub(crate) fn adopted_one(&self) {
         self.adopted.fetch_add(1, Ordering::Relaxed);
-        self.wake.notify_one();
     }
 
     /// One pass over every server: drops retired and abandoned spares, retires spares beyond
     /// the pool size (and every spare of a server that no longer takes tenants), and builds
-    /// what is missing, one at a time per server.
+    /// what is missing (see [`Self::fill`]).
     pub async fn refill_once(&self) -> Result<RefillReport, sqlx::Error> {
         let mut report =
             RefillReport { dropped: drop_unfinished(&self.catalog, &self.fleet).await?, ..Default::default() };
@@ -108,23 +111,9 @@ impl SparePool {
                 continue;
             }
             spares::retire_surplus(&self.catalog, server.id, keep).await?;
-            let ready = spares::counts(&self.catalog, server.id).await?.ready;
-            if ready < keep {
+            if spares::counts(&self.catalog, server.id).await?.ready < keep {
                 match self.fleet.server(server.id).await {
-                    Ok(handle) => {
-                        for _ in ready..keep {
-                            match self.build_one(&handle).await {
-                                Ok(_) => report.built += 1,
-                                Err(error) => {
-                                    // Typically the server is down or its template missing: try
-                                    // again next tick rather than hammer it now.
-                                    tracing::warn!(server = %server.name, %error, "building a spare database failed");
-                                    report.failed += 1;
-                                    break;
-                                }
-                            }
-                        }
-                    }
+                    Ok(handle) => self.fill(&handle, keep, &mut report).await?,
                     Err(error) => {
                         tracing::warn!(server = %server.name, %error, "cannot reach a server to build spares");
                         report.failed += 1;
@@ -136,6 +125,25 @@ impl SparePool {
         // What the pass retired is dropped now, not a tick later.
         report.dropped += drop_unfinished(&self.catalog, &self.fleet).await?;
         Ok(report)
+    }
+
+    /// Builds spares on one server, one after another, until it has `keep` ready. Counts again
+    /// after every build, so spares claimed meanwhile are replaced in the same pass. One at a
+    /// time on purpose: measured here, two copies side by side made signups slower, not faster
+    /// (BENCHMARKS.md). Stops at the first failure (typically the server is down or its
+    /// template missing: the next tick tries again rather than hammering it now).
+    async fn fill(&self, server: &ServerHandle, keep: i64, report: &mut RefillReport) -> Result<(), sqlx::Error> {
+        while spares::counts(&self.catalog, server.id).await?.ready < keep {
+            match self.build_one(server).await {
+                Ok(_) => report.built += 1,
+                Err(error) => {
+                    tracing::warn!(server = %server.name, %error, "building a spare database failed");
+                    report.failed += 1;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Builds one spare on `server` and marks it ready.
