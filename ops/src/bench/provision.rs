@@ -221,6 +221,8 @@ async fn bench(settings: &Settings, server: &Server, names: &RunNames) -> anyhow
     // Measured again after the API phases: the copy's cost drifts with the cluster's state
     // (checkpoints, WAL volume), and the ratio uses the lower of the two p50s (the stricter).
     let (_, baseline_after) = measure_baseline(&admin_url, names, settings.baseline_samples).await?;
+    // Likewise the hash; it is subtracted, so the lower p50 is the stricter.
+    let hash_after = measure_hash().await?;
 
     Ok(Report::new(
         settings,
@@ -230,7 +232,7 @@ async fn bench(settings: &Settings, server: &Server, names: &RunNames) -> anyhow
         sequential,
         concurrent,
         without_spares,
-        hash,
+        [hash, hash_after],
         [baseline, baseline_after],
     ))
 }
@@ -895,14 +897,16 @@ impl Report {
         sequential: Sequential,
         concurrent: Option<Concurrent>,
         without_spares: Option<Vec<Duration>>,
-        hash: Histogram<u64>,
+        hashes: [Histogram<u64>; 2],
         baselines: [Baseline; 2],
     ) -> Self {
         let block = settings.block as usize;
         // The measured sample is the first block.
         let sample = &sequential.latencies[..block];
         let api = Stats::of(&histogram_of(sample), Some(sequential.block_walls[0]));
-        let hash = Stats::of(&hash, None);
+        // The sample with the lower p50 (the stricter, as the hash is subtracted).
+        let [before, after_api] = hashes.map(|h| Stats::of(&h, None));
+        let hash = if after_api.p50_ms < before.p50_ms { after_api } else { before };
         let [baseline, after] = baselines;
         let baseline_after_p50_ms = Stats::of(after.of(strategy), None).p50_ms;
         let baseline_p50_ms = Stats::of(baseline.of(strategy), None).p50_ms.min(baseline_after_p50_ms);
@@ -1025,7 +1029,7 @@ fn latency_table(r: &Report) -> Table {
     if let Some(w) = &r.api_without_spares {
         table.add_row(stats_row("API provisioning, spare pool off (sequential)".into(), w));
     }
-    table.add_row(stats_row("argon2id hash (19 MiB, t=2, p=1)".into(), &r.argon2id_hash));
+    table.add_row(stats_row("argon2id hash (19 MiB, t=2, p=1; the lower of two samples)".into(), &r.argon2id_hash));
     table.add_row(vec!["API minus hash (p50)".into(), String::new(), ms(r.api_minus_hash_p50_ms)]);
     let marker = |keyword: &str| if r.api_strategy == keyword { " ← baseline" } else { "" };
     // Both rows of the API's strategy are marked; the ratio uses the lower p50.
