@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("reading configuration")?;
     let app = App::build(config).await.context("starting the control plane")?;
     tracing::info!(port = app.port(), "control plane listening");
-    app.run_until_stopped(shutdown_signal()).await.context("serving")?;
+    app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;
     tracing::info!("control plane stopped");
     Ok(())
 }
@@ -23,27 +23,5 @@ fn init_tracing() {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what container runtimes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

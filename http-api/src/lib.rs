@@ -1,11 +1,13 @@
 //! What the NexaCore HTTP services share: the JSON error body (`{"error","message","field"?}`)
 //! and the typed error response, [`JsonBody`] (serde parsing whose errors name the field), and
-//! [`json_error`], the catch-all that turns every error, poem's own included, into that body.
+//! [`json_error`], the catch-all that turns every error, poem's own included, into that body;
+//! [`request_log`], and [`shutdown_signal`], the signals every process stops on.
 
 mod error;
 mod json_body;
 mod json_reply;
 mod request_log;
+mod shutdown;
 
 use poem::{IntoResponse, Response};
 
@@ -13,6 +15,7 @@ pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;
 pub use request_log::request_log;
+pub use shutdown::shutdown_signal;
 
 /// Every error leaves as the JSON error body, whatever produced it.
 pub async fn json_error(err: poem::Error) -> Response {

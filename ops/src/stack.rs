@@ -108,10 +108,10 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
 
-    // One Ctrl-C stops both: each finishes its in-flight requests.
+    // One Ctrl-C (or SIGTERM) stops both: each finishes its in-flight requests.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        http_api::shutdown_signal().await;
         println!("\nstopping …");
         let _ = stop_tx.send(true);
     });

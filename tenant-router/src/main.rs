@@ -17,26 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("reading configuration")?;
     let app = App::build(config).await.context("starting the tenant router")?;
     tracing::info!(port = app.port(), "tenant router listening");
-    app.run_until_stopped(shutdown_signal()).await.context("serving")?;
+    app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;
     tracing::info!("tenant router stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -118,6 +118,8 @@ async fn bench(args: &MigrateBenchArgs, server: &Server, id: &str) -> anyhow::Re
         config.tenant_migrations = set;
         config.migrations.concurrency = args.concurrency;
         config.migrations.per_server_concurrency = args.concurrency;
+        // No spare databases: building them would run beside the measured migrations.
+        config.spare_databases_per_server = 0;
         config
     };
 
