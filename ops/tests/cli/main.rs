@@ -1,5 +1,5 @@
 //! Integration tests of the `ops` binary: the dev stack comes up with no configuration, serves,
-//! keeps its data, and stops cleanly on Ctrl-C (SIGINT). `migrate`: `ops migrate` against a
+//! keeps its data, and stops cleanly on Ctrl-C (SIGINT) and on SIGTERM. `migrate`: `ops migrate` against a
 //! control plane.
 
 mod migrate;
@@ -34,7 +34,7 @@ struct Running(Option<std::process::Child>);
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(child) = self.0.take() {
-            let _ = stop(child);
+            let _ = stop(child, "INT");
         }
     }
 }
@@ -54,19 +54,21 @@ fn start_stack(dir: &Path, port: u16, fresh: bool) -> (Running, Vec<(String, Str
     (running, read_env(&env_path).unwrap())
 }
 
-fn stop_running(mut running: Running) -> std::process::ExitStatus {
-    stop(running.0.take().expect("running"))
+/// Stops `ops up` with `signal` (`INT` as Ctrl-C sends, `TERM` as `timeout`, systemd and
+/// container runtimes send) and waits for its exit.
+fn stop_running(mut running: Running, signal: &str) -> std::process::ExitStatus {
+    stop(running.0.take().expect("running"), signal)
 }
 
-fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
-    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+fn stop(mut child: std::process::Child, signal: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "ops up did not stop on SIGINT");
+        assert!(start.elapsed() < Duration::from_secs(30), "ops up did not stop on SIG{signal}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -76,7 +78,7 @@ fn get(env: &[(String, String)], key: &str) -> String {
 }
 
 #[test]
-fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c() {
+fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c_or_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let stack_dir = dir.path().join(".nexacore");
     let port = free_port();
@@ -111,7 +113,7 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
         let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
     });
-    let status = stop_running(child);
+    let status = stop_running(child, "INT");
     assert!(status.success(), "ops up exits 0 after Ctrl-C, got {status}");
     assert!(!stack_dir.join("stack.env").exists(), "stack.env removed on stop");
     let pg_port = url::Url::parse(&database_url).unwrap().port().unwrap();
@@ -120,6 +122,8 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
     // Data persists between runs.
     let (child, env) = start_stack(&stack_dir, port, false);
     let base = get(&env, "NEXACORE_CONTROL_PLANE_URL");
+    let pg_port = url::Url::parse(&get(&env, "NEXACORE_DATABASE_URL")).unwrap().port().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_ok(), "Postgres is up again");
     runtime.block_on(async {
         let list: serde_json::Value = http
             .get(format!("{base}/tenants?q={slug}"))
@@ -132,7 +136,10 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
             .unwrap();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "the tenant survived a restart");
     });
-    assert!(stop_running(child).success());
+    let status = stop_running(child, "TERM");
+    assert!(status.success(), "ops up exits 0 after SIGTERM, got {status}");
+    assert!(!stack_dir.join("stack.env").exists(), "stack.env removed on SIGTERM");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(), "Postgres stopped on SIGTERM");
 
     // --fresh starts empty.
     let (child, env) = start_stack(&stack_dir, port, true);
@@ -143,5 +150,5 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
             http.get(format!("{base}/tenants")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         assert!(list["items"].as_array().unwrap().is_empty(), "--fresh starts empty");
     });
-    assert!(stop_running(child).success());
+    assert!(stop_running(child, "INT").success());
 }
