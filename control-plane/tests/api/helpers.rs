@@ -22,6 +22,8 @@ pub struct TestApp {
     /// The catalog and template database names, kept so the app can be restarted on them.
     pub catalog_database: String,
     pub template_database: String,
+    /// The spare pool's size per server (0 unless the test turned it on).
+    pub spare_databases_per_server: u32,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -78,6 +80,7 @@ impl TestApp {
         // change the footprints that tests of refused requests compare.
         config.spare_databases_per_server = 0;
         tweak(&mut config);
+        let spare_databases_per_server = config.spare_databases_per_server;
         let app = App::build(config).await.expect("the control plane starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = oneshot::channel();
@@ -93,6 +96,7 @@ impl TestApp {
             server,
             catalog_database,
             template_database: template,
+            spare_databases_per_server,
             stop: Some(stop),
             task: Some(task),
         }
