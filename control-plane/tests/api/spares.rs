@@ -114,6 +114,18 @@ async fn a_signup_adopts_a_ready_spare_that_is_a_complete_tenant_database_and_th
     let login = app.login(&format!("admin@{slug}.example.com"), "Str0ng&Secret!", None).await;
     assert_eq!(login.status(), 200, "the admin of an adopted database signs in");
 
+    // A second company adopts the other spare; neither role can connect to the other's database.
+    let other = tenant_id(&app.create_tenant(&unique("spare-b-")).await);
+    assert!(ready.contains(&other), "the second signup adopted the other spare");
+    let other_name = format!("t_{}", other.simple());
+    for (role, database) in [(&name, &other_name), (&other_name, &name)] {
+        let mut url = url::Url::parse(&app.server.url_for_database(database)).unwrap();
+        url.set_username(role).unwrap();
+        url.set_password(Some(&app.role_password(role))).unwrap();
+        let refused = PgConnection::connect(url.as_str()).await;
+        assert!(refused.is_err(), "role {role} must not connect to {database}");
+    }
+
     // The adopted spare is replaced, and the pool holds exactly its size again.
     let refilled = wait_for_ready(&app, POOL as usize).await;
     assert!(!refilled.contains(&id));
