@@ -62,14 +62,6 @@ pub async fn claim(db: impl PgExecutor<'_>, server_id: Uuid) -> Result<Option<Te
     Ok(id.map(TenantId))
 }
 
-/// Whether a server has a ready spare (a hint: a concurrent signup may take it first).
-pub async fn has_ready(db: impl PgExecutor<'_>, server_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM spare_databases WHERE server_id = $1 AND status = 'ready')")
-        .bind(server_id)
-        .fetch_one(db)
-        .await
-}
-
 /// Retires every ready spare of a server. Called while the server's template lock is held
 /// exclusively, right after its template changed: the spares are copies of the old template.
 pub async fn retire_all(db: impl PgExecutor<'_>, server_id: Uuid) -> Result<u64, sqlx::Error> {

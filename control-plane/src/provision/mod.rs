@@ -168,15 +168,6 @@ impl Provisioner {
         }
         let server_id = servers::least_loaded(&self.catalog).await?.ok_or(ProvisionError::NoCapacity)?;
         let server = self.fleet.server(server_id).await?;
-        // The id this signup gets unless it adopts a spare (which brings its own). Only a
-        // signup that builds its own database needs the role's SCRAM verifier (PBKDF2): CPU
-        // work like the admin's password hash, so both run off the async workers, side by
-        // side. With a spare in sight, it is not started at all.
-        let fresh = TenantId::new();
-        let spare_in_sight = self.spares.enabled() && spares_catalog::has_ready(&self.catalog, server_id).await?;
-        let verifier = (!spare_in_sight).then(|| self.start_verifier(fresh));
-        // With no spare ready, the signup builds its own database rather than wait for the
-        // refiller's: measured here, waiting made the median signup slower (BENCHMARKS.md).
         let admin = self.admin_for(&req).await?;
 
         // No template migration between choosing how to build the database and building it.
@@ -184,19 +175,18 @@ impl Provisioner {
             .bind(fleet::template_lock_key(server_id))
             .execute(&mut *lock)
             .await?;
-        let (id, adopted) = self.reserve(&mut lock, fresh, &req, server_id, idempotency_key, &fingerprint).await?;
+        let (id, adopted) = self.reserve(&mut lock, &req, server_id, idempotency_key, &fingerprint).await?;
         if adopted {
             self.spares.claimed_one();
         }
         self.step_done(ProvisionStep::Reserved, id);
 
+        // With no spare ready, the signup builds its own database rather than wait for the
+        // refiller's: measured here, waiting made the median signup slower (BENCHMARKS.md).
         let built = if adopted {
             self.seed(&server, id, &req, false).await
         } else {
-            // A spare seen above may have gone to a concurrent signup: compute it now then.
-            let verifier = verifier.unwrap_or_else(|| self.start_verifier(id));
-            let verifier = verifier.await.expect("computing a SCRAM verifier does not panic");
-            self.build_database(&server, id, &req, &verifier).await
+            self.build_database(&server, id, &req).await
         };
         if let Err(error) = built {
             tracing::warn!(tenant = %id, %error, "provisioning failed; undoing it");
@@ -294,7 +284,6 @@ impl Provisioner {
     async fn reserve(
         &self,
         lock: &mut Transaction<'static, Postgres>,
-        fresh: TenantId,
         req: &ValidSignup,
         server_id: Uuid,
         idempotency_key: Option<&str>,
@@ -302,7 +291,7 @@ impl Provisioner {
     ) -> Result<(TenantId, bool), ProvisionError> {
         let mut tx = self.catalog.begin().await?;
         let spare = if self.spares.enabled() { spares_catalog::claim(&mut *tx, server_id).await? } else { None };
-        let id = spare.unwrap_or(fresh);
+        let id = spare.unwrap_or_default();
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id.lock_key()).execute(&mut **lock).await?;
         let row = NewTenantRow {
             id,
@@ -339,21 +328,16 @@ impl Provisioner {
         Ok((id, spare.is_some()))
     }
 
-    /// Starts computing the SCRAM verifier of tenant `id`'s role on a blocking thread.
-    fn start_verifier(&self, id: TenantId) -> tokio::task::JoinHandle<String> {
-        let password = self.master.tenant_role_key().password_for(&id.role_name());
-        tokio::task::spawn_blocking(move || crate::secrets::tenant_role_scram_verifier(&password))
-    }
-
     async fn build_database(
         &self,
         server: &ServerHandle,
         id: TenantId,
         req: &ValidSignup,
-        scram_verifier: &str,
     ) -> Result<(), ProvisionError> {
         let (db, role) = (id.database_name(), id.role_name());
-        self.fleet.create_role(server, &role, scram_verifier).await?;
+        // Microseconds of work: the iterations are few on purpose (see `secrets`).
+        let verifier = crate::secrets::tenant_role_scram_verifier(&self.master.tenant_role_key().password_for(&role));
+        self.fleet.create_role(server, &role, &verifier).await?;
         self.step_done(ProvisionStep::RoleCreated, id);
         self.fleet.create_database(server, &db, &role).await?;
         self.step_done(ProvisionStep::DatabaseCreated, id);

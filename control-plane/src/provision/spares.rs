@@ -150,10 +150,7 @@ impl SparePool {
     async fn build_one(&self, server: &ServerHandle) -> Result<TenantId, ProvisionError> {
         let id = TenantId::new();
         let (db, role) = (id.database_name(), id.role_name());
-        let password = self.master.tenant_role_key().password_for(&role);
-        let verifier = tokio::task::spawn_blocking(move || crate::secrets::tenant_role_scram_verifier(&password))
-            .await
-            .expect("computing a SCRAM verifier does not panic");
+        let verifier = crate::secrets::tenant_role_scram_verifier(&self.master.tenant_role_key().password_for(&role));
         // Held until the row says `ready`: the id's lock tells the reconciler the creator is
         // alive; the template's (shared) keeps the copy and the `ready` mark on one template
         // version (see the module docs).
