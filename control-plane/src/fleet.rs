@@ -57,6 +57,24 @@ impl ServerHandle {
     pub fn options_for(&self, database: &DbName) -> PgConnectOptions {
         self.admin.clone().database(database.as_str())
     }
+
+    /// A superuser connection to one database on this server.
+    pub async fn connect_to(&self, database: &DbName) -> Result<PgConnection, FleetError> {
+        PgConnection::connect_with(&self.options_for(database))
+            .await
+            .map_err(|source| FleetError::Connect { server: self.name.clone(), source })
+    }
+}
+
+/// Hands every object a tenant database copied from the template to the tenant's own role. Run
+/// inside that database.
+pub async fn hand_over(conn: &mut PgConnection, role: &RoleName) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}",
+        role = role.quoted()
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(())
 }
 
 pub struct Fleet {
@@ -182,9 +200,7 @@ impl Fleet {
             sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {t} IS_TEMPLATE true"))).execute(&mut *conn).await?;
             tracing::info!(server = %server.name, template = %self.template, "created the template database");
         }
-        let mut template = PgConnection::connect_with(&server.options_for(&self.template))
-            .await
-            .map_err(|source| FleetError::Connect { server: server.name.clone(), source })?;
+        let mut template = server.connect_to(&self.template).await?;
         let sql = format!("GRANT CREATE ON SCHEMA public TO {SCHEMA_OWNER_ROLE}");
         sqlx::query(AssertSqlSafe(sql)).execute(&mut template).await?;
         // Objects created by the migrations belong to the schema owner, not to the superuser.

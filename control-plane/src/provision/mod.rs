@@ -3,7 +3,9 @@
 //!
 //! Crash safety rests on two facts:
 //! 1. the tenant's catalog row (state `provisioning`) is committed *before* anything is created
-//!    on the database server, and it names the database and role that may exist;
+//!    on the database server, and it names the database and role that may exist (a signup that
+//!    adopts a spare database finds them already there, accounted for by the spare's row until
+//!    the transaction that commits the tenant's row deletes it: see [`spares`]);
 //! 2. while a provisioning runs, its process holds a transaction-scoped advisory lock on the
 //!    tenant in the catalog. A crash closes the connection and releases the lock.
 //!
@@ -357,11 +359,11 @@ impl Provisioner {
         req: &ValidSignup,
         hand_over: bool,
     ) -> Result<(), ProvisionError> {
-        let mut conn = spares::connect(server, &id.database_name()).await?;
+        let mut conn = server.connect_to(&id.database_name()).await?;
         let seeded = async {
             let mut tx = conn.begin().await?;
             if hand_over {
-                spares::hand_over(&mut tx, &id.role_name()).await?;
+                fleet::hand_over(&mut tx, &id.role_name()).await?;
             }
             let seed = tenant_schema::seed::CompanySeed {
                 company_name: &req.company_name,

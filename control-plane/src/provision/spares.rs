@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::ProvisionError;
 use crate::catalog::{servers, spares};
-use crate::domain::{DbName, RoleName, TenantId};
-use crate::fleet::{self, Fleet, FleetError, SCHEMA_OWNER_ROLE, ServerHandle};
+use crate::domain::TenantId;
+use crate::fleet::{self, Fleet, FleetError, ServerHandle};
 use crate::secrets::MasterKey;
 
 /// The pool of spare databases, and its refiller.
@@ -165,10 +165,10 @@ impl SparePool {
             self.fleet.create_role(server, &role, &verifier).await?;
             self.fleet.create_database(server, &db, &role).await?;
             self.fleet.revoke_public_access(server, &db).await?;
-            let mut conn = connect(server, &db).await?;
+            let mut conn = server.connect_to(&db).await?;
             let handed = async {
                 let mut tx = conn.begin().await?;
-                hand_over(&mut tx, &role).await?;
+                fleet::hand_over(&mut tx, &role).await?;
                 tx.commit().await
             }
             .await;
@@ -215,24 +215,6 @@ impl SparePool {
             }
         }
     }
-}
-
-/// Connects as superuser to a database on `server`.
-pub(crate) async fn connect(server: &ServerHandle, db: &DbName) -> Result<PgConnection, FleetError> {
-    PgConnection::connect_with(&server.options_for(db))
-        .await
-        .map_err(|source| FleetError::Connect { server: server.name.clone(), source })
-}
-
-/// Hands every object copied from the template to the tenant's own role (run inside the new
-/// database).
-pub(crate) async fn hand_over(conn: &mut PgConnection, role: &RoleName) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}",
-        role = role.quoted()
-    );
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
-    Ok(())
 }
 
 /// Drops retired spares and spares whose creator is gone (database, role, then row). Returns
