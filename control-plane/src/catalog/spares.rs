@@ -1,7 +1,6 @@
 //! Catalog rows of spare tenant databases (see `provision::spares`).
 
 use sqlx::PgExecutor;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::TenantId;
@@ -11,7 +10,6 @@ pub struct SpareRow {
     pub id: Uuid,
     pub server_id: Uuid,
     pub status: String,
-    pub created_at: OffsetDateTime,
 }
 
 impl SpareRow {
@@ -19,14 +17,6 @@ impl SpareRow {
     pub fn tenant_id(&self) -> TenantId {
         TenantId(self.id)
     }
-}
-
-/// How many spares of a server are in each state.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SpareCounts {
-    pub creating: i64,
-    pub ready: i64,
-    pub retired: i64,
 }
 
 pub async fn insert_creating(db: impl PgExecutor<'_>, id: TenantId, server_id: Uuid) -> Result<(), sqlx::Error> {
@@ -86,24 +76,19 @@ pub async fn retire_surplus(db: impl PgExecutor<'_>, server_id: Uuid, keep: i64)
     Ok(done.rows_affected())
 }
 
-pub async fn counts(db: impl PgExecutor<'_>, server_id: Uuid) -> Result<SpareCounts, sqlx::Error> {
-    let (creating, ready, retired): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'creating'),
-                count(*) FILTER (WHERE status = 'ready'),
-                count(*) FILTER (WHERE status = 'retired')
-         FROM spare_databases WHERE server_id = $1",
-    )
-    .bind(server_id)
-    .fetch_one(db)
-    .await?;
-    Ok(SpareCounts { creating, ready, retired })
+/// How many ready spares a server has.
+pub async fn ready_count(db: impl PgExecutor<'_>, server_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM spare_databases WHERE server_id = $1 AND status = 'ready'")
+        .bind(server_id)
+        .fetch_one(db)
+        .await
 }
 
 /// Spares to drop: retired ones, and ones still `creating` (the caller checks their creator
 /// is gone).
 pub async fn unfinished(db: impl PgExecutor<'_>) -> Result<Vec<SpareRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, server_id, status, created_at FROM spare_databases
+        "SELECT id, server_id, status FROM spare_databases
          WHERE status IN ('creating', 'retired') ORDER BY created_at, id",
     )
     .fetch_all(db)
@@ -111,7 +96,7 @@ pub async fn unfinished(db: impl PgExecutor<'_>) -> Result<Vec<SpareRow>, sqlx::
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: TenantId) -> Result<Option<SpareRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, server_id, status, created_at FROM spare_databases WHERE id = $1")
+    sqlx::query_as("SELECT id, server_id, status FROM spare_databases WHERE id = $1")
         .bind(id.0)
         .fetch_optional(db)
         .await

@@ -44,14 +44,13 @@ pub struct SparePool {
     per_server: u32,
     wake: Notify,
     adopted: AtomicU64,
-    built: AtomicU64,
 }
 
-/// Counters since start: signups that adopted a spare, spares built.
+/// Counters since start.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SpareStats {
+    /// Signups that adopted a spare.
     pub adopted: u64,
-    pub built: u64,
 }
 
 /// What one refill pass did.
@@ -64,15 +63,7 @@ pub struct RefillReport {
 
 impl SparePool {
     pub fn new(catalog: PgPool, fleet: Arc<Fleet>, master: Arc<MasterKey>, per_server: u32) -> Self {
-        Self {
-            catalog,
-            fleet,
-            master,
-            per_server,
-            wake: Notify::new(),
-            adopted: AtomicU64::new(0),
-            built: AtomicU64::new(0),
-        }
+        Self { catalog, fleet, master, per_server, wake: Notify::new(), adopted: AtomicU64::new(0) }
     }
 
     /// Whether signups look for spares at all (`per_server > 0`).
@@ -81,7 +72,7 @@ impl SparePool {
     }
 
     pub fn stats(&self) -> SpareStats {
-        SpareStats { adopted: self.adopted.load(Ordering::Relaxed), built: self.built.load(Ordering::Relaxed) }
+        SpareStats { adopted: self.adopted.load(Ordering::Relaxed) }
     }
 
     /// A signup claimed a spare: let the refiller replace it now rather than at its next tick.
@@ -111,7 +102,7 @@ impl SparePool {
                 continue;
             }
             spares::retire_surplus(&self.catalog, server.id, keep).await?;
-            if spares::counts(&self.catalog, server.id).await?.ready < keep {
+            if spares::ready_count(&self.catalog, server.id).await? < keep {
                 match self.fleet.server(server.id).await {
                     Ok(handle) => self.fill(&handle, keep, &mut report).await?,
                     Err(error) => {
@@ -133,7 +124,7 @@ impl SparePool {
     /// (BENCHMARKS.md). Stops at the first failure (typically the server is down or its
     /// template missing: the next tick tries again rather than hammering it now).
     async fn fill(&self, server: &ServerHandle, keep: i64, report: &mut RefillReport) -> Result<(), sqlx::Error> {
-        while spares::counts(&self.catalog, server.id).await?.ready < keep {
+        while spares::ready_count(&self.catalog, server.id).await? < keep {
             match self.build_one(server).await {
                 Ok(_) => report.built += 1,
                 Err(error) => {
@@ -181,7 +172,6 @@ impl SparePool {
             Ok(()) => {
                 spares::mark_ready(&mut *lock, id).await?;
                 lock.commit().await?;
-                self.built.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(server = %server.name, spare = %id, "spare database ready");
                 Ok(id)
             }
