@@ -112,8 +112,7 @@ impl App {
             tracing::warn!(?recovered, "start-up migration recovery pass");
         }
 
-        let spares =
-            Arc::new(SparePool::new(pool.clone(), fleet.clone(), master.clone(), config.spare_databases_per_server));
+        let spares = Arc::new(SparePool::new(pool.clone(), fleet.clone(), config.spare_databases_per_server));
         let provisioner =
             Arc::new(Provisioner::new(pool.clone(), fleet.clone(), master.clone(), spares.clone(), config.crash_after));
         let state = Arc::new(AppState {

@@ -216,13 +216,10 @@ impl Fleet {
     }
 
     /// Creates a tenant's login role with a SCRAM verifier (see `secrets::tenant_role_scram_verifier`)
-    /// of its derived password.
-    pub async fn create_role(
-        &self,
-        server: &ServerHandle,
-        role: &RoleName,
-        scram_verifier: &str,
-    ) -> Result<(), FleetError> {
+    /// of its password derived from the master key, so the plain password never reaches the server.
+    pub async fn create_role(&self, server: &ServerHandle, role: &RoleName) -> Result<(), FleetError> {
+        let scram_verifier =
+            crate::secrets::tenant_role_scram_verifier(&self.master.tenant_role_key().password_for(role));
         // A verifier is `SCRAM-SHA-256$` + base64 and `:`/`$`; refuse anything else rather than
         // put it between quotes. The role name is a checked identifier.
         let safe = scram_verifier.starts_with("SCRAM-SHA-256$")

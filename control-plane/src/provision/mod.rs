@@ -337,9 +337,7 @@ impl Provisioner {
         req: &ValidSignup,
     ) -> Result<(), ProvisionError> {
         let (db, role) = (id.database_name(), id.role_name());
-        // Microseconds of work: the iterations are few on purpose (see `secrets`).
-        let verifier = crate::secrets::tenant_role_scram_verifier(&self.master.tenant_role_key().password_for(&role));
-        self.fleet.create_role(server, &role, &verifier).await?;
+        self.fleet.create_role(server, &role).await?;
         self.step_done(ProvisionStep::RoleCreated, id);
         self.fleet.create_database(server, &db, &role).await?;
         self.step_done(ProvisionStep::DatabaseCreated, id);

@@ -34,13 +34,11 @@ use super::ProvisionError;
 use crate::catalog::{servers, spares};
 use crate::domain::TenantId;
 use crate::fleet::{self, Fleet, FleetError, ServerHandle};
-use crate::secrets::MasterKey;
 
 /// The pool of spare databases, and its refiller.
 pub struct SparePool {
     catalog: PgPool,
     fleet: Arc<Fleet>,
-    master: Arc<MasterKey>,
     per_server: u32,
     wake: Notify,
     adopted: AtomicU64,
@@ -62,8 +60,8 @@ pub struct RefillReport {
 }
 
 impl SparePool {
-    pub fn new(catalog: PgPool, fleet: Arc<Fleet>, master: Arc<MasterKey>, per_server: u32) -> Self {
-        Self { catalog, fleet, master, per_server, wake: Notify::new(), adopted: AtomicU64::new(0) }
+    pub fn new(catalog: PgPool, fleet: Arc<Fleet>, per_server: u32) -> Self {
+        Self { catalog, fleet, per_server, wake: Notify::new(), adopted: AtomicU64::new(0) }
     }
 
     /// Whether signups look for spares at all (`per_server > 0`).
@@ -141,7 +139,6 @@ impl SparePool {
     async fn build_one(&self, server: &ServerHandle) -> Result<TenantId, ProvisionError> {
         let id = TenantId::new();
         let (db, role) = (id.database_name(), id.role_name());
-        let verifier = crate::secrets::tenant_role_scram_verifier(&self.master.tenant_role_key().password_for(&role));
         // Held until the row says `ready`: the id's lock tells the reconciler the creator is
         // alive; the template's (shared) keeps the copy and the `ready` mark on one template
         // version (see the module docs).
@@ -153,7 +150,7 @@ impl SparePool {
             .await?;
         spares::insert_creating(&self.catalog, id, server.id).await?;
         let built = async {
-            self.fleet.create_role(server, &role, &verifier).await?;
+            self.fleet.create_role(server, &role).await?;
             self.fleet.create_database(server, &db, &role).await?;
             self.fleet.revoke_public_access(server, &db).await?;
             let mut conn = server.connect_to(&db).await?;
