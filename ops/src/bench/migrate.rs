@@ -2,7 +2,12 @@
 //! the loop an operator would otherwise write (one fresh `ops migrate-one` process per
 //! database, one after the other), on the same server, with the same migration, in one run.
 //!
-//! The tenants (twice `--tenants`: one half for each side) are created by copying the template
+//! A third side, the **floor**, migrates as many tenants again with nothing but what any
+//! migrator must do per database: a connection, one transaction with the migration and its
+//! history row, and the close, at the engine's concurrency, with no catalog, locks or records.
+//! Its speed-up over the loop is the most any engine can reach on this server and machine.
+//!
+//! The tenants (three times `--tenants`: one third for each side) are created by copying the template
 //! directly (`CREATE ROLE` + `CREATE DATABASE … TEMPLATE` + the same hand-over and seed data as
 //! provisioning + the catalog row), not through the signup API: the benchmark is about
 //! migrating them. The figures are reported, never asserted.
@@ -43,6 +48,8 @@ UPDATE accounts SET normal_balance = CASE WHEN type IN ('asset', 'expense') THEN
 const EMPLOYEES_PER_TENANT: u32 = 25;
 /// Tenants created at once while preparing.
 const CREATE_CONCURRENCY: usize = 4;
+/// The engine, the floor and the baseline each migrate their own `--tenants` tenants.
+const SIDES: usize = 3;
 
 /// A migration as a file of the next build's migration directory: `V<n>__<name>.sql`.
 struct BenchMigration {
@@ -52,7 +59,7 @@ struct BenchMigration {
 
 #[derive(Args)]
 pub struct MigrateBenchArgs {
-    /// Tenants migrated by the engine; as many again are migrated by the baseline loop.
+    /// Tenants migrated by the engine; as many again by the floor and by the baseline loop.
     #[arg(long, default_value_t = 500)]
     tenants: u32,
     /// The engine's concurrency (with one server, also its per-server limit).
@@ -151,7 +158,7 @@ async fn bench(args: &MigrateBenchArgs, server: &Server, id: &str) -> anyhow::Re
     if fast_prepare {
         set_durability(&admin, true).await?;
     }
-    let (engine_tenants, baseline_tenants) = created?;
+    let [engine_tenants, floor_tenants, baseline_tenants] = created?;
     let prepare_s = preparing.elapsed().as_secs_f64();
     stage("create tenants (incl. CHECKPOINT)", &mut stages);
 
@@ -161,20 +168,22 @@ async fn bench(args: &MigrateBenchArgs, server: &Server, id: &str) -> anyhow::Re
     write_migrations(&dir, &migrations)?;
     let set = MigrationSet::from_dir(&dir).map_err(anyhow::Error::msg)?;
 
-    let app = RunningApp::start(config(set)).await?;
+    let app = RunningApp::start(config(set.clone())).await?;
     stage("start the next build", &mut stages);
     let pm = server.postmaster();
     let engine = measure_engine(&app, &token, &engine_tenants, args.concurrency, &admin, pm).await;
     app.stop().await?;
     let engine = engine?;
     stage("engine (incl. CHECKPOINT, stop)", &mut stages);
+    let floor = measure_floor(&admin, &floor_tenants, &set, args.concurrency, pm).await?;
+    stage("floor (incl. CHECKPOINT)", &mut stages);
     let baseline = measure_baseline(&admin_url, &admin, &baseline_tenants, &dir, pm).await;
     let _ = std::fs::remove_dir_all(&dir);
     let baseline = baseline?;
     stage("baseline (incl. CHECKPOINT)", &mut stages);
     verify(&admin, id, n + 1).await?;
     stage("verify every tenant", &mut stages);
-    let mut report = Report::new(server.describe(), info, args, n, engine, baseline);
+    let mut report = Report::new(server.describe(), info, args, n, engine, floor, baseline);
     report.prepare_s = prepare_s;
     report.stages = stages;
     Ok(report)
@@ -225,16 +234,16 @@ async fn create_tenants(
     per_side: u32,
     version: i32,
     file_copy: bool,
-) -> anyhow::Result<(Vec<BenchTenant>, Vec<BenchTenant>)> {
+) -> anyhow::Result<[Vec<BenchTenant>; SIDES]> {
     let catalog_options = admin.clone().database(catalog_name(id).as_str());
     let catalog = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_with(catalog_options).await?;
     let server_id: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM database_servers ORDER BY created_at LIMIT 1").fetch_one(&catalog).await?;
     sqlx::query("UPDATE database_servers SET capacity = greatest(capacity, $1)")
-        .bind(i32::try_from(2 * per_side + 10).unwrap_or(i32::MAX))
+        .bind(i32::try_from(SIDES as u32 * per_side + 10).unwrap_or(i32::MAX))
         .execute(&catalog)
         .await?;
-    let total = 2 * per_side;
+    let total = SIDES as u32 * per_side;
     let bar = progress(u64::from(total), "creating tenants (template copies)");
     let prep = Prep { admin, catalog: &catalog, server_id, template: template_name(id), run: id, version, file_copy };
     let created: Vec<anyhow::Result<BenchTenant>> = futures::stream::iter(0..total)
@@ -253,9 +262,12 @@ async fn create_tenants(
     catalog.close().await;
     let mut all = created.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     all.sort_by_key(|t| t.id.0);
-    // Interleaved, so neither side gets the older (or newer) half of the files on disk.
-    let (engine, baseline): (Vec<_>, Vec<_>) = all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    Ok((engine.into_iter().map(|(_, t)| t).collect(), baseline.into_iter().map(|(_, t)| t).collect()))
+    // Interleaved, so no side gets the older (or newer) files on disk.
+    let mut sides: [Vec<BenchTenant>; SIDES] = Default::default();
+    for (i, tenant) in all.into_iter().enumerate() {
+        sides[i % SIDES].push(tenant);
+    }
+    Ok(sides)
 }
 
 /// What creating one benchmark tenant needs.
@@ -419,6 +431,54 @@ async fn measure_engine(
         &time::format_description::well_known::Rfc3339,
     )?;
     Ok(EngineResult { tenants: tenants.len(), wall, server_elapsed_s: (finished - created).as_seconds_f64(), run, cpu })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor: the least any migrator does per database, at the engine's concurrency
+
+struct FloorResult {
+    tenants: usize,
+    wall: Duration,
+    cpu: Option<Cpu>,
+}
+
+/// Per database: connect (as the superuser, like the engine), `BEGIN`, the migration and its
+/// history row in one round trip, `COMMIT`, close; `concurrency` databases at a time. No
+/// catalog, no router lock, no advisory lock, no history check, no records: what is left is
+/// what Postgres must do for any migrator, which bounds every engine's speed on this server.
+async fn measure_floor(
+    admin: &PgConnectOptions,
+    tenants: &[BenchTenant],
+    set: &MigrationSet,
+    concurrency: u32,
+    postmaster: Option<u32>,
+) -> anyhow::Result<FloorResult> {
+    let version = set.as_slice().last().map(|m| m.version()).context("the migration set is empty")?;
+    checkpoint(admin).await?;
+    let cpu_before = Cpu::now(postmaster);
+    let bar = progress(tenants.len() as u64, &format!("floor, concurrency {concurrency}"));
+    let started = Instant::now();
+    let migrated: Vec<anyhow::Result<()>> = futures::stream::iter(tenants)
+        .map(|tenant| {
+            let (bar, options) = (&bar, admin.clone().database(tenant.id.database_name().as_str()));
+            async move {
+                let mut conn = PgConnection::connect_with(&options).await?;
+                let mut tx = conn.begin().await?;
+                tenant_schema::apply_one(&mut tx, set.as_slice(), version).await?;
+                tx.commit().await?;
+                conn.close().await?;
+                bar.inc(1);
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency as usize)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    let cpu = Cpu::now(postmaster).zip(cpu_before).map(|(after, before)| after.since(before));
+    bar.finish_and_clear();
+    migrated.into_iter().collect::<anyhow::Result<Vec<()>>>().context("the floor's migration")?;
+    Ok(FloorResult { tenants: tenants.len(), wall, cpu })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,6 +855,13 @@ struct Report {
     engine_attempt_p50_ms: f64,
     engine_attempt_p95_ms: f64,
     engine_cpu: Option<CpuView>,
+    /// The least any migrator does, at the engine's concurrency (see [`measure_floor`]).
+    floor: Side,
+    floor_cpu: Option<CpuView>,
+    /// Floor tenants/s ÷ baseline tenants/s: the most any engine can reach here.
+    floor_speed_up: f64,
+    /// Engine tenants/s ÷ floor tenants/s: how close the engine comes to that.
+    engine_of_floor: f64,
     baseline: Side,
     baseline_phases: Vec<Phase>,
     baseline_cpu: Option<CpuView>,
@@ -823,6 +890,7 @@ impl Report {
         args: &MigrateBenchArgs,
         n: i32,
         engine: EngineResult,
+        floor: FloorResult,
         baseline: BaselineResult,
     ) -> Self {
         let t = &engine.run["timings"];
@@ -859,6 +927,7 @@ impl Report {
         ];
         let engine_side = Side::new(engine.tenants, engine.wall);
         let baseline_side = Side::new(baseline.tenants, baseline.wall);
+        let floor_side = Side::new(floor.tenants, floor.wall);
         let speed_up = engine_side.tenants_per_s / baseline_side.tenants_per_s;
         Self {
             server,
@@ -870,6 +939,10 @@ impl Report {
             concurrency: args.concurrency,
             engine_cpu: engine.cpu.map(|c| CpuView::new(c.postgres, c.own, engine.tenants, engine.wall)),
             baseline_cpu: baseline.cpu.map(|c| CpuView::new(c.postgres, c.children, baseline.tenants, baseline.wall)),
+            floor_cpu: floor.cpu.map(|c| CpuView::new(c.postgres, c.own, floor.tenants, floor.wall)),
+            floor_speed_up: floor_side.tenants_per_s / baseline_side.tenants_per_s,
+            engine_of_floor: engine_side.tenants_per_s / floor_side.tenants_per_s,
+            floor: floor_side,
             engine: engine_side,
             engine_server_elapsed_s: engine.server_elapsed_s,
             engine_phases,
@@ -918,6 +991,10 @@ fn print_report(r: &Report) {
         ]
     };
     sides.add_row(row(format!("engine (ops migrate run, concurrency {})", r.concurrency), &r.engine));
+    sides.add_row(row(
+        format!("floor (connect, one transaction, close; no records; concurrency {})", r.concurrency),
+        &r.floor,
+    ));
     sides.add_row(row("baseline (sequential, fresh `ops migrate-one` process per database)".into(), &r.baseline));
     println!("{sides}");
     let mut target = new_table(&["", "value", "target", "met"]);
@@ -926,6 +1003,18 @@ fn print_report(r: &Report) {
         format!("{:.1}×", r.speed_up),
         format!("≥ {TARGET_SPEED_UP}×"),
         if r.target_met { "yes" } else { "no" }.to_owned(),
+    ]);
+    target.add_row(vec![
+        "floor's speed-up (the most any engine reaches on this server)".to_owned(),
+        format!("{:.1}×", r.floor_speed_up),
+        String::new(),
+        String::new(),
+    ]);
+    target.add_row(vec![
+        "engine ÷ floor (tenants/s)".to_owned(),
+        format!("{:.2}", r.engine_of_floor),
+        String::new(),
+        String::new(),
     ]);
     println!("{target}");
     let phases = |title: &str, phases: &[Phase]| {
@@ -949,9 +1038,13 @@ fn print_report(r: &Report) {
         r.engine_attempt_p50_ms, r.engine_attempt_p95_ms, r.engine_server_elapsed_s, r.engine.total_s
     );
     println!("{}", phases("baseline: where a tenant's time goes", &r.baseline_phases));
-    if let (Some(e), Some(b)) = (&r.engine_cpu, &r.baseline_cpu) {
+    if let (Some(e), Some(f), Some(b)) = (&r.engine_cpu, &r.floor_cpu, &r.baseline_cpu) {
         let mut cpu = new_table(&["CPU per tenant", "Postgres ms", "migrator ms", "total ms", "cores busy"]);
-        for (name, c) in [("engine (migrator: the control plane)", e), ("baseline (migrator: the processes)", b)] {
+        for (name, c) in [
+            ("engine (migrator: the control plane)", e),
+            ("floor (migrator: this process)", f),
+            ("baseline (migrator: the processes)", b),
+        ] {
             cpu.add_row(vec![
                 name.to_owned(),
                 format!("{:.1}", c.postgres_ms_per_tenant),
