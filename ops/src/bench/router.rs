@@ -11,6 +11,9 @@
 //! 4. **memory** per cached tenant, from the resident set of a fresh `ops` process that holds
 //!    only a router (`--memory-probe`, started by the benchmark itself).
 //!
+//! The load generator runs in this process but on a tokio runtime of its own
+//! ([`load_runtime`]), so the services under test never queue behind their clients' tasks.
+//!
 //! Where the machine's CPU went during the measured runs (this process, Postgres, anything
 //! else) is reported next to the figures: on a shared machine, other work skews them.
 //!
@@ -86,12 +89,18 @@ pub struct RouterBenchArgs {
     /// (reads its input as JSON on stdin, prints its figures as JSON on stdout).
     #[arg(long, hide = true)]
     memory_probe: bool,
+    /// For profiling with an outside load generator (`wrk`, `perf`): set up phase 1 (a tenant
+    /// with its employees, the router and the baseline), print both URLs and the token, and
+    /// serve until Ctrl-C instead of measuring.
+    #[arg(long)]
+    serve: bool,
 }
 
 /// The flags, resolved into the numbers each phase runs with.
 struct Settings {
     quick: bool,
     json: bool,
+    serve: bool,
     load_average_at_start: f64,
     /// Single tenant: closed-loop clients, warm-up and measured time per run, rounds of
     /// (router, baseline) pairs, employees in the tenant, and the pool size of both sides.
@@ -129,6 +138,7 @@ impl Settings {
         Self {
             quick,
             json: args.json,
+            serve: args.serve,
             load_average_at_start: load_average(),
             clients: 16,
             warm_up: secs(2, 1),
@@ -199,6 +209,9 @@ async fn bench(settings: &Settings, cluster: &LocalCluster) -> anyhow::Result<Re
     admin.close().await.ok();
 
     let platform = Platform::start(cluster, settings, postmaster).await?;
+    if settings.serve {
+        serve(settings, &platform).await?;
+    }
     let measured = measure(settings, &platform).await;
     platform.stop().await?;
     let (tenant_auth, single, many, herd, memory) = measured?;
@@ -617,19 +630,44 @@ fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// Opens each client's connection (`GET /health`), so no measured request pays a TCP connect.
+/// The load generator's own runtime (two worker threads), apart from the one that runs the
+/// router, the baseline and the control plane.
+///
+/// Sharing one scheduler would make the server's tasks queue behind the clients' on the same
+/// worker threads, a cost no deployed router pays (its clients are other processes, other
+/// machines); it also favoured the side with fewer await points per request. Separate
+/// runtimes leave the sharing of the two cores to the kernel, as with separate processes.
+/// Every client connection is opened from a task of this runtime, so its I/O is driven here.
+fn load_runtime() -> &'static tokio::runtime::Runtime {
+    static LOAD: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    LOAD.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bench-load")
+            .enable_all()
+            .build()
+            .expect("the load generator's runtime")
+    })
+}
+
+/// Opens each client's connection (`GET /health`) from the load runtime, so no measured
+/// request pays a TCP connect and every connection's I/O runs there.
 async fn connect_clients(clients: &[reqwest::Client], base_url: &str) {
     let url = format!("{base_url}/health");
-    futures::stream::iter(clients)
-        .for_each_concurrent(100, |client| {
-            let url = &url;
-            async move {
-                if let Ok(response) = client.get(url).send().await {
+    let opened: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let (client, url) = (client.clone(), url.clone());
+            load_runtime().spawn(async move {
+                if let Ok(response) = client.get(&url).send().await {
                     let _ = response.bytes().await;
                 }
-            }
+            })
         })
-        .await;
+        .collect();
+    for connection in opened {
+        let _ = connection.await;
+    }
 }
 
 #[derive(Debug)]
@@ -704,7 +742,7 @@ async fn closed_loop(
         .iter()
         .map(|client| {
             let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
-            tokio::spawn(async move {
+            load_runtime().spawn(async move {
                 let mut tally = Tally::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();
@@ -773,6 +811,25 @@ async fn single_tenant_phase(
     baseline.stop().await?;
     router.stop().await?;
     outcome
+}
+
+/// `--serve`: phase 1's router and baseline over the same tenant, until Ctrl-C.
+async fn serve(settings: &Settings, platform: &Platform) -> anyhow::Result<()> {
+    let tenant = platform.provision("single").await.context("provisioning the single tenant")?;
+    let router = RunningRouter::start(platform, format!("bench-router-single-{}", platform.run_id), |c| {
+        c.pool.max_per_tenant = settings.share;
+        c.pool.budget_per_server = settings.budget;
+    })
+    .await?;
+    add_employees(&router.url, &tenant.token, settings.employees).await?;
+    let baseline = Baseline::start(platform, &tenant, settings.share).await?;
+    println!("NEXACORE_BENCH_ROUTER_URL={}", router.employees_url());
+    println!("NEXACORE_BENCH_BASELINE_URL={}", baseline.employees_url());
+    println!("NEXACORE_BENCH_TOKEN={}", tenant.token);
+    println!("NEXACORE_BENCH_PID={}", std::process::id());
+    // `run` ends this on Ctrl-C and stops the cluster.
+    let _kept = (router, baseline);
+    std::future::pending().await
 }
 
 /// Employees with varied names, through the router's API (each write commits its event).
@@ -1343,7 +1400,7 @@ async fn zipf_load(
         .map(|(n, client)| {
             let (client, url) = (client.clone(), url.to_owned());
             let (tokens, touched, zipf) = (tokens.clone(), touched.clone(), zipf.clone());
-            tokio::spawn(async move {
+            load_runtime().spawn(async move {
                 let mut rng = StdRng::seed_from_u64(n as u64);
                 let (mut tally, mut cold, mut later) = (Tally::new(), histogram_us(), histogram_us());
                 while Instant::now() < deadline {
@@ -1407,7 +1464,7 @@ async fn zipf_open_loop(
         let tenant = zipf.sample(&mut rng);
         let (client, url, token) = (clients[n % clients.len()].clone(), url.to_owned(), tenants[tenant].token.clone());
         let (shared, touched, sent) = (shared.clone(), touched.clone(), scheduled);
-        requests.push(tokio::spawn(async move {
+        requests.push(load_runtime().spawn(async move {
             let outcome = fetch(&client, &url, &token).await;
             let latency = sent.elapsed();
             let mut shared = shared.lock().expect("tally lock");
@@ -1450,7 +1507,7 @@ async fn herd_phase(settings: &Settings, platform: &Platform, cold: &Tenant, war
             .into_iter()
             .map(|client| {
                 let (barrier, url, token) = (barrier.clone(), url.clone(), cold.token.clone());
-                tokio::spawn(async move {
+                load_runtime().spawn(async move {
                     barrier.wait().await;
                     let sent = Instant::now();
                     let outcome = fetch(&client, &url, &token).await;
@@ -1492,22 +1549,25 @@ async fn herd_phase(settings: &Settings, platform: &Platform, cold: &Tenant, war
 struct CpuTicks {
     busy: u64,
     total: u64,
+    /// Time the hypervisor gave this machine's virtual CPUs to someone else (part of `busy`).
+    steal: u64,
     own: u64,
     postgres: u64,
 }
 
 impl CpuTicks {
     fn now(postmaster: Option<u32>) -> Self {
-        let (busy, total) = machine_ticks().unwrap_or_default();
+        let MachineTicks { busy, total, steal } = machine_ticks().unwrap_or_default();
         let own = proc_stat(std::process::id()).map_or(0, |s| s.utime + s.stime);
         let postgres = postmaster.map_or(0, postgres_ticks);
-        Self { busy, total, own, postgres }
+        Self { busy, total, steal, own, postgres }
     }
 
     fn minus(self, before: Self) -> Self {
         Self {
             busy: self.busy.saturating_sub(before.busy),
             total: self.total.saturating_sub(before.total),
+            steal: self.steal.saturating_sub(before.steal),
             own: self.own.saturating_sub(before.own),
             postgres: self.postgres.saturating_sub(before.postgres),
         }
@@ -1517,6 +1577,7 @@ impl CpuTicks {
         Self {
             busy: self.busy + other.busy,
             total: self.total + other.total,
+            steal: self.steal + other.steal,
             own: self.own + other.own,
             postgres: self.postgres + other.postgres,
         }
@@ -1530,7 +1591,8 @@ impl CpuTicks {
         CpuShare {
             ops_cores: as_cores(self.own),
             postgres_cores: as_cores(self.postgres),
-            other_cores: as_cores(self.busy.saturating_sub(self.own + self.postgres)),
+            other_cores: as_cores(self.busy.saturating_sub(self.own + self.postgres + self.steal)),
+            stolen_cores: as_cores(self.steal),
             idle_cores: as_cores(self.total.saturating_sub(self.busy)),
         }
     }
@@ -1544,18 +1606,27 @@ struct CpuShare {
     postgres_cores: f64,
     /// Everything else on the machine.
     other_cores: f64,
+    /// Taken by the hypervisor for other guests: on a shared host, the noise in every figure.
+    stolen_cores: f64,
     idle_cores: f64,
 }
 
-/// Busy and total ticks over all cores, from the `cpu` line of /proc/stat.
-fn machine_ticks() -> Option<(u64, u64)> {
+/// Ticks over all cores, from the `cpu` line of /proc/stat.
+#[derive(Default)]
+struct MachineTicks {
+    busy: u64,
+    total: u64,
+    steal: u64,
+}
+
+fn machine_ticks() -> Option<MachineTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> =
         stat.lines().next()?.split_whitespace().skip(1).take(8).map(|v| v.parse().unwrap_or(0)).collect();
     // user nice system idle iowait irq softirq steal
     let [user, nice, system, idle, iowait, irq, softirq, steal] = fields[..] else { return None };
     let busy = user + nice + system + irq + softirq + steal;
-    Some((busy, busy + idle + iowait))
+    Some(MachineTicks { busy, total: busy + idle + iowait, steal })
 }
 
 /// The fields of /proc/<pid>/stat this benchmark reads.
@@ -2166,7 +2237,8 @@ fn print_report(r: &Report) {
 
 fn print_single(s: &SingleTenant) {
     println!(
-        "Phase 1 — single tenant: GET /employees?limit={PAGE_SIZE} over {} employees; {} closed-loop keep-alive clients; \
+        "Phase 1 — single tenant: GET /employees?limit={PAGE_SIZE} over {} employees; {} closed-loop keep-alive clients \
+         (on a runtime of their own, apart from the servers'); \
          a pool of {} connections on both sides (the router's per-tenant share); {} rounds of (router, baseline) \
          in ABBA order, each run {:.0} s after {:.0} s of warm-up; then the same with 1 client ({:.0} s runs), \
          where nothing queues and the latency difference is what the router adds to a request.",
@@ -2186,7 +2258,7 @@ fn print_single(s: &SingleTenant) {
         "p99 µs",
         "max µs",
         "bytes/response",
-        "cores: ops / postgres / other / idle",
+        "cores: ops / postgres / other / stolen / idle",
     ]);
     let rows = [
         (format!("router, {} clients", s.clients), &s.router, Some(&s.router_cpu)),
@@ -2211,7 +2283,8 @@ fn print_single(s: &SingleTenant) {
     println!("{table}");
     println!(
         "CPU per request (ops process + Postgres): router {:.0} µs, baseline {:.0} µs. \"other\" is work on the \
-         machine outside this benchmark; it should be similar on both sides.",
+         machine outside this benchmark, \"stolen\" the time the host gave to other guests; both should be \
+         similar on both sides.",
         cpu_per_request_us(&s.router, &s.router_cpu),
         cpu_per_request_us(&s.baseline, &s.baseline_cpu)
     );
@@ -2341,7 +2414,7 @@ fn zipf_rows(z: &ZipfRun, budget: usize) -> Vec<(&'static str, String, String)> 
         ),
         ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
-        ("cores: ops / postgres / other / idle", cpu_cell(&z.cpu), String::new()),
+        ("cores: ops / postgres / other / stolen / idle", cpu_cell(&z.cpu), String::new()),
     ]
 }
 
@@ -2474,7 +2547,10 @@ fn print_memory(m: &Memory) {
 }
 
 fn cpu_cell(cpu: &CpuShare) -> String {
-    format!("{:.2} / {:.2} / {:.2} / {:.2}", cpu.ops_cores, cpu.postgres_cores, cpu.other_cores, cpu.idle_cores)
+    format!(
+        "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+        cpu.ops_cores, cpu.postgres_cores, cpu.other_cores, cpu.stolen_cores, cpu.idle_cores
+    )
 }
 
 /// Core-seconds of this process and Postgres per request, in µs.
