@@ -650,6 +650,18 @@ fn load_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A client for an open loop: its pool keeps as many connections as were ever in flight, so
+/// after the warm-up no request waits for a TCP connect.
+fn open_loop_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Opens each client's connection (`GET /health`) from the load runtime, so no measured
 /// request pays a TCP connect and every connection's I/O runs there.
 async fn connect_clients(clients: &[reqwest::Client], base_url: &str) {
@@ -758,6 +770,57 @@ async fn closed_loop(
         total.merge(&worker.await.context("a load worker panicked")?);
     }
     Ok((total, started.elapsed()))
+}
+
+/// Requests at Poisson times, `rate` per second for `duration`, each sent whether or not the
+/// earlier ones have answered (an open loop), over one client whose pool opens as many
+/// connections as are in flight. Latency counts from each request's scheduled start, so a late
+/// scheduler cannot hide queueing. Runs wholly on the load runtime.
+async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<(Tally, Duration)> {
+    let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+    let generator = load_runtime().spawn(async move {
+        let tally = Arc::new(std::sync::Mutex::new(Tally::new()));
+        let mut rng = StdRng::seed_from_u64(0x0be7);
+        let started = Instant::now();
+        let mut scheduled = started;
+        let mut requests = Vec::new();
+        loop {
+            // Exponential gaps: -ln(U) / rate, U in (0, 1].
+            scheduled += Duration::from_secs_f64(-(1.0 - rng.random::<f64>()).ln() / rate);
+            if scheduled - started >= duration {
+                break;
+            }
+            tokio::time::sleep_until(scheduled.into()).await;
+            let (client, url, token, tally, sent) =
+                (client.clone(), url.clone(), token.clone(), tally.clone(), scheduled);
+            requests.push(tokio::spawn(async move {
+                let outcome = fetch(&client, &url, &token).await;
+                tally.lock().expect("tally lock").record(sent.elapsed(), &outcome);
+            }));
+        }
+        for request in requests {
+            request.await.context("a request task panicked")?;
+        }
+        let wall = started.elapsed();
+        let tally = Arc::try_unwrap(tally).map_err(|_| anyhow!("request tasks still hold the tally"))?;
+        anyhow::Ok((tally.into_inner().expect("tally lock"), wall))
+    });
+    generator.await.context("the open-loop generator panicked")?
+}
+
+/// How requests arrive in an [`Alternation`].
+#[derive(Clone, Copy)]
+enum Arrivals {
+    /// Each client sends its next request when the last one answered.
+    ClosedLoop,
+    /// Poisson arrivals at `rate` per second over the first client (see [`open_loop`]).
+    OpenLoop { rate: f64 },
 }
 
 /// Zipf(s) over ranks 0..n: P(rank k) ∝ 1/(k+1)^s, sampled by binary search in the CDF.
@@ -901,6 +964,7 @@ async fn compare(
         rounds: settings.rounds,
         warm_up: settings.warm_up,
         run: settings.run,
+        arrivals: Arrivals::ClosedLoop,
         postmaster: platform.postmaster,
     };
     let (router_runs, baseline_runs) = loaded.run("router / baseline runs").await?;
@@ -913,6 +977,19 @@ async fn compare(
         ..loaded
     };
     let (router_alone, baseline_alone) = single.run("1-client runs").await?;
+    // Saturated, latency is the queue (Little's law: clients ÷ throughput), so the closed
+    // loop's latency difference restates the throughput ratio. Half the baseline's throughput
+    // as an open loop shows what the router adds to a request while both sides have headroom.
+    let half_rate = LoadStats::of(&baseline_runs.tally, baseline_runs.wall).requests_per_s * SINGLE_OPEN_LOOP_SHARE;
+    let open_clients = [open_loop_client(), open_loop_client()];
+    let unsaturated = Alternation {
+        clients: (&open_clients[..1], &open_clients[1..]),
+        warm_up: settings.light_warm_up,
+        run: settings.light_run,
+        arrivals: Arrivals::OpenLoop { rate: half_rate },
+        ..loaded
+    };
+    let (router_open, baseline_open) = unsaturated.run("open-loop runs").await?;
 
     let options = platform.tenant_options(tenant.id).await?;
     let steps = time_router_steps(&router.state, tenant, &options, settings.step_samples).await?;
@@ -929,6 +1006,9 @@ async fn compare(
     };
     let (added_p50_ms, added_p99_ms) = added(&router_stats, &baseline_stats);
     let (alone_added_p50_ms, alone_added_p99_ms) = added(&router_alone, &baseline_alone);
+    let router_open = LoadStats::of(&router_open.tally, router_open.wall);
+    let baseline_open = LoadStats::of(&baseline_open.tally, baseline_open.wall);
+    let (open_added_p50_ms, open_added_p99_ms) = added(&router_open, &baseline_open);
     Ok(SingleTenant {
         clients: settings.clients,
         pool_size: settings.share,
@@ -948,6 +1028,11 @@ async fn compare(
         one_client_baseline: baseline_alone,
         one_client_added_p50_ms: alone_added_p50_ms,
         one_client_added_p99_ms: alone_added_p99_ms,
+        open_loop_rate: half_rate,
+        open_loop_router: router_open,
+        open_loop_baseline: baseline_open,
+        open_loop_added_p50_ms: open_added_p50_ms,
+        open_loop_added_p99_ms: open_added_p99_ms,
         router_steps: steps,
     })
 }
@@ -963,6 +1048,7 @@ struct Alternation<'a> {
     rounds: usize,
     warm_up: Duration,
     run: Duration,
+    arrivals: Arrivals,
     postmaster: Option<u32>,
 }
 
@@ -986,9 +1072,15 @@ impl Alternation<'_> {
                     Side::Router => (self.clients.0, self.urls.0, &mut router),
                     Side::Baseline => (self.clients.1, self.urls.1, &mut baseline),
                 };
-                closed_loop(clients, url, self.token, self.warm_up).await?;
+                let load = |duration| async move {
+                    match self.arrivals {
+                        Arrivals::ClosedLoop => closed_loop(clients, url, self.token, duration).await,
+                        Arrivals::OpenLoop { rate } => open_loop(&clients[0], url, self.token, rate, duration).await,
+                    }
+                };
+                load(self.warm_up).await?;
                 let before = CpuTicks::now(self.postmaster);
-                let (tally, wall) = closed_loop(clients, url, self.token, self.run).await?;
+                let (tally, wall) = load(self.run).await?;
                 sink.cpu = sink.cpu.plus(CpuTicks::now(self.postmaster).minus(before));
                 sink.tally.merge(&tally);
                 sink.wall += wall;
@@ -1241,10 +1333,15 @@ async fn many_tenants_phase(
     warm: &Tenant,
 ) -> anyhow::Result<ManyTenants> {
     let saturated = zipf_run(settings, platform, fleet, warm, ZipfArrivals::ClosedLoop).await?;
-    // Half the saturated throughput: the system has headroom, so what a cold tenant's first
-    // request costs is the cold path itself, not the queue in front of it.
-    let rate = (saturated.load.requests_per_s * OPEN_LOOP_SHARE).max(10.0);
-    let open = zipf_run(settings, platform, fleet, warm, ZipfArrivals::OpenLoop { rate }).await?;
+    // Shares of the saturated throughput: with headroom, what a cold tenant's first request
+    // costs is the cold path itself more than the queue in front of it; two loads show how
+    // that changes with load.
+    let mut open_loops = Vec::new();
+    for share in OPEN_LOOP_SHARES {
+        let rate = (saturated.load.requests_per_s * share).max(10.0);
+        let run = zipf_run(settings, platform, fleet, warm, ZipfArrivals::OpenLoop { rate }).await?;
+        open_loops.push(OpenLoop { share, rate, run });
+    }
     let isolated = cold_one_at_a_time(settings, platform, fleet, warm).await?;
     Ok(ManyTenants {
         registered: fleet.active.len() + OTHER_REAL_TENANTS + fleet.catalog_only,
@@ -1258,7 +1355,7 @@ async fn many_tenants_phase(
         share: settings.zipf_share,
         closed_loop: saturated,
         isolated,
-        open_loop: OpenLoop { rate, run: open },
+        open_loops,
     })
 }
 
@@ -1300,8 +1397,11 @@ async fn cold_one_at_a_time(
     outcome
 }
 
-/// Share of the closed loop's throughput offered by the open-loop run.
-const OPEN_LOOP_SHARE: f64 = 0.5;
+/// The single-tenant open loop's rate, as a share of the baseline's saturated throughput.
+const SINGLE_OPEN_LOOP_SHARE: f64 = 0.5;
+
+/// Shares of the closed loop's throughput offered by the open-loop runs.
+const OPEN_LOOP_SHARES: [f64; 2] = [0.5, 0.25];
 
 #[derive(Clone, Copy)]
 enum ZipfArrivals {
@@ -1982,6 +2082,12 @@ struct SingleTenant {
     one_client_baseline: LoadStats,
     one_client_added_p50_ms: f64,
     one_client_added_p99_ms: f64,
+    /// Poisson arrivals at half the baseline's saturated throughput: latency with headroom.
+    open_loop_rate: f64,
+    open_loop_router: LoadStats,
+    open_loop_baseline: LoadStats,
+    open_loop_added_p50_ms: f64,
+    open_loop_added_p99_ms: f64,
     /// Router requests/s over baseline requests/s.
     throughput_ratio: f64,
     /// Router minus baseline.
@@ -2003,8 +2109,9 @@ struct ManyTenants {
     share: usize,
     /// `clients` closed-loop clients: the router runs flat out.
     closed_loop: ZipfRun,
-    /// The same tenants on a fresh router at half the closed loop's throughput.
-    open_loop: OpenLoop,
+    /// The same tenants on a fresh router at [`OPEN_LOOP_SHARES`] of the closed loop's
+    /// throughput, each run on its own fresh router.
+    open_loops: Vec<OpenLoop>,
     /// First requests one at a time on a fresh router: the cold path with nothing queued.
     isolated: IsolatedCold,
 }
@@ -2019,6 +2126,8 @@ struct IsolatedCold {
 
 #[derive(Serialize)]
 struct OpenLoop {
+    /// The offered rate as a share of the closed loop's throughput.
+    share: f64,
     /// Offered requests per second (Poisson arrivals).
     rate: f64,
     #[serde(flatten)]
@@ -2103,8 +2212,6 @@ impl Report {
         };
         let peak =
             many.closed_loop.connections.peak_pg_stat_activity.max(many.closed_loop.connections.peak_router_count);
-        let open = &many.open_loop.run;
-        let open_peak = open.connections.peak_pg_stat_activity.max(open.connections.peak_router_count);
         let mut targets = vec![
             check(
                 "single tenant: throughput router / baseline",
@@ -2113,13 +2220,13 @@ impl Report {
                 single.throughput_ratio >= TARGET_THROUGHPUT_RATIO,
             ),
             check(
-                &format!("single tenant: added latency p50, {} clients", single.clients),
+                &format!("single tenant: added latency p50, {} clients (saturated)", single.clients),
                 format!("{:.3} ms", single.added_p50_ms),
                 format!("≤ {TARGET_ADDED_P50_MS} ms"),
                 single.added_p50_ms <= TARGET_ADDED_P50_MS,
             ),
             check(
-                &format!("single tenant: added latency p99, {} clients", single.clients),
+                &format!("single tenant: added latency p99, {} clients (saturated)", single.clients),
                 format!("{:.3} ms", single.added_p99_ms),
                 format!("≤ {TARGET_ADDED_P99_MS} ms"),
                 single.added_p99_ms <= TARGET_ADDED_P99_MS,
@@ -2135,6 +2242,18 @@ impl Report {
                 format!("{:.3} ms", single.one_client_added_p99_ms),
                 format!("≤ {TARGET_ADDED_P99_MS} ms"),
                 single.one_client_added_p99_ms <= TARGET_ADDED_P99_MS,
+            ),
+            check(
+                &format!("single tenant: added latency p50, open loop {:.0}/s", single.open_loop_rate),
+                format!("{:.3} ms", single.open_loop_added_p50_ms),
+                format!("≤ {TARGET_ADDED_P50_MS} ms"),
+                single.open_loop_added_p50_ms <= TARGET_ADDED_P50_MS,
+            ),
+            check(
+                &format!("single tenant: added latency p99, open loop {:.0}/s", single.open_loop_rate),
+                format!("{:.3} ms", single.open_loop_added_p99_ms),
+                format!("≤ {TARGET_ADDED_P99_MS} ms"),
+                single.open_loop_added_p99_ms <= TARGET_ADDED_P99_MS,
             ),
             check(
                 "many tenants: errors",
@@ -2159,19 +2278,6 @@ impl Report {
                     && many.closed_loop.first_request.p99_ms <= TARGET_COLD_P99_MS,
             ),
             check(
-                &format!("many tenants: cold tenant's first request p99 (open loop, {:.0} req/s)", many.open_loop.rate),
-                format!("{:.2} ms", open.first_request.p99_ms),
-                format!("≤ {TARGET_COLD_P99_MS} ms"),
-                many.open_loop.run.first_request.samples > 0
-                    && many.open_loop.run.first_request.p99_ms <= TARGET_COLD_P99_MS,
-            ),
-            check(
-                "many tenants, open loop: errors / peak connections",
-                format!("{} / {}", open.load.errors, open_peak),
-                format!("0 / ≤ {}", many.budget),
-                open.load.errors == 0 && open.load.requests > 0 && open_peak <= many.budget as u64,
-            ),
-            check(
                 &format!("herd: catalog lookups for {} first requests", herd.requests),
                 herd.counters.catalog_lookups.to_string(),
                 format!("= {TARGET_HERD_LOOKUPS}"),
@@ -2191,6 +2297,34 @@ impl Report {
                     later.p99_ms <= TARGET_COLD_P99_MS,
                 ),
             );
+        }
+        // The open loops after the closed loop's rows, before the herd's.
+        let mut at = targets.iter().position(|t| t.what.starts_with("herd:")).unwrap_or(targets.len());
+        for open in &many.open_loops {
+            let (run, peak) =
+                (&open.run, open.run.connections.peak_pg_stat_activity.max(open.run.connections.peak_router_count));
+            let rows = [
+                check(
+                    &format!(
+                        "many tenants: cold tenant's first request p99 (open loop, {:.0} req/s = {:.0} %)",
+                        open.rate,
+                        open.share * 100.0
+                    ),
+                    format!("{:.2} ms", run.first_request.p99_ms),
+                    format!("≤ {TARGET_COLD_P99_MS} ms"),
+                    run.first_request.samples > 0 && run.first_request.p99_ms <= TARGET_COLD_P99_MS,
+                ),
+                check(
+                    &format!("many tenants, open loop {:.0} %: errors / peak connections", open.share * 100.0),
+                    format!("{} / {}", run.load.errors, peak),
+                    format!("0 / ≤ {}", many.budget),
+                    run.load.errors == 0 && run.load.requests > 0 && peak <= many.budget as u64,
+                ),
+            ];
+            for row in rows {
+                targets.insert(at, row);
+                at += 1;
+            }
         }
         Self {
             quick: settings.quick,
@@ -2241,7 +2375,9 @@ fn print_single(s: &SingleTenant) {
          (on a runtime of their own, apart from the servers'); \
          a pool of {} connections on both sides (the router's per-tenant share); {} rounds of (router, baseline) \
          in ABBA order, each run {:.0} s after {:.0} s of warm-up; then the same with 1 client ({:.0} s runs), \
-         where nothing queues and the latency difference is what the router adds to a request.",
+         where nothing queues and the latency difference is what the router adds to a request; then the same as \
+         an open loop (Poisson arrivals at half the baseline's saturated throughput, as many connections as are \
+         in flight, latency from each request's scheduled start): concurrent requests with headroom on both sides.",
         s.employees, s.clients, s.pool_size, s.rounds, s.run_s, s.warm_up_s, s.light_run_s
     );
     println!(
@@ -2265,6 +2401,8 @@ fn print_single(s: &SingleTenant) {
         (format!("baseline, {} clients", s.clients), &s.baseline, Some(&s.baseline_cpu)),
         ("router, 1 client".to_owned(), &s.one_client_router, None),
         ("baseline, 1 client".to_owned(), &s.one_client_baseline, None),
+        (format!("router, open loop {:.0}/s", s.open_loop_rate), &s.open_loop_router, None),
+        (format!("baseline, open loop {:.0}/s", s.open_loop_rate), &s.open_loop_baseline, None),
     ];
     for (name, l, cpu) in rows {
         table.add_row(vec![
@@ -2303,8 +2441,13 @@ fn print_single(s: &SingleTenant) {
         String::new(),
     ]);
     for (label, p50, p99) in [
-        (format!("{} clients", s.clients), s.added_p50_ms, s.added_p99_ms),
+        (format!("{} clients (saturated)", s.clients), s.added_p50_ms, s.added_p99_ms),
         ("1 client".to_owned(), s.one_client_added_p50_ms, s.one_client_added_p99_ms),
+        (
+            format!("open loop at half the baseline's throughput ({:.0}/s)", s.open_loop_rate),
+            s.open_loop_added_p50_ms,
+            s.open_loop_added_p99_ms,
+        ),
     ] {
         table.add_row(vec![
             format!("added latency p50 (router − baseline), {label}"),
@@ -2413,6 +2556,17 @@ fn zipf_rows(z: &ZipfRun, budget: usize) -> Vec<(&'static str, String, String)> 
             String::new(),
         ),
         ("closed connections' permits back early (backend seen gone)", c.exits_seen.to_string(), String::new()),
+        (
+            "mean catalog lookup / connect / permit wait (of those that waited)",
+            format!(
+                "{:.2} / {:.2} / {:.2} ms ({})",
+                c.mean_lookup_ms(),
+                c.mean_connect_ms(),
+                c.mean_permit_wait_ms(),
+                c.permit_waits
+            ),
+            String::new(),
+        ),
         ("budget timeouts (503)", c.budget_timeouts.to_string(), String::new()),
         ("cores: ops / postgres / other / stolen / idle", cpu_cell(&z.cpu), String::new()),
     ]
@@ -2447,15 +2601,16 @@ fn print_open_loop(m: &ManyTenants) {
         c.mean_permit_wait_ms(),
         c.permit_waits
     );
-    let o = &m.open_loop;
-    println!(
-        "The same tenants on a fresh router (every tenant cold again), now as an open loop: requests arrive \
-         at Poisson times, {:.0} per second ({:.0} % of the closed loop's throughput), whether or not earlier \
-         ones have answered; latency counts from each request's scheduled start.",
-        o.rate,
-        OPEN_LOOP_SHARE * 100.0
-    );
-    print_rows(zipf_rows(&o.run, m.budget));
+    for o in &m.open_loops {
+        println!(
+            "The same tenants on a fresh router (every tenant cold again), now as an open loop: requests arrive \
+             at Poisson times, {:.0} per second ({:.0} % of the closed loop's throughput), whether or not earlier \
+             ones have answered; latency counts from each request's scheduled start.",
+            o.rate,
+            o.share * 100.0
+        );
+        print_rows(zipf_rows(&o.run, m.budget));
+    }
 }
 
 fn print_herd(h: &Herd) {
