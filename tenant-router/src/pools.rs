@@ -108,8 +108,6 @@ impl ServerBudget {
 struct BudgetPermit {
     _permit: OwnedSemaphorePermit,
     budget: Arc<ServerBudget>,
-    /// The connection's backend process, once known (`pg_backend_pid()` after connecting).
-    backend_pid: Option<i32>,
 }
 
 struct IdleConn {
@@ -191,20 +189,31 @@ const BACKEND_EXIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Closes `conn` politely and returns its budget `permit` only once the backend is gone: when a
 /// check ([`PoolManager::check_exited`], started by every new connection and every waiting
-/// request) sees its pid leave `pg_stat_activity`, or
-/// after [`BACKEND_EXIT_GRACE`] at the latest. Off the caller's path: in a task when a runtime
-/// is around, else by a plain drop.
-fn close_connection(conn: PgConnection, permit: BudgetPermit) {
+/// request) sees its pid leave `pg_stat_activity`, or after [`BACKEND_EXIT_GRACE`] at the latest.
+/// Off the caller's path: in a task when a runtime is around, else by a plain drop.
+///
+/// The backend's pid is asked for here, on the way out, rather than when the connection opens:
+/// a cold tenant's first request then pays no extra round trip. A connection that cannot
+/// answer (broken) keeps its permit for the whole grace.
+fn close_connection(mut conn: PgConnection, permit: BudgetPermit) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             let budget = permit.budget.clone();
-            let pid = permit.backend_pid;
             budget.closing.fetch_add(1, Ordering::SeqCst);
             let slot = Arc::new(Mutex::new(Some(permit)));
             runtime.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+                let closed = tokio::time::timeout(Duration::from_secs(1), async {
+                    // The simple protocol: one round trip, no statement to prepare.
+                    let pid = match sqlx::raw_sql("SELECT pg_catalog.pg_backend_pid()").fetch_one(&mut conn).await {
+                        Ok(row) => row.try_get::<i32, _>(0).ok(),
+                        Err(_) => None,
+                    };
+                    let _ = conn.close().await;
+                    pid
+                })
+                .await;
                 // Only now may a check find the backend gone: it was there until `Terminate`.
-                if let Some(pid) = pid {
+                if let Ok(Some(pid)) = closed {
                     budget.exiting.lock().expect("exiting lock").push(Exiting { pid, permit: slot.clone() });
                 }
                 tokio::time::sleep(BACKEND_EXIT_GRACE).await;
@@ -417,26 +426,17 @@ impl PoolManager {
             });
         }
 
-        let mut permit = self.budget_permit(pool.server, deadline).await?;
+        let permit = self.budget_permit(pool.server, deadline).await?;
         self.keep_reserve(&permit.budget, pool.server);
         // Connections closed earlier (for the reserve, mostly) have had a moment to exit: look
         // now, so their permits are free again for the next cold request instead of after the
         // whole grace. In the background: this request has its permit.
         drop(self.check_exited(pool.server, &permit.budget));
         let connecting = Instant::now();
-        let connected = tokio::time::timeout(self.config.connect_timeout, async {
-            let mut conn = PgConnection::connect_with(&pool.options).await?;
-            // Known so that closing it can hand its permit on as soon as the backend is gone.
-            // The simple protocol: one round trip instead of a prepare and an execute, on the
-            // path of every cold tenant's first request.
-            let row = sqlx::raw_sql("SELECT pg_catalog.pg_backend_pid()").fetch_one(&mut conn).await?;
-            let pid: i32 = row.try_get(0)?;
-            Ok::<_, sqlx::Error>((conn, pid))
-        })
-        .await;
+        let connected =
+            tokio::time::timeout(self.config.connect_timeout, PgConnection::connect_with(&pool.options)).await;
         match connected {
-            Ok(Ok((conn, pid))) => {
-                permit.backend_pid = Some(pid);
+            Ok(Ok(conn)) => {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 self.stats.connect_micros.fetch_add(micros(connecting.elapsed()), Ordering::Relaxed);
                 *pool.breaker.lock().expect("breaker lock") = Breaker { failures: 0, open_until: None };
@@ -465,7 +465,7 @@ impl PoolManager {
     /// `deadline`.
     async fn budget_permit(&self, server: Uuid, deadline: Instant) -> Result<BudgetPermit, PoolError> {
         let budget = self.budget(server);
-        let permit = |p| BudgetPermit { _permit: p, budget: budget.clone(), backend_pid: None };
+        let permit = |p| BudgetPermit { _permit: p, budget: budget.clone() };
         if let Ok(free) = budget.permits.clone().try_acquire_owned() {
             return Ok(permit(free));
         }

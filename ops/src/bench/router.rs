@@ -2586,7 +2586,7 @@ fn print_open_loop(m: &ManyTenants) {
     println!(
         "The cold path alone (fresh router, one client, {} cold tenants one after another, budget {}): first request \
          p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms. Inside it, on average: catalog lookup {:.2} ms \
-         ({} lookups), connect (SCRAM, backend start, pid) {:.2} ms ({} connects), wait for a budget permit \
+         ({} lookups), connect (SCRAM, backend start) {:.2} ms ({} connects), wait for a budget permit \
          {:.2} ms ({} of the requests waited).",
         i.samples,
         m.budget,
