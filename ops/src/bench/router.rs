@@ -785,18 +785,10 @@ async fn open_loop(
     let generator = load_runtime().spawn(async move {
         let tally = Arc::new(std::sync::Mutex::new(Tally::new()));
         let mut rng = StdRng::seed_from_u64(0x0be7);
-        let started = Instant::now();
-        let mut scheduled = started;
+        let mut arrivals = PoissonArrivals::new(rate, duration);
         let mut requests = Vec::new();
-        loop {
-            // Exponential gaps: -ln(U) / rate, U in (0, 1].
-            scheduled += Duration::from_secs_f64(-(1.0 - rng.random::<f64>()).ln() / rate);
-            if scheduled - started >= duration {
-                break;
-            }
-            tokio::time::sleep_until(scheduled.into()).await;
-            let (client, url, token, tally, sent) =
-                (client.clone(), url.clone(), token.clone(), tally.clone(), scheduled);
+        while let Some(sent) = arrivals.next(&mut rng).await {
+            let (client, url, token, tally) = (client.clone(), url.clone(), token.clone(), tally.clone());
             requests.push(tokio::spawn(async move {
                 let outcome = fetch(&client, &url, &token).await;
                 tally.lock().expect("tally lock").record(sent.elapsed(), &outcome);
@@ -805,11 +797,38 @@ async fn open_loop(
         for request in requests {
             request.await.context("a request task panicked")?;
         }
-        let wall = started.elapsed();
+        let wall = arrivals.started.elapsed();
         let tally = Arc::try_unwrap(tally).map_err(|_| anyhow!("request tasks still hold the tally"))?;
         anyhow::Ok((tally.into_inner().expect("tally lock"), wall))
     });
     generator.await.context("the open-loop generator panicked")?
+}
+
+/// Poisson arrival times: exponential gaps at `rate` per second from the start, for `duration`.
+struct PoissonArrivals {
+    rate: f64,
+    duration: Duration,
+    started: Instant,
+    scheduled: Instant,
+}
+
+impl PoissonArrivals {
+    fn new(rate: f64, duration: Duration) -> Self {
+        let started = Instant::now();
+        Self { rate, duration, started, scheduled: started }
+    }
+
+    /// Sleeps until the next arrival and returns its scheduled time; `None` once past the
+    /// duration. The caller's `rng` may also draw other things between arrivals.
+    async fn next(&mut self, rng: &mut impl Rng) -> Option<Instant> {
+        // Exponential gaps: -ln(U) / rate, U in (0, 1].
+        self.scheduled += Duration::from_secs_f64(-(1.0 - rng.random::<f64>()).ln() / self.rate);
+        if self.scheduled - self.started >= self.duration {
+            return None;
+        }
+        tokio::time::sleep_until(self.scheduled.into()).await;
+        Some(self.scheduled)
+    }
 }
 
 /// How requests arrive in an [`Alternation`].
@@ -861,6 +880,20 @@ async fn single_tenant_phase(
     platform: &Platform,
     tenant: &Tenant,
 ) -> anyhow::Result<SingleTenant> {
+    let (router, baseline) = start_single_tenant_services(settings, platform, tenant).await?;
+    let outcome = compare(settings, platform, &router, &baseline, tenant).await;
+    baseline.stop().await?;
+    router.stop().await?;
+    outcome
+}
+
+/// Phase 1's services: a router (the per-tenant share and budget of the settings) and the
+/// baseline, over `tenant` with the settings' employees added through the router.
+async fn start_single_tenant_services(
+    settings: &Settings,
+    platform: &Platform,
+    tenant: &Tenant,
+) -> anyhow::Result<(RunningRouter, Baseline)> {
     let router = RunningRouter::start(platform, format!("bench-router-single-{}", platform.run_id), |c| {
         c.pool.max_per_tenant = settings.share;
         c.pool.budget_per_server = settings.budget;
@@ -868,22 +901,13 @@ async fn single_tenant_phase(
     .await?;
     add_employees(&router.url, &tenant.token, settings.employees).await?;
     let baseline = Baseline::start(platform, tenant, settings.share).await?;
-    let outcome = compare(settings, platform, &router, &baseline, tenant).await;
-    baseline.stop().await?;
-    router.stop().await?;
-    outcome
+    Ok((router, baseline))
 }
 
 /// `--serve`: phase 1's router and baseline over the same tenant, until Ctrl-C.
 async fn serve(settings: &Settings, platform: &Platform) -> anyhow::Result<()> {
     let tenant = platform.provision("single").await.context("provisioning the single tenant")?;
-    let router = RunningRouter::start(platform, format!("bench-router-single-{}", platform.run_id), |c| {
-        c.pool.max_per_tenant = settings.share;
-        c.pool.budget_per_server = settings.budget;
-    })
-    .await?;
-    add_employees(&router.url, &tenant.token, settings.employees).await?;
-    let baseline = Baseline::start(platform, &tenant, settings.share).await?;
+    let (router, baseline) = start_single_tenant_services(settings, platform, &tenant).await?;
     println!("NEXACORE_BENCH_ROUTER_URL={}", router.employees_url());
     println!("NEXACORE_BENCH_BASELINE_URL={}", baseline.employees_url());
     println!("NEXACORE_BENCH_TOKEN={}", tenant.token);
@@ -1548,20 +1572,15 @@ async fn zipf_open_loop(
     let touched: Arc<Vec<AtomicBool>> = Arc::new(tenants.iter().map(|_| AtomicBool::new(false)).collect());
     let zipf = Zipf::new(tenants.len(), ZIPF_EXPONENT);
     let mut rng = StdRng::seed_from_u64(0x5eed);
-    let started = Instant::now();
-    let mut scheduled = started;
+    let mut arrivals = PoissonArrivals::new(rate, duration);
+    let started = arrivals.started;
     let mut requests = Vec::new();
-    for n in 0.. {
-        // Exponential gaps: -ln(U) / rate, U in (0, 1].
-        let gap = -(1.0 - rng.random::<f64>()).ln() / rate;
-        scheduled += Duration::from_secs_f64(gap);
-        if scheduled - started >= duration {
-            break;
-        }
-        tokio::time::sleep_until(scheduled.into()).await;
+    let mut n = 0;
+    while let Some(sent) = arrivals.next(&mut rng).await {
         let tenant = zipf.sample(&mut rng);
         let (client, url, token) = (clients[n % clients.len()].clone(), url.to_owned(), tenants[tenant].token.clone());
-        let (shared, touched, sent) = (shared.clone(), touched.clone(), scheduled);
+        n += 1;
+        let (shared, touched) = (shared.clone(), touched.clone());
         requests.push(load_runtime().spawn(async move {
             let outcome = fetch(&client, &url, &token).await;
             let latency = sent.elapsed();
