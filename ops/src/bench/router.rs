@@ -20,6 +20,8 @@
 //! Figures are reported next to their targets, never asserted: a missed target is a finding.
 //! The command fails only when something breaks (provisioning, an unreachable server).
 
+mod floor;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -61,6 +63,16 @@ const TARGET_ADDED_P50_MS: f64 = 0.1;
 const TARGET_ADDED_P99_MS: f64 = 0.5;
 /// A cold tenant's first request under the many-tenant load, p99: at most this, in ms.
 const TARGET_COLD_P99_MS: f64 = 30.0;
+/// The benchmark's Postgres server settings, on top of the throwaway cluster's.
+///
+/// `shared_buffers`: each new backend reads 130–200 pages of its own database's catalogs, so a
+/// server for a thousand tenant databases needs about 1.5 GB to keep them all in memory. With
+/// the default 128 MB only a hundred or so fit, and every cold tenant's connect read its
+/// catalogs back from the OS (perf: `mdread` took 6 % of Postgres's CPU in a Zipf run). No
+/// server sized for a thousand databases runs on the default; Postgres's documentation
+/// suggests a quarter of the RAM for a dedicated one.
+const SERVER_SETTINGS: &[(&str, &str)] = &[("shared_buffers", "2GB")];
+
 /// Catalog lookups caused by the herd of first requests for one cold tenant: exactly this.
 const TARGET_HERD_LOOKUPS: u64 = 1;
 
@@ -177,7 +189,7 @@ pub async fn run(args: RouterBenchArgs) -> anyhow::Result<()> {
     }
     let settings = Settings::resolve(&args);
     let started = Instant::now();
-    let cluster = tokio::task::spawn_blocking(LocalCluster::start_throwaway)
+    let cluster = tokio::task::spawn_blocking(|| LocalCluster::start_throwaway_with(SERVER_SETTINGS))
         .await
         .context("starting Postgres panicked")?
         .context("starting a throwaway Postgres cluster")?;
@@ -202,9 +214,16 @@ pub async fn run(args: RouterBenchArgs) -> anyhow::Result<()> {
 async fn bench(settings: &Settings, cluster: &LocalCluster) -> anyhow::Result<Report> {
     let admin_url = cluster.superuser_url();
     let mut admin = PgConnection::connect(&admin_url).await.context("connecting as the superuser")?;
-    let postgres: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut admin).await?;
+    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut admin).await?;
+    let shared_buffers: String = sqlx::query_scalar("SHOW shared_buffers").fetch_one(&mut admin).await?;
     let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut admin).await?;
     let postmaster = u32::try_from(backend).ok().and_then(proc_stat).map(|s| s.ppid);
+    let huge_pages = match postmaster.and_then(huge_pages_in_use) {
+        Some(true) => "in use",
+        Some(false) => "not in use",
+        None => "unknown",
+    };
+    let postgres = format!("{version} (shared_buffers {shared_buffers}, huge pages {huge_pages})");
     require_scram_for_tenant_roles(&mut admin).await?;
     admin.close().await.ok();
 
@@ -467,23 +486,37 @@ impl Platform {
 
     /// How the router reaches a tenant's database: as its role, with the derived password.
     async fn tenant_options(&self, tenant: Uuid) -> anyhow::Result<PgConnectOptions> {
+        let mut options = self.tenants_options(&[tenant]).await?;
+        options.pop().ok_or_else(|| anyhow!("tenant {tenant} is not in the catalog"))
+    }
+
+    /// [`Self::tenant_options`] for many tenants, in their order, with one catalog query.
+    async fn tenants_options(&self, tenants: &[Uuid]) -> anyhow::Result<Vec<PgConnectOptions>> {
         let mut catalog = PgConnection::connect(&self.catalog_url).await.context("connecting to the catalog")?;
-        let (host, port, database, role): (String, i32, String, String) = sqlx::query_as(
-            "SELECT s.host, s.port, t.database_name, t.role_name
-             FROM tenants t JOIN database_servers s ON s.id = t.server_id WHERE t.id = $1",
+        let rows: Vec<(Uuid, String, i32, String, String)> = sqlx::query_as(
+            "SELECT t.id, s.host, s.port, t.database_name, t.role_name
+             FROM tenants t JOIN database_servers s ON s.id = t.server_id WHERE t.id = ANY($1)",
         )
-        .bind(tenant)
-        .fetch_one(&mut catalog)
+        .bind(tenants)
+        .fetch_all(&mut catalog)
         .await?;
         catalog.close().await.ok();
-        let role = RoleName::parse(&role).map_err(|e| anyhow!(e))?;
-        let password = self.role_key.password_for(&role);
-        Ok(PgConnectOptions::new()
-            .host(&host)
-            .port(u16::try_from(port)?)
-            .username(role.as_str())
-            .password(password.expose_secret())
-            .database(&database))
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for (id, host, port, database, role) in rows {
+            let role = RoleName::parse(&role).map_err(|e| anyhow!(e))?;
+            let password = self.role_key.password_for(&role);
+            let options = PgConnectOptions::new()
+                .host(&host)
+                .port(u16::try_from(port)?)
+                .username(role.as_str())
+                .password(password.expose_secret())
+                .database(&database);
+            by_id.insert(id, options);
+        }
+        tenants
+            .iter()
+            .map(|id| by_id.remove(id).ok_or_else(|| anyhow!("tenant {id} is not in the catalog")))
+            .collect()
     }
 }
 
@@ -685,6 +718,8 @@ enum Outcome {
     Ok { bytes: usize },
     Status(u16),
     Transport,
+    /// A request of the floor (no HTTP) failed at the database.
+    Database,
 }
 
 async fn fetch(client: &reqwest::Client, url: &str, token: &str) -> Outcome {
@@ -721,6 +756,7 @@ impl Tally {
             }
             Outcome::Status(code) => *self.errors.entry(format!("HTTP {code}")).or_default() += 1,
             Outcome::Transport => *self.errors.entry("transport".to_owned()).or_default() += 1,
+            Outcome::Database => *self.errors.entry("database".to_owned()).or_default() += 1,
         }
     }
 
@@ -1300,19 +1336,25 @@ struct Peaks {
 }
 
 /// Samples the router's connection count every [`SAMPLE_EVERY`] until stopped.
+///
+/// The server's count is every backend logged in as a tenant role: while a Zipf run lasts, only
+/// its router logs in as one (the control plane and the sampler are the superuser), so this
+/// counts the router's connections, and counts them high rather than low if anything else did.
+/// It reads the backend slots through `pg_stat_get_backend_idset()`, not `pg_stat_activity`:
+/// the view's function clips every backend's query text on every call, and at 200 calls a
+/// second that was a tenth of Postgres's CPU in a Zipf run (perf), time taken from the router.
 struct Sampler {
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<Peaks>>,
 }
 
 impl Sampler {
-    async fn start(
-        admin_url: &str,
-        application_name: String,
-        state: Arc<AppState>,
-        budget: usize,
-    ) -> anyhow::Result<Self> {
+    async fn start(admin_url: &str, state: Arc<AppState>, budget: usize) -> anyhow::Result<Self> {
         let mut conn = PgConnection::connect(admin_url).await.context("connecting the sampler")?;
+        let superuser: sqlx::postgres::types::Oid =
+            sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user")
+                .fetch_one(&mut conn)
+                .await?;
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
@@ -1323,10 +1365,14 @@ impl Sampler {
                     _ = &mut stopped => break,
                     _ = ticker.tick() => {}
                 }
-                let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-                    .bind(&application_name)
-                    .fetch_one(&mut conn)
-                    .await?;
+                // User 0: Postgres's own processes (autovacuum, writers).
+                let seen: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_catalog.pg_stat_get_backend_idset() AS b
+                     WHERE pg_catalog.pg_stat_get_backend_userid(b) NOT IN (0, $1)",
+                )
+                .bind(superuser)
+                .fetch_one(&mut conn)
+                .await?;
                 let seen = u64::try_from(seen).unwrap_or_default();
                 let own = state.pools.open_connections_total() as u64;
                 peaks.samples += 1;
@@ -1362,7 +1408,8 @@ async fn many_tenants_phase(
     for share in OPEN_LOOP_SHARES {
         let rate = (saturated.load.requests_per_s * share).max(10.0);
         let run = zipf_run(settings, platform, fleet, warm, ZipfArrivals::OpenLoop { rate }).await?;
-        open_loops.push(OpenLoop { share, rate, run });
+        let floor = floor_run(settings, platform, fleet, rate).await?;
+        open_loops.push(OpenLoop { share, rate, run, floor });
     }
     let isolated = cold_one_at_a_time(settings, platform, fleet, warm).await?;
     Ok(ManyTenants {
@@ -1457,15 +1504,13 @@ async fn zipf_run(
     arrivals: ZipfArrivals,
 ) -> anyhow::Result<ZipfRun> {
     let application_name = format!("bench-router-many-{}", platform.run_id);
-    let router = RunningRouter::start(platform, application_name.clone(), |c| settings.many_tenant_pool(c)).await?;
+    let router = RunningRouter::start(platform, application_name, |c| settings.many_tenant_pool(c)).await?;
     let outcome = async {
         // The JWKS fetch and first-use costs are paid here, not by the first measured request.
         let clients: Vec<_> = (0..settings.zipf_clients).map(|_| http_client()).collect();
         connect_clients(&clients, &router.url).await;
         fetch(&clients[0], &router.employees_url(), &warm.token).await;
-        let sampler =
-            Sampler::start(&platform.admin_url, application_name.clone(), router.state.clone(), settings.budget)
-                .await?;
+        let sampler = Sampler::start(&platform.admin_url, router.state.clone(), settings.budget).await?;
         let before = Counters::read(&router.state);
         let cpu_before = CpuTicks::now(platform.postmaster);
         let load = match arrivals {
@@ -1473,7 +1518,7 @@ async fn zipf_run(
                 zipf_load(&clients, &router.employees_url(), &fleet.active, settings.zipf_run).await
             }
             ZipfArrivals::OpenLoop { rate } => {
-                zipf_open_loop(&clients, &router.employees_url(), &fleet.active, rate, settings.zipf_run).await
+                zipf_open_loop_http(&clients, &router.employees_url(), &fleet.active, rate, settings.zipf_run).await
             }
         };
         let cpu = CpuTicks::now(platform.postmaster).minus(cpu_before).share();
@@ -1553,15 +1598,15 @@ async fn zipf_load(
 }
 
 /// The Zipf load as an open loop: requests start at Poisson arrival times at `rate` per second
-/// for `duration`, each on the next client in turn, however long earlier ones take. A request's
-/// latency counts from its scheduled start, so a late scheduler cannot hide queueing.
-async fn zipf_open_loop(
-    clients: &[reqwest::Client],
-    url: &str,
-    tenants: &[Tenant],
-    rate: f64,
-    duration: Duration,
-) -> anyhow::Result<ZipfOutcome> {
+/// for `duration`, however long earlier ones take. `request(tenant, n)` serves the `n`th
+/// request, for the tenant of that index. A request's latency counts from its scheduled
+/// start, so a late scheduler cannot hide queueing. The arrivals and tenants are drawn from a
+/// fixed seed: every open loop with the same rate and tenants sends the same requests.
+async fn zipf_open_loop<F, Fut>(tenants: usize, rate: f64, duration: Duration, request: F) -> anyhow::Result<ZipfOutcome>
+where
+    F: Fn(usize, usize) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
     struct Shared {
         tally: Tally,
         cold: Histogram<u64>,
@@ -1569,8 +1614,8 @@ async fn zipf_open_loop(
     }
     let shared =
         Arc::new(std::sync::Mutex::new(Shared { tally: Tally::new(), cold: histogram_us(), later: histogram_us() }));
-    let touched: Arc<Vec<AtomicBool>> = Arc::new(tenants.iter().map(|_| AtomicBool::new(false)).collect());
-    let zipf = Zipf::new(tenants.len(), ZIPF_EXPONENT);
+    let touched: Arc<Vec<AtomicBool>> = Arc::new((0..tenants).map(|_| AtomicBool::new(false)).collect());
+    let zipf = Zipf::new(tenants, ZIPF_EXPONENT);
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut arrivals = PoissonArrivals::new(rate, duration);
     let started = arrivals.started;
@@ -1578,11 +1623,11 @@ async fn zipf_open_loop(
     let mut n = 0;
     while let Some(sent) = arrivals.next(&mut rng).await {
         let tenant = zipf.sample(&mut rng);
-        let (client, url, token) = (clients[n % clients.len()].clone(), url.to_owned(), tenants[tenant].token.clone());
+        let served = request(tenant, n);
         n += 1;
         let (shared, touched) = (shared.clone(), touched.clone());
         requests.push(load_runtime().spawn(async move {
-            let outcome = fetch(&client, &url, &token).await;
+            let outcome = served.await;
             let latency = sent.elapsed();
             let mut shared = shared.lock().expect("tally lock");
             shared.tally.record(latency, &outcome);
@@ -1601,6 +1646,62 @@ async fn zipf_open_loop(
     let shared = Arc::try_unwrap(shared).map_err(|_| anyhow!("request tasks still hold the tally"))?;
     let Shared { tally, cold, later } = shared.into_inner().expect("tally lock");
     Ok(ZipfOutcome { tally, first: cold, first_later: later, wall })
+}
+
+/// The router's open loop: each request on the next client in turn.
+async fn zipf_open_loop_http(
+    clients: &[reqwest::Client],
+    url: &str,
+    tenants: &[Tenant],
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<ZipfOutcome> {
+    zipf_open_loop(tenants.len(), rate, duration, |tenant, n| {
+        let (client, url, token) = (clients[n % clients.len()].clone(), url.to_owned(), tenants[tenant].token.clone());
+        async move { fetch(&client, &url, &token).await }
+    })
+    .await
+}
+
+/// The cold path's floor (see [`floor`]) at `rate`: the same arrivals as the router's open loop
+/// at that rate, served straight from this process under the same budget, all tenants cold.
+async fn floor_run(settings: &Settings, platform: &Platform, fleet: &Fleet, rate: f64) -> anyhow::Result<FloorRun> {
+    let ids: Vec<Uuid> = fleet.active.iter().map(|t| t.id).collect();
+    let options = platform.tenants_options(&ids).await?;
+    let pool = Arc::new(floor::FloorPool::new(options, settings.budget));
+    let cpu_before = CpuTicks::now(platform.postmaster);
+    let load = zipf_open_loop(ids.len(), rate, settings.zipf_run, |tenant, _| {
+        let pool = pool.clone();
+        async move {
+            match pool.list_employees(tenant, PAGE_SIZE).await {
+                Ok(rows) => Outcome::Ok { bytes: rows },
+                Err(error) => {
+                    tracing::debug!(%error, "a floor request failed");
+                    Outcome::Database
+                }
+            }
+        }
+    })
+    .await;
+    let cpu = CpuTicks::now(platform.postmaster).minus(cpu_before).share();
+    pool.close_all().await;
+    let load = load?;
+    Ok(FloorRun {
+        load: LoadStats::of(&load.tally, load.wall),
+        first_request: LatencyMs::of(&load.first),
+        connects: pool.connects.load(Ordering::Relaxed),
+        cpu,
+    })
+}
+
+/// [`floor_run`]'s figures.
+#[derive(Serialize)]
+struct FloorRun {
+    load: LoadStats,
+    /// Each tenant's first request: connect (SCRAM, a new backend) and the query on it.
+    first_request: LatencyMs,
+    connects: u64,
+    cpu: CpuShare,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1789,6 +1890,19 @@ fn postgres_ticks(postmaster: u32) -> u64 {
 }
 
 /// The 1-minute load average (/proc/loadavg), NaN if unreadable.
+/// Whether the server's shared memory sits on huge pages (`huge_pages = try`, Postgres's
+/// default, uses them when the kernel has some reserved): any mapping of the postmaster's with
+/// pages larger than 4 kB. `None` if its memory map cannot be read.
+fn huge_pages_in_use(postmaster: u32) -> Option<bool> {
+    let smaps = std::fs::read_to_string(format!("/proc/{postmaster}/smaps")).ok()?;
+    Some(
+        smaps
+            .lines()
+            .filter_map(|line| line.strip_prefix("KernelPageSize:"))
+            .any(|size| size.trim() != "4 kB"),
+    )
+}
+
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -2149,6 +2263,8 @@ struct OpenLoop {
     rate: f64,
     #[serde(flatten)]
     run: ZipfRun,
+    /// The same arrivals served with no router: what the machine and server cost at the least.
+    floor: FloorRun,
 }
 
 #[derive(Serialize)]
@@ -2313,6 +2429,12 @@ impl Report {
                     format!("{:.2} ms", run.first_request.p99_ms),
                     format!("≤ {TARGET_COLD_P99_MS} ms"),
                     run.first_request.samples > 0 && run.first_request.p99_ms <= TARGET_COLD_P99_MS,
+                ),
+                check(
+                    &format!("… its floor: the same arrivals with no router ({:.0} %)", open.share * 100.0),
+                    format!("{:.2} ms", open.floor.first_request.p99_ms),
+                    format!("≤ {TARGET_COLD_P99_MS} ms"),
+                    open.floor.first_request.samples > 0 && open.floor.first_request.p99_ms <= TARGET_COLD_P99_MS,
                 ),
                 check(
                     &format!("many tenants, open loop {:.0} %: errors / peak connections", open.share * 100.0),
@@ -2610,6 +2732,23 @@ fn print_open_loop(m: &ManyTenants) {
             o.share * 100.0
         );
         print_rows(zipf_rows(&o.run, m.budget));
+        let (f, load) = (&o.floor.first_request, &o.floor.load);
+        println!(
+            "Its floor: the same requests at the same times, served with no router (connections straight from this \
+             process as the tenants' roles, under the same budget, closed ones not waited for; no HTTP, token or \
+             catalog): first request p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms ({} tenants); {} requests, {} \
+             errors, {:.1} % connected; cores: ops / postgres / other / stolen / idle {}.",
+            f.p50_ms,
+            f.p90_ms,
+            f.p99_ms,
+            f.max_ms,
+            f.samples,
+            load.requests,
+            load.errors,
+            100.0 * o.floor.connects as f64 / load.requests.max(1) as f64,
+            cpu_cell(&o.floor.cpu)
+        );
+        println!();
     }
 }
 
