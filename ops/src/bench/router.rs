@@ -1349,7 +1349,12 @@ struct Sampler {
 }
 
 impl Sampler {
-    async fn start(admin_url: &str, state: Arc<AppState>, budget: usize) -> anyhow::Result<Self> {
+    /// `own_count` is the serving side's own count of its open connections.
+    async fn start(
+        admin_url: &str,
+        own_count: impl Fn() -> usize + Send + 'static,
+        budget: usize,
+    ) -> anyhow::Result<Self> {
         let mut conn = PgConnection::connect(admin_url).await.context("connecting the sampler")?;
         let superuser: sqlx::postgres::types::Oid =
             sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user")
@@ -1374,7 +1379,7 @@ impl Sampler {
                 .fetch_one(&mut conn)
                 .await?;
                 let seen = u64::try_from(seen).unwrap_or_default();
-                let own = state.pools.open_connections_total() as u64;
+                let own = own_count() as u64;
                 peaks.samples += 1;
                 peaks.peak_pg_stat_activity = peaks.peak_pg_stat_activity.max(seen);
                 peaks.peak_router_count = peaks.peak_router_count.max(own);
@@ -1510,7 +1515,9 @@ async fn zipf_run(
         let clients: Vec<_> = (0..settings.zipf_clients).map(|_| http_client()).collect();
         connect_clients(&clients, &router.url).await;
         fetch(&clients[0], &router.employees_url(), &warm.token).await;
-        let sampler = Sampler::start(&platform.admin_url, router.state.clone(), settings.budget).await?;
+        let state = router.state.clone();
+        let sampler =
+            Sampler::start(&platform.admin_url, move || state.pools.open_connections_total(), settings.budget).await?;
         let before = Counters::read(&router.state);
         let cpu_before = CpuTicks::now(platform.postmaster);
         let load = match arrivals {
@@ -1669,6 +1676,9 @@ async fn floor_run(settings: &Settings, platform: &Platform, fleet: &Fleet, rate
     let ids: Vec<Uuid> = fleet.active.iter().map(|t| t.id).collect();
     let options = platform.tenants_options(&ids).await?;
     let pool = Arc::new(floor::FloorPool::new(options, settings.budget));
+    // Sampled like the router, so that both sides pay for the sampling.
+    let counted = pool.clone();
+    let sampler = Sampler::start(&platform.admin_url, move || counted.open_connections(), settings.budget).await?;
     let cpu_before = CpuTicks::now(platform.postmaster);
     let load = zipf_open_loop(ids.len(), rate, settings.zipf_run, |tenant, _| {
         let pool = pool.clone();
@@ -1684,12 +1694,14 @@ async fn floor_run(settings: &Settings, platform: &Platform, fleet: &Fleet, rate
     })
     .await;
     let cpu = CpuTicks::now(platform.postmaster).minus(cpu_before).share();
+    let connections = sampler.stop().await?;
     pool.close_all().await;
     let load = load?;
     Ok(FloorRun {
         load: LoadStats::of(&load.tally, load.wall),
         first_request: LatencyMs::of(&load.first),
         connects: pool.connects.load(Ordering::Relaxed),
+        connections,
         cpu,
     })
 }
@@ -1701,6 +1713,9 @@ struct FloorRun {
     /// Each tenant's first request: connect (SCRAM, a new backend) and the query on it.
     first_request: LatencyMs,
     connects: u64,
+    /// Its connections as the server saw them: the floor does not wait for a closed backend to
+    /// exit, so the server may count more than the budget for a moment.
+    connections: Peaks,
     cpu: CpuShare,
 }
 
@@ -2737,7 +2752,8 @@ fn print_open_loop(m: &ManyTenants) {
             "Its floor: the same requests at the same times, served with no router (connections straight from this \
              process as the tenants' roles, under the same budget, closed ones not waited for; no HTTP, token or \
              catalog): first request p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms ({} tenants); {} requests, {} \
-             errors, {:.1} % connected; cores: ops / postgres / other / stolen / idle {}.",
+             errors, {:.1} % connected; peak connections seen by the server {}; cores: ops / postgres / other / stolen \
+             / idle {}.",
             f.p50_ms,
             f.p90_ms,
             f.p99_ms,
@@ -2746,6 +2762,7 @@ fn print_open_loop(m: &ManyTenants) {
             load.requests,
             load.errors,
             100.0 * o.floor.connects as f64 / load.requests.max(1) as f64,
+            o.floor.connections.peak_pg_stat_activity,
             cpu_cell(&o.floor.cpu)
         );
         println!();

@@ -27,8 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct FloorPool {
     /// How to reach each tenant's database, by tenant index.
     options: Vec<PgConnectOptions>,
-    /// One permit per open connection.
+    /// One permit per open connection, `capacity` in all.
     budget: Arc<Semaphore>,
+    capacity: usize,
     idle: Mutex<Vec<VecDeque<Idle>>>,
     /// Requests per tenant so far: the least-demanded tenant's idle connection is closed first,
     /// as the router chooses.
@@ -49,6 +50,7 @@ impl FloorPool {
         Self {
             options,
             budget: Arc::new(Semaphore::new(budget)),
+            capacity: budget,
             idle: Mutex::new((0..tenants).map(|_| VecDeque::new()).collect()),
             demand: (0..tenants).map(|_| AtomicU64::new(0)).collect(),
             waiting: AtomicUsize::new(0),
@@ -115,6 +117,11 @@ impl FloorPool {
             .filter(|&t| !idle[t].is_empty())
             .min_by_key(|&t| self.demand[t].load(Ordering::Relaxed))?;
         idle[tenant].pop_front()
+    }
+
+    /// Connections open now (idle and in use), by the budget's count.
+    pub fn open_connections(&self) -> usize {
+        self.capacity - self.budget.available_permits()
     }
 
     /// Closes every idle connection (the end of a run).
