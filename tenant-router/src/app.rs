@@ -42,8 +42,14 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let role_key = TenantRoleKey::from_hex(&config.tenant_role_key)?;
         let catalog_url = config.catalog_url.expose_secret().to_owned();
+        // Every cold tenant's first request waits for one catalog query, so that query gets no
+        // extra round trip: no ping before each checkout (sqlx's default), with the route lookup
+        // retrying once on a connection that turns out dead instead; and two connections kept
+        // open, so the first requests after a start do not also wait for catalog backends.
         let catalog = PgPoolOptions::new()
             .max_connections(8)
+            .min_connections(2)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect(&catalog_url)
             .await

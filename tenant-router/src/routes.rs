@@ -97,15 +97,15 @@ impl TenantRoutes {
     }
 
     async fn query(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
-        let row: Option<RouteRow> = sqlx::query_as(
-            "SELECT t.id, t.status, t.server_id, s.host, s.port, t.database_name, t.role_name, t.schema_version,
-                    t.maintenance_mode, t.maintenance_message, t.migrating
-             FROM tenants t JOIN database_servers s ON s.id = t.server_id
-             WHERE t.id = $1",
-        )
-        .bind(tenant)
-        .fetch_optional(&self.catalog)
-        .await
+        // The catalog pool does not ping a connection before handing it out (see `App::build`):
+        // one that died while idle fails with an I/O error, and the second try gets another.
+        let row = match self.fetch_route(tenant).await {
+            Err(sqlx::Error::Io(error)) => {
+                tracing::debug!(%error, "a catalog connection was dead; looking the route up again");
+                self.fetch_route(tenant).await
+            }
+            other => other,
+        }
         .map_err(|e| LookupError(e.to_string()))?;
         let Some((id, status, server_id, host, port, db, role, schema_version, maintenance, message, migrating)) = row
         else {
@@ -126,6 +126,18 @@ impl TenantRoutes {
             maintenance: maintenance.then(|| message.unwrap_or_else(|| "This company is under maintenance.".into())),
             migrating,
         })))
+    }
+
+    async fn fetch_route(&self, tenant: Uuid) -> Result<Option<RouteRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT t.id, t.status, t.server_id, s.host, s.port, t.database_name, t.role_name, t.schema_version,
+                    t.maintenance_mode, t.maintenance_message, t.migrating
+             FROM tenants t JOIN database_servers s ON s.id = t.server_id
+             WHERE t.id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(&self.catalog)
+        .await
     }
 }
 
