@@ -98,13 +98,17 @@ impl TenantRoutes {
 
     async fn query(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
         // The catalog pool does not ping a connection before handing it out (see `App::build`):
-        // one that died while idle fails with an I/O error, and the second try gets another.
-        let row = match self.fetch_route(tenant).await {
-            Err(sqlx::Error::Io(error)) => {
-                tracing::debug!(%error, "a catalog connection was dead; looking the route up again");
-                self.fetch_route(tenant).await
+        // one that died while idle fails, and the next try gets another. Every pooled
+        // connection may have died at once (a server restart), hence as many tries as it holds.
+        let mut tries = 0;
+        let row = loop {
+            tries += 1;
+            match self.fetch_route(tenant).await {
+                Err(error) if is_dead_connection(&error) && tries <= CATALOG_CONNECTIONS => {
+                    tracing::debug!(%error, "a catalog connection was dead; looking the route up again");
+                }
+                other => break other,
             }
-            other => other,
         }
         .map_err(|e| LookupError(e.to_string()))?;
         let Some((id, status, server_id, host, port, db, role, schema_version, maintenance, message, migrating)) = row
@@ -138,6 +142,20 @@ impl TenantRoutes {
         .bind(tenant)
         .fetch_optional(&self.catalog)
         .await
+    }
+}
+
+/// The most connections the router keeps to the catalog.
+pub const CATALOG_CONNECTIONS: u32 = 8;
+
+/// Whether `error` says the connection itself is gone (so another one may work): the socket
+/// failed, or the server ended the session (SQLSTATE class 57P: terminated by an administrator,
+/// a crash or a shutdown, sent on the idle connection and read by its next query).
+fn is_dead_connection(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -513,10 +513,7 @@ impl Platform {
                 .database(&database);
             by_id.insert(id, options);
         }
-        tenants
-            .iter()
-            .map(|id| by_id.remove(id).ok_or_else(|| anyhow!("tenant {id} is not in the catalog")))
-            .collect()
+        tenants.iter().map(|id| by_id.remove(id).ok_or_else(|| anyhow!("tenant {id} is not in the catalog"))).collect()
     }
 }
 
@@ -715,7 +712,9 @@ async fn connect_clients(clients: &[reqwest::Client], base_url: &str) {
 
 #[derive(Debug)]
 enum Outcome {
-    Ok { bytes: usize },
+    Ok {
+        bytes: usize,
+    },
     Status(u16),
     Transport,
     /// A request of the floor (no HTTP) failed at the database.
@@ -1609,7 +1608,12 @@ async fn zipf_load(
 /// request, for the tenant of that index. A request's latency counts from its scheduled
 /// start, so a late scheduler cannot hide queueing. The arrivals and tenants are drawn from a
 /// fixed seed: every open loop with the same rate and tenants sends the same requests.
-async fn zipf_open_loop<F, Fut>(tenants: usize, rate: f64, duration: Duration, request: F) -> anyhow::Result<ZipfOutcome>
+async fn zipf_open_loop<F, Fut>(
+    tenants: usize,
+    rate: f64,
+    duration: Duration,
+    request: F,
+) -> anyhow::Result<ZipfOutcome>
 where
     F: Fn(usize, usize) -> Fut,
     Fut: Future<Output = Outcome> + Send + 'static,
@@ -1910,12 +1914,7 @@ fn postgres_ticks(postmaster: u32) -> u64 {
 /// pages larger than 4 kB. `None` if its memory map cannot be read.
 fn huge_pages_in_use(postmaster: u32) -> Option<bool> {
     let smaps = std::fs::read_to_string(format!("/proc/{postmaster}/smaps")).ok()?;
-    Some(
-        smaps
-            .lines()
-            .filter_map(|line| line.strip_prefix("KernelPageSize:"))
-            .any(|size| size.trim() != "4 kB"),
-    )
+    Some(smaps.lines().filter_map(|line| line.strip_prefix("KernelPageSize:")).any(|size| size.trim() != "4 kB"))
 }
 
 fn load_average() -> f64 {

@@ -2,6 +2,7 @@
 //! Postgres, talking HTTP. One test binary; one module per feature.
 
 mod budget;
+mod catalog;
 mod data;
 mod gates;
 mod helpers;

@@ -113,9 +113,8 @@ impl FloorPool {
     /// The oldest idle connection of the tenant with the fewest requests, taken out of its list.
     fn least_demanded_idle(&self) -> Option<Idle> {
         let mut idle = self.idle.lock().expect("idle lock");
-        let tenant = (0..idle.len())
-            .filter(|&t| !idle[t].is_empty())
-            .min_by_key(|&t| self.demand[t].load(Ordering::Relaxed))?;
+        let tenant =
+            (0..idle.len()).filter(|&t| !idle[t].is_empty()).min_by_key(|&t| self.demand[t].load(Ordering::Relaxed))?;
         idle[tenant].pop_front()
     }
 
