@@ -427,14 +427,18 @@ impl PoolManager {
         }
 
         let permit = self.budget_permit(pool.server, deadline).await?;
-        self.keep_reserve(&permit.budget, pool.server);
-        // Connections closed earlier (for the reserve, mostly) have had a moment to exit: look
-        // now, so their permits are free again for the next cold request instead of after the
-        // whole grace. In the background: this request has its permit.
-        drop(self.check_exited(pool.server, &permit.budget));
         let connecting = Instant::now();
         let connected =
             tokio::time::timeout(self.config.connect_timeout, PgConnection::connect_with(&pool.options)).await;
+        // Work for the cold requests to come, once this one's backend has started rather than
+        // before: a closed backend's exit and the exit check are Postgres work that would run
+        // beside this connect and slow it.
+        // - Close idle connections to keep the reserve of permits.
+        self.keep_reserve(&permit.budget, pool.server);
+        // - Connections closed earlier (for the reserve, mostly) have had a moment to exit: look
+        //   now, so their permits are free again for the next cold request instead of after the
+        //   whole grace. In the background: this request has its permit.
+        drop(self.check_exited(pool.server, &permit.budget));
         match connected {
             Ok(Ok(conn)) => {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);

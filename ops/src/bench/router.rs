@@ -1334,6 +1334,36 @@ struct Peaks {
     samples_over_budget: u64,
 }
 
+/// Backends logged in as a tenant role: neither the superuser (`$1`) nor user 0 (Postgres's
+/// own processes: autovacuum, writers).
+const TENANT_BACKENDS: &str = "SELECT count(*) FROM pg_catalog.pg_stat_get_backend_idset() AS b
+                               WHERE pg_catalog.pg_stat_get_backend_userid(b) NOT IN (0, $1)";
+
+/// The role `conn` is logged in as (the superuser, for the sampler and `settle`).
+async fn superuser_oid(conn: &mut PgConnection) -> anyhow::Result<sqlx::postgres::types::Oid> {
+    let oid =
+        sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user").fetch_one(conn).await?;
+    Ok(oid)
+}
+
+/// Waits (up to 5 s) until no backend of a tenant role is left on the server, so that a run
+/// does not start while the previous one's hundred connections are still exiting: those exits
+/// are Postgres work that would land on the next run's first requests.
+async fn settle(admin_url: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(admin_url).await.context("connecting to settle")?;
+    let superuser = superuser_oid(&mut conn).await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: i64 = sqlx::query_scalar(TENANT_BACKENDS).bind(superuser).fetch_one(&mut conn).await?;
+        if left == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
 /// Samples the router's connection count every [`SAMPLE_EVERY`] until stopped.
 ///
 /// The server's count is every backend logged in as a tenant role: while a Zipf run lasts, only
@@ -1355,10 +1385,7 @@ impl Sampler {
         budget: usize,
     ) -> anyhow::Result<Self> {
         let mut conn = PgConnection::connect(admin_url).await.context("connecting the sampler")?;
-        let superuser: sqlx::postgres::types::Oid =
-            sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user")
-                .fetch_one(&mut conn)
-                .await?;
+        let superuser = superuser_oid(&mut conn).await?;
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
@@ -1369,14 +1396,7 @@ impl Sampler {
                     _ = &mut stopped => break,
                     _ = ticker.tick() => {}
                 }
-                // User 0: Postgres's own processes (autovacuum, writers).
-                let seen: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_catalog.pg_stat_get_backend_idset() AS b
-                     WHERE pg_catalog.pg_stat_get_backend_userid(b) NOT IN (0, $1)",
-                )
-                .bind(superuser)
-                .fetch_one(&mut conn)
-                .await?;
+                let seen: i64 = sqlx::query_scalar(TENANT_BACKENDS).bind(superuser).fetch_one(&mut conn).await?;
                 let seen = u64::try_from(seen).unwrap_or_default();
                 let own = own_count() as u64;
                 peaks.samples += 1;
@@ -1445,6 +1465,7 @@ async fn cold_one_at_a_time(
     fleet: &Fleet,
     warm: &Tenant,
 ) -> anyhow::Result<IsolatedCold> {
+    settle(&platform.admin_url).await?;
     let router = RunningRouter::start(platform, format!("bench-router-isolated-{}", platform.run_id), |c| {
         settings.many_tenant_pool(c)
     })
@@ -1507,6 +1528,7 @@ async fn zipf_run(
     warm: &Tenant,
     arrivals: ZipfArrivals,
 ) -> anyhow::Result<ZipfRun> {
+    settle(&platform.admin_url).await?;
     let application_name = format!("bench-router-many-{}", platform.run_id);
     let router = RunningRouter::start(platform, application_name, |c| settings.many_tenant_pool(c)).await?;
     let outcome = async {
@@ -1677,6 +1699,7 @@ async fn zipf_open_loop_http(
 /// The cold path's floor (see [`floor`]) at `rate`: the same arrivals as the router's open loop
 /// at that rate, served straight from this process under the same budget, all tenants cold.
 async fn floor_run(settings: &Settings, platform: &Platform, fleet: &Fleet, rate: f64) -> anyhow::Result<FloorRun> {
+    settle(&platform.admin_url).await?;
     let ids: Vec<Uuid> = fleet.active.iter().map(|t| t.id).collect();
     let options = platform.tenants_options(&ids).await?;
     let pool = Arc::new(floor::FloorPool::new(options, settings.budget));
