@@ -7,17 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::helpers::{Stack, unique};
-
-/// Connections the router holds to the server, as Postgres itself counts them. Other tests'
-/// routers share the server: each router's connections carry its own `application_name`.
-async fn router_connections(conn: &mut sqlx::PgConnection, app_name: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(app_name)
-        .fetch_one(conn)
-        .await
-        .unwrap()
-}
+use crate::helpers::{Stack, sessions_named, unique};
 
 #[tokio::test]
 async fn three_hundred_tenants_in_turn_stay_within_a_budget_of_forty() {
@@ -55,7 +45,7 @@ async fn tenants_in_turn_stay_within_budget(tenants: usize, budget: usize, reser
         tokio::spawn(async move {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
             while !done.load(Ordering::Relaxed) {
-                let n = router_connections(&mut conn, &app_name).await;
+                let n = sessions_named(&mut conn, &app_name).await;
                 peak.fetch_max(n, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -106,7 +96,7 @@ async fn tenants_in_turn_stay_within_budget(tenants: usize, budget: usize, reser
     assert!(evicted, "idle pools evicted");
     let mut closed = false;
     for _ in 0..100 {
-        if router_connections(&mut observer, app_name).await == 0 {
+        if sessions_named(&mut observer, app_name).await == 0 {
             closed = true;
             break;
         }

@@ -3,15 +3,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{Stack, eventually, unique};
-
-async fn sessions(conn: &mut sqlx::PgConnection, application_name: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(application_name)
-        .fetch_one(conn)
-        .await
-        .unwrap()
-}
+use crate::helpers::{Stack, eventually, sessions_named, unique};
 
 #[tokio::test]
 async fn a_route_lookup_gets_past_catalog_connections_that_died() {
@@ -25,7 +17,7 @@ async fn a_route_lookup_gets_past_catalog_connections_that_died() {
     // Every catalog session of this router ends, as in a server restart or an administrator's
     // pg_terminate_backend; the router's pool still holds them as idle.
     let mut admin = stack.catalog().await;
-    let before = sessions(&mut admin, &catalog_sessions).await;
+    let before = sessions_named(&mut admin, &catalog_sessions).await;
     assert!(before >= 2, "the router keeps catalog connections open ({before})");
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
         .bind(&catalog_sessions)
@@ -37,7 +29,7 @@ async fn a_route_lookup_gets_past_catalog_connections_that_died() {
         let url = stack.catalog_url.clone();
         async move {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sessions(&mut conn, &catalog_sessions).await == 0
+            sessions_named(&mut conn, &catalog_sessions).await == 0
         }
     })
     .await;

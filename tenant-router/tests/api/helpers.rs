@@ -191,6 +191,17 @@ pub fn claims_for(company: &Company) -> Value {
     })
 }
 
+/// Sessions with this `application_name`, as Postgres itself counts them. Other tests' routers
+/// share the server: each router's connections carry its own `application_name` (and its
+/// catalog sessions `<application_name>-catalog`).
+pub async fn sessions_named(conn: &mut PgConnection, application_name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(application_name)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 /// Polls `check` every 20 ms for up to 2 s.
 pub async fn eventually<F, Fut>(mut check: F) -> bool
 where
