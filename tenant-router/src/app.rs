@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use secrecy::ExposeSecret;
-use sqlx::postgres::PgPoolOptions;
 use tenancy::TenantRoleKey;
 use tokio::sync::watch;
 
 use crate::auth::TokenVerifier;
+use crate::catalog;
 use crate::config::Config;
 use crate::listener::{self, Caches};
 use crate::pools::PoolManager;
 use crate::realtime::Hub;
-use crate::routes::{CATALOG_CONNECTIONS, SettingsCache, TenantRoutes};
+use crate::routes::{SettingsCache, TenantRoutes};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,17 +42,7 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let role_key = TenantRoleKey::from_hex(&config.tenant_role_key)?;
         let catalog_url = config.catalog_url.expose_secret().to_owned();
-        // Every cold tenant's first request waits for one catalog query, so that query gets no
-        // extra round trip: no ping before each checkout (sqlx's default), with the route lookup
-        // trying another connection when one turns out dead instead; and two connections kept
-        // open, so the first requests after a start do not also wait for catalog backends.
-        let catalog_options: sqlx::postgres::PgConnectOptions = catalog_url.parse().map_err(StartError::Catalog)?;
-        let catalog = PgPoolOptions::new()
-            .max_connections(CATALOG_CONNECTIONS)
-            .min_connections(2)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(catalog_options.application_name(&format!("{}-catalog", config.pool.application_name)))
+        let catalog = catalog::connect(&catalog_url, &format!("{}-catalog", config.pool.application_name))
             .await
             .map_err(StartError::Catalog)?;
         let settings = SettingsCache::load(catalog.clone(), config.route_ttl).await.map_err(StartError::Catalog)?;

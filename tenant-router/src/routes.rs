@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use tenancy::{DbName, RoleName, TenantStatus};
 use uuid::Uuid;
 
-use crate::micros;
+use crate::{catalog, micros};
 
 /// What the router needs to know to serve one tenant.
 #[derive(Debug, Clone)]
@@ -97,20 +97,7 @@ impl TenantRoutes {
     }
 
     async fn query(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
-        // The catalog pool does not ping a connection before handing it out (see `App::build`):
-        // one that died while idle fails, and the next try gets another. Every pooled
-        // connection may have died at once (a server restart), hence as many tries as it holds.
-        let mut tries = 0;
-        let row = loop {
-            tries += 1;
-            match self.fetch_route(tenant).await {
-                Err(error) if is_dead_connection(&error) && tries <= CATALOG_CONNECTIONS => {
-                    tracing::debug!(%error, "a catalog connection was dead; looking the route up again");
-                }
-                other => break other,
-            }
-        }
-        .map_err(|e| LookupError(e.to_string()))?;
+        let row = catalog::retrying(|| self.fetch_route(tenant)).await.map_err(|e| LookupError(e.to_string()))?;
         let Some((id, status, server_id, host, port, db, role, schema_version, maintenance, message, migrating)) = row
         else {
             return Ok(Lookup::Unknown);
@@ -142,20 +129,6 @@ impl TenantRoutes {
         .bind(tenant)
         .fetch_optional(&self.catalog)
         .await
-    }
-}
-
-/// The most connections the router keeps to the catalog.
-pub const CATALOG_CONNECTIONS: u32 = 8;
-
-/// Whether `error` says the connection itself is gone (so another one may work): the socket
-/// failed, or the server ended the session (SQLSTATE class 57P: terminated by an administrator,
-/// a crash or a shutdown, sent on the idle connection and read by its next query).
-fn is_dead_connection(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("57P")),
-        _ => false,
     }
 }
 
@@ -199,11 +172,13 @@ impl SettingsCache {
     }
 }
 
-async fn read_settings(catalog: &PgPool) -> Result<Settings, sqlx::Error> {
-    let (on, message, min, latest): (bool, Option<String>, String, String) = sqlx::query_as(
-        "SELECT maintenance_mode, maintenance_message, min_client_version, latest_version FROM system_settings",
-    )
-    .fetch_one(catalog)
+async fn read_settings(pool: &PgPool) -> Result<Settings, sqlx::Error> {
+    let (on, message, min, latest): (bool, Option<String>, String, String) = catalog::retrying(|| {
+        sqlx::query_as(
+            "SELECT maintenance_mode, maintenance_message, min_client_version, latest_version FROM system_settings",
+        )
+        .fetch_one(pool)
+    })
     .await?;
     Ok(Settings {
         maintenance: on.then(|| message.unwrap_or_else(|| "NexaCore is under maintenance.".into())),

@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::messages::{Event, Item};
+use crate::catalog;
 use crate::pools::PoolManager;
 use crate::routes::{Lookup, TenantRoutes};
 
@@ -214,9 +215,11 @@ impl Hub {
             tokio::spawn(async move { this.prune(tenant).await });
         }
         let payload = self.wake_payload(tenant, &event);
-        if let Err(error) =
-            sqlx::query("SELECT pg_notify($1, $2)").bind(EVENTS_CHANNEL).bind(payload).execute(&self.catalog).await
-        {
+        let notified = catalog::retrying(|| {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(EVENTS_CHANNEL).bind(&payload).execute(&self.catalog)
+        })
+        .await;
+        if let Err(error) = notified {
             tracing::warn!(%error, %tenant, "publishing a wake-up failed; the periodic re-check will deliver");
         }
     }
