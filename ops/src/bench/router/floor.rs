@@ -94,10 +94,11 @@ impl FloorPool {
         let acquire = self.budget.clone().acquire_owned();
         tokio::pin!(acquire);
         let permit = loop {
-            // A close hands its permit to the longest waiter at once, so while anyone waits
-            // (we do) no close is wasted. Nothing idle: every connection is in use, and the
-            // first to finish hands its permit on (see `list_employees`), or a later look
-            // finds one idle.
+            // A close hands its permit to the longest waiter at once, so while we wait each
+            // close serves a waiter (at worst a finishing request hands one on at the same
+            // moment, and a permit stays free for the next cold request). Nothing idle: every
+            // connection is in use, and the first to finish hands its permit on (see
+            // `list_employees`), or a later look finds one idle.
             if let Some(victim) = self.least_demanded_idle() {
                 close(victim);
             }
