@@ -1334,33 +1334,50 @@ struct Peaks {
     samples_over_budget: u64,
 }
 
-/// Backends logged in as a tenant role: neither the superuser (`$1`) nor user 0 (Postgres's
-/// own processes: autovacuum, writers).
-const TENANT_BACKENDS: &str = "SELECT count(*) FROM pg_catalog.pg_stat_get_backend_idset() AS b
-                               WHERE pg_catalog.pg_stat_get_backend_userid(b) NOT IN (0, $1)";
+/// Counts the server's backends logged in as a tenant role: neither the superuser this
+/// connection logs in as nor user 0 (Postgres's own processes: autovacuum, writers). It reads
+/// the backend slots through `pg_stat_get_backend_idset()`, not `pg_stat_activity` (see
+/// [`Sampler`]).
+struct TenantBackends {
+    conn: PgConnection,
+    superuser: sqlx::postgres::types::Oid,
+}
 
-/// The role `conn` is logged in as (the superuser, for the sampler and `settle`).
-async fn superuser_oid(conn: &mut PgConnection) -> anyhow::Result<sqlx::postgres::types::Oid> {
-    let oid =
-        sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user").fetch_one(conn).await?;
-    Ok(oid)
+impl TenantBackends {
+    async fn connect(admin_url: &str) -> anyhow::Result<Self> {
+        let mut conn = PgConnection::connect(admin_url).await.context("connecting to count backends")?;
+        let superuser = sqlx::query_scalar("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(Self { conn, superuser })
+    }
+
+    async fn count(&mut self) -> anyhow::Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_catalog.pg_stat_get_backend_idset() AS b
+             WHERE pg_catalog.pg_stat_get_backend_userid(b) NOT IN (0, $1)",
+        )
+        .bind(self.superuser)
+        .fetch_one(&mut self.conn)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn close(self) {
+        self.conn.close().await.ok();
+    }
 }
 
 /// Waits (up to 5 s) until no backend of a tenant role is left on the server, so that a run
 /// does not start while the previous one's hundred connections are still exiting: those exits
 /// are Postgres work that would land on the next run's first requests.
 async fn settle(admin_url: &str) -> anyhow::Result<()> {
-    let mut conn = PgConnection::connect(admin_url).await.context("connecting to settle")?;
-    let superuser = superuser_oid(&mut conn).await?;
+    let mut backends = TenantBackends::connect(admin_url).await?;
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left: i64 = sqlx::query_scalar(TENANT_BACKENDS).bind(superuser).fetch_one(&mut conn).await?;
-        if left == 0 || Instant::now() > deadline {
-            break;
-        }
+    while backends.count().await? > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    conn.close().await.ok();
+    backends.close().await;
     Ok(())
 }
 
@@ -1384,8 +1401,7 @@ impl Sampler {
         own_count: impl Fn() -> usize + Send + 'static,
         budget: usize,
     ) -> anyhow::Result<Self> {
-        let mut conn = PgConnection::connect(admin_url).await.context("connecting the sampler")?;
-        let superuser = superuser_oid(&mut conn).await?;
+        let mut backends = TenantBackends::connect(admin_url).await?;
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
@@ -1396,8 +1412,7 @@ impl Sampler {
                     _ = &mut stopped => break,
                     _ = ticker.tick() => {}
                 }
-                let seen: i64 = sqlx::query_scalar(TENANT_BACKENDS).bind(superuser).fetch_one(&mut conn).await?;
-                let seen = u64::try_from(seen).unwrap_or_default();
+                let seen = backends.count().await?;
                 let own = own_count() as u64;
                 peaks.samples += 1;
                 peaks.peak_pg_stat_activity = peaks.peak_pg_stat_activity.max(seen);
@@ -1406,7 +1421,7 @@ impl Sampler {
                     peaks.samples_over_budget += 1;
                 }
             }
-            conn.close().await.ok();
+            backends.close().await;
             Ok(peaks)
         });
         Ok(Self { stop, task })
@@ -1428,11 +1443,13 @@ async fn many_tenants_phase(
     // Shares of the saturated throughput: with headroom, what a cold tenant's first request
     // costs is the cold path itself more than the queue in front of it; two loads show how
     // that changes with load.
+    let ids: Vec<Uuid> = fleet.active.iter().map(|t| t.id).collect();
+    let floor_options = platform.tenants_options(&ids).await?;
     let mut open_loops = Vec::new();
     for share in OPEN_LOOP_SHARES {
         let rate = (saturated.load.requests_per_s * share).max(10.0);
         let run = zipf_run(settings, platform, fleet, warm, ZipfArrivals::OpenLoop { rate }).await?;
-        let floor = floor_run(settings, platform, fleet, rate).await?;
+        let floor = floor_run(settings, platform, &floor_options, rate).await?;
         open_loops.push(OpenLoop { share, rate, run, floor });
     }
     let isolated = cold_one_at_a_time(settings, platform, fleet, warm).await?;
@@ -1698,16 +1715,21 @@ async fn zipf_open_loop_http(
 
 /// The cold path's floor (see [`floor`]) at `rate`: the same arrivals as the router's open loop
 /// at that rate, served straight from this process under the same budget, all tenants cold.
-async fn floor_run(settings: &Settings, platform: &Platform, fleet: &Fleet, rate: f64) -> anyhow::Result<FloorRun> {
+/// `options` reach the active tenants' databases, in the fleet's order.
+async fn floor_run(
+    settings: &Settings,
+    platform: &Platform,
+    options: &[PgConnectOptions],
+    rate: f64,
+) -> anyhow::Result<FloorRun> {
     settle(&platform.admin_url).await?;
-    let ids: Vec<Uuid> = fleet.active.iter().map(|t| t.id).collect();
-    let options = platform.tenants_options(&ids).await?;
-    let pool = Arc::new(floor::FloorPool::new(options, settings.budget));
+    let tenants = options.len();
+    let pool = Arc::new(floor::FloorPool::new(options.to_vec(), settings.budget));
     // Sampled like the router, so that both sides pay for the sampling.
     let counted = pool.clone();
     let sampler = Sampler::start(&platform.admin_url, move || counted.open_connections(), settings.budget).await?;
     let cpu_before = CpuTicks::now(platform.postmaster);
-    let load = zipf_open_loop(ids.len(), rate, settings.zipf_run, |tenant, _| {
+    let load = zipf_open_loop(tenants, rate, settings.zipf_run, |tenant, _| {
         let pool = pool.clone();
         async move {
             match pool.list_employees(tenant, PAGE_SIZE).await {
