@@ -59,6 +59,13 @@ impl App {
         let master = Arc::new(MasterKey::from_base64(&config.master_key)?);
         let admin = catalog::parse_url(&config.admin_database_url)?;
         let pool = catalog::open(&admin, &config.catalog_database).await?;
+        // Routers read the catalog as a role that can read nothing else; nobody else may log in.
+        catalog::access::ensure_router_role(
+            &mut *pool.acquire().await?,
+            &config.catalog_database,
+            &master.tenant_role_key(),
+        )
+        .await?;
         let fleet = Arc::new(Fleet::new(
             pool.clone(),
             master.clone(),

@@ -3,6 +3,16 @@
 //!
 //! Every identifier that reaches DDL here is a [`DbName`] or [`RoleName`]; nothing is formatted
 //! from request text.
+//!
+//! Two kinds of session enter a tenant's database, and the difference is the security model:
+//! - **superuser sessions** ([`ServerHandle::connect_to`]) only create, hand over, grant and
+//!   drop. They start with `search_path` pinned to `pg_catalog` (a connection option outranks
+//!   the `ALTER DATABASE … SET` a tenant owner may plant), and never read or write a
+//!   tenant-owned object: a tenant's view, trigger or function would run as superuser, and
+//!   `SET ROLE` is no sandbox there (code running under it can `RESET ROLE`).
+//! - **tenant sessions** ([`Fleet::connect_as_tenant`]) log in as the tenant's own role, with
+//!   its derived password: migrations, history reads and seeding of an adopted spare run with
+//!   exactly the rights the tenant has, so nothing it planted can gain more.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +24,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use crate::catalog::access;
 use crate::catalog::{self, is_duplicate, servers::ServerRow};
 use crate::config::CreateDatabaseStrategy;
 use crate::domain::{DbName, RoleName};
@@ -53,9 +64,10 @@ impl ServerHandle {
         &self.pool
     }
 
-    /// Superuser connection options for one database on this server.
+    /// Superuser connection options for one database on this server, `search_path` pinned to
+    /// `pg_catalog` (see the module docs).
     pub fn options_for(&self, database: &DbName) -> PgConnectOptions {
-        self.admin.clone().database(database.as_str())
+        pin_search_path(self.admin.clone().database(database.as_str()))
     }
 
     /// A superuser connection to one database on this server.
@@ -66,11 +78,20 @@ impl ServerHandle {
     }
 }
 
-/// Hands every object a tenant database copied from the template to the tenant's own role. Run
-/// inside that database.
+/// Superuser sessions resolve every unqualified name in `pg_catalog` only: a tenant owner can
+/// `ALTER DATABASE … SET search_path` to put its own schema first, and the connection's own
+/// option outranks that setting.
+pub fn pin_search_path(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("search_path", "pg_catalog")])
+}
+
+/// Hands every object a tenant database copied from the template to the tenant's own role,
+/// with `CREATE` on schema `public` (its migrations run as that role; owning the database it
+/// can create schemas anyway). Run inside that database; runs no tenant code.
 pub async fn hand_over(conn: &mut PgConnection, role: &RoleName) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}",
+        "REASSIGN OWNED BY {SCHEMA_OWNER_ROLE} TO {role}; REVOKE ALL ON SCHEMA public FROM {SCHEMA_OWNER_ROLE}; \
+         GRANT CREATE ON SCHEMA public TO {role}",
         role = role.quoted()
     );
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
@@ -129,7 +150,7 @@ impl Fleet {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(60))
-            .connect_lazy_with(admin.clone());
+            .connect_lazy_with(pin_search_path(admin.clone()));
         Ok(ServerHandle { id: row.id, name: row.name.clone(), admin, pool })
     }
 
@@ -166,6 +187,47 @@ impl Fleet {
         Ok(row.id)
     }
 
+    /// Connection options to log in as a tenant's own role to its own database (password derived
+    /// from the master key), with `search_path` set to `public` where the schema lives.
+    pub fn tenant_options(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> PgConnectOptions {
+        let password = self.master.tenant_role_key().password_for(role);
+        server
+            .admin
+            .clone()
+            .username(role.as_str())
+            .password(password.expose_secret())
+            .database(db.as_str())
+            .options([("search_path", "public")])
+    }
+
+    /// A session as the tenant's own role in its own database (see the module docs).
+    pub async fn connect_as_tenant(
+        &self,
+        server: &ServerHandle,
+        db: &DbName,
+        role: &RoleName,
+    ) -> Result<PgConnection, FleetError> {
+        PgConnection::connect_with(&self.tenant_options(server, db, role))
+            .await
+            .map_err(|source| FleetError::Connect { server: server.name.clone(), source })
+    }
+
+    /// Gives a tenant role `CREATE` on its database's schema `public` if it lacks it (tenants
+    /// provisioned before [`hand_over`] granted it). A superuser session; runs no tenant code.
+    pub async fn grant_schema_create(
+        &self,
+        server: &ServerHandle,
+        db: &DbName,
+        role: &RoleName,
+    ) -> Result<(), FleetError> {
+        let mut conn = server.connect_to(db).await?;
+        let sql = format!("GRANT CREATE ON SCHEMA public TO {}", role.quoted());
+        let granted = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
+        conn.close().await.ok();
+        granted?;
+        Ok(())
+    }
+
     /// Makes sure the server has the schema-owner role and a template database at the latest
     /// tenant schema. Safe to call concurrently: a session advisory lock on the server
     /// serialises callers, and provisioning takes the same lock in shared mode (see
@@ -196,15 +258,20 @@ impl Fleet {
         if !database_exists(&mut *conn, &self.template).await? {
             let t = self.template.quoted();
             sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {t}"))).execute(&mut *conn).await?;
-            sqlx::query(AssertSqlSafe(format!("REVOKE ALL ON DATABASE {t} FROM PUBLIC"))).execute(&mut *conn).await?;
             sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {t} IS_TEMPLATE true"))).execute(&mut *conn).await?;
             tracing::info!(server = %server.name, template = %self.template, "created the template database");
         }
+        // Every start and every registration: no tenant role may log into a database that is
+        // not its own (`postgres`, `template1`, the template; the catalog does its own).
+        access::close_to_public(&mut *conn, &[&self.template]).await?;
         let mut template = server.connect_to(&self.template).await?;
         let sql = format!("GRANT CREATE ON SCHEMA public TO {SCHEMA_OWNER_ROLE}");
         sqlx::query(AssertSqlSafe(sql)).execute(&mut template).await?;
-        // Objects created by the migrations belong to the schema owner, not to the superuser.
-        sqlx::query(AssertSqlSafe(format!("SET ROLE {SCHEMA_OWNER_ROLE}"))).execute(&mut template).await?;
+        // Objects created by the migrations belong to the schema owner, not to the superuser;
+        // no tenant can reach the template, so the superuser session may resolve names in it.
+        sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {SCHEMA_OWNER_ROLE}; SET search_path = public")))
+            .execute(&mut template)
+            .await?;
         let report = tenant_schema::migrate_with(&mut template, self.migrations.as_slice()).await;
         // Close before reporting: CREATE DATABASE … TEMPLATE refuses while anyone is connected.
         template.close().await.ok();

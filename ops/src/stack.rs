@@ -77,13 +77,15 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
 
     // The router reads the catalog the control plane just created, and gets only the key that
     // derives tenant role passwords, not the master key.
-    let mut catalog_url = url::Url::parse(database_url).context("the local database URL")?;
-    catalog_url.set_path(&format!("/{catalog_database}"));
+    // It logs in as the catalog role the control plane keeps for routers (read-only, a few
+    // columns), with a password it derives from the role key.
+    let catalog_url = control_plane::catalog::access::router_catalog_url(database_url, &catalog_database)
+        .context("the local database URL")?;
     let role_key = control_plane::secrets::MasterKey::from_base64(&SecretString::from(secrets.master_key.clone()))?
         .tenant_role_key()
         .to_hex();
     let mut router_config = tenant_router::Config::new(
-        SecretString::from(catalog_url.to_string()),
+        SecretString::from(catalog_url),
         role_key,
         format!("{control_plane_url}/.well-known/jwks.json"),
     );

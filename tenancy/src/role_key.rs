@@ -2,6 +2,10 @@
 //! master key and hands only this key to routers, so a router can log in as tenant roles but
 //! cannot unseal anything else the master key protects (such as signing keys).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
@@ -37,23 +41,38 @@ impl TenantRoleKey {
         SecretString::from(hex::encode(self.0.expose_secret()))
     }
 
-    /// A tag that proves a realtime wake-up was sent by a holder of this key (a router), so
-    /// a replica can deliver the event it carries without reading the outbox. Domain-separated
-    /// from role passwords by a prefix no role name can have.
-    pub fn event_tag(&self, message: &[u8]) -> String {
-        hex::encode(self.event_mac(message).finalize().into_bytes())
+    /// Seals a realtime event for a wake-up on the catalog's channel: ChaCha20-Poly1305 under a
+    /// key derived from this one, with `associated` (tenant, seq, channel) bound to it. Whoever
+    /// can `LISTEN` there without this key reads nothing of the event, and a replica delivers
+    /// a carried event only if it opens, so no one without the key can inject one either.
+    /// Returns base64 of the random nonce followed by the ciphertext.
+    pub fn seal_event(&self, associated: &[u8], text: &[u8]) -> String {
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self
+            .event_cipher()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: text, aad: associated })
+            .expect("chacha20poly1305 encryption cannot fail for in-memory buffers");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        B64.encode(out)
     }
 
-    /// Checks an [`event_tag`](Self::event_tag) in constant time.
-    pub fn verify_event_tag(&self, message: &[u8], tag: &str) -> bool {
-        hex::decode(tag).is_ok_and(|tag| self.event_mac(message).verify_slice(&tag).is_ok())
+    /// Opens what [`seal_event`](Self::seal_event) sealed for the same `associated` data; `None`
+    /// for anything else (another key, other associated data, tampered or malformed).
+    pub fn open_event(&self, associated: &[u8], sealed: &str) -> Option<Vec<u8>> {
+        let raw = B64.decode(sealed).ok()?;
+        if raw.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = raw.split_at(12);
+        self.event_cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: associated }).ok()
     }
 
-    fn event_mac(&self, message: &[u8]) -> Hmac<Sha256> {
+    fn event_cipher(&self) -> ChaCha20Poly1305 {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret()).expect("hmac takes any key");
-        mac.update(b"nexacore-event-wakeup\0");
-        mac.update(message);
-        mac
+        // Domain-separated from role passwords by a prefix no role name can have.
+        mac.update(b"nexacore-event-seal\0");
+        <ChaCha20Poly1305 as chacha20poly1305::KeyInit>::new(Key::from_slice(&mac.finalize().into_bytes()))
     }
 
     /// The login password of a tenant's database role.
@@ -69,15 +88,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_tags_verify_only_the_message_and_key_they_were_made_for() {
+    fn sealed_events_open_only_with_their_key_and_associated_data() {
         let a = TenantRoleKey::from_bytes([1; 32]);
         let b = TenantRoleKey::from_bytes([2; 32]);
-        let tag = a.event_tag(b"t\n5\nemployees\n{}");
-        assert!(a.verify_event_tag(b"t\n5\nemployees\n{}", &tag));
-        assert!(!a.verify_event_tag(b"t\n6\nemployees\n{}", &tag));
-        assert!(!b.verify_event_tag(b"t\n5\nemployees\n{}", &tag));
-        assert!(!a.verify_event_tag(b"t\n5\nemployees\n{}", "not hex"));
-        assert_ne!(tag, a.password_for(&RoleName::parse("t_a").unwrap()).expose_secret());
+        let sealed = a.seal_event(b"t\n5\nemployees", b"{\"name\":\"Ada\"}");
+        assert!(!sealed.contains("Ada"));
+        assert_eq!(a.open_event(b"t\n5\nemployees", &sealed).as_deref(), Some(&b"{\"name\":\"Ada\"}"[..]));
+        assert_eq!(a.open_event(b"t\n6\nemployees", &sealed), None, "another seq");
+        assert_eq!(a.open_event(b"u\n5\nemployees", &sealed), None, "another tenant");
+        assert_eq!(b.open_event(b"t\n5\nemployees", &sealed), None, "another key");
+        assert_eq!(a.open_event(b"t\n5\nemployees", "not base64!"), None);
+        let mut tampered = B64.decode(&sealed).unwrap();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(a.open_event(b"t\n5\nemployees", &B64.encode(tampered)), None);
+        assert_ne!(a.seal_event(b"x", b"same"), a.seal_event(b"x", b"same"), "a fresh nonce each time");
     }
 
     #[test]

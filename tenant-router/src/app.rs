@@ -26,6 +26,12 @@ pub enum StartError {
     RoleKey(#[from] tenancy::role_key::BadRoleKey),
     #[error("cannot reach the catalog: {0}")]
     Catalog(#[source] sqlx::Error),
+    #[error(
+        "NEXACORE_CATALOG_URL logs in as a superuser; use the catalog role the control plane keeps for \
+         routers, postgres://<catalog>_router@host:port/<catalog> with no password (derived from the role \
+         key), or set NEXACORE_ALLOW_SUPERUSER_CATALOG=true"
+    )]
+    SuperuserCatalog,
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -34,17 +40,21 @@ pub struct App {
     acceptor: TcpAcceptor,
     port: u16,
     state: Arc<AppState>,
-    catalog_url: String,
+    catalog_options: sqlx::postgres::PgConnectOptions,
     stop_tx: watch::Sender<bool>,
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let role_key = TenantRoleKey::from_hex(&config.tenant_role_key)?;
-        let catalog_url = config.catalog_url.expose_secret().to_owned();
-        let catalog = catalog::connect(&catalog_url, &format!("{}-catalog", config.pool.application_name))
+        let catalog_options =
+            catalog::options(config.catalog_url.expose_secret(), &role_key).map_err(StartError::Catalog)?;
+        let catalog = catalog::connect(&catalog_options, &format!("{}-catalog", config.pool.application_name))
             .await
             .map_err(StartError::Catalog)?;
+        if !config.allow_superuser_catalog && catalog::is_superuser(&catalog).await.map_err(StartError::Catalog)? {
+            return Err(StartError::SuperuserCatalog);
+        }
         let settings = SettingsCache::load(catalog.clone(), config.route_ttl).await.map_err(StartError::Catalog)?;
         let routes = Arc::new(TenantRoutes::new(catalog.clone(), config.route_ttl));
         let pools = Arc::new(PoolManager::new(config.pool.clone(), role_key));
@@ -74,7 +84,7 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(config.listen.port());
-        Ok(Self { acceptor, port, state, catalog_url, stop_tx })
+        Ok(Self { acceptor, port, state, catalog_options, stop_tx })
     }
 
     pub fn port(&self) -> u16 {
@@ -100,7 +110,7 @@ impl App {
             pools: state.pools.clone(),
             realtime: state.realtime.clone(),
         };
-        let listener = tokio::spawn(listener::run(self.catalog_url.clone(), caches, stop_rx.clone()));
+        let listener = tokio::spawn(listener::run(self.catalog_options.clone(), caches, stop_rx.clone()));
         // Sweeper: closes idle connections and lets idle pools be evicted; returns on shutdown.
         let pools = state.pools.clone();
         let mut sweep_stop = stop_rx.clone();

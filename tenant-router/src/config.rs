@@ -75,6 +75,9 @@ pub struct Config {
     pub pool: PoolConfig,
     pub realtime: crate::realtime::RealtimeConfig,
     pub max_body_bytes: usize,
+    /// Start even when the catalog URL logs in as a superuser (`NEXACORE_ALLOW_SUPERUSER_CATALOG`);
+    /// off by default: routers read the catalog as the least-privileged role the control plane keeps.
+    pub allow_superuser_catalog: bool,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             pool: PoolConfig::default(),
             realtime: crate::realtime::RealtimeConfig::default(),
             max_body_bytes: 64 * 1024,
+            allow_superuser_catalog: false,
         }
     }
 
@@ -132,6 +136,18 @@ impl Config {
         if let Some(v) = var("NEXACORE_OUTBOX_RETENTION_SECS") {
             c.realtime.retention =
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_OUTBOX_RETENTION_SECS", e))?);
+        }
+        if let Some(v) = var("NEXACORE_ALLOW_SUPERUSER_CATALOG") {
+            c.allow_superuser_catalog = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(invalid(
+                        "NEXACORE_ALLOW_SUPERUSER_CATALOG",
+                        format!("{other:?}: expected true or false"),
+                    ));
+                }
+            };
         }
         if c.pool.max_per_tenant == 0 || c.pool.budget_per_server < c.pool.max_per_tenant {
             return Err(invalid("NEXACORE_POOL_MAX_PER_TENANT", "must be between 1 and the per-server budget"));

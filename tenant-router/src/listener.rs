@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tenancy::notify::{CHANNEL, CatalogEvent};
 
 use crate::auth::TokenVerifier;
@@ -21,9 +21,9 @@ pub struct Caches {
 }
 
 /// Listens until `shutdown` fires; reconnects with a pause on errors. On shutdown: returns.
-pub async fn run(catalog_url: String, caches: Caches, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let mut listener = match connect(&catalog_url).await {
+        let mut listener = match connect(&catalog).await {
             Ok(l) => l,
             Err(error) => {
                 tracing::warn!(%error, "catalog listener cannot connect; retrying");
@@ -59,8 +59,10 @@ pub async fn run(catalog_url: String, caches: Caches, mut shutdown: tokio::sync:
     }
 }
 
-async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+async fn connect(catalog: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    // A pool of one, for the listener alone: it reconnects through it after a failure.
+    let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(catalog.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
     // One connection hears both catalog changes and event wake-ups of every tenant.
     listener.listen_all([CHANNEL, crate::realtime::hub::EVENTS_CHANNEL]).await?;
     Ok(listener)

@@ -120,8 +120,10 @@ async fn run_locked(conn: &mut PgConnection, migrations: &[Migration]) -> Result
 /// migrated (no history table, or an empty one).
 pub async fn applied_version(conn: &mut PgConnection) -> Result<Option<i32>, SchemaError> {
     // to_regclass resolves the name like refinery's unqualified statements do (search_path).
-    let has_history: bool =
-        sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(HISTORY_TABLE).fetch_one(&mut *conn).await?;
+    let has_history: bool = sqlx::query_scalar("SELECT pg_catalog.to_regclass($1) IS NOT NULL")
+        .bind(HISTORY_TABLE)
+        .fetch_one(&mut *conn)
+        .await?;
     if !has_history {
         return Ok(None);
     }
@@ -205,7 +207,7 @@ pub async fn check_history(
     target: Option<i32>,
 ) -> Result<HistoryCheck, SchemaError> {
     // to_regclass resolves the name like refinery's unqualified statements do (search_path).
-    let sql = format!("SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL");
+    let sql = format!("SELECT pg_catalog.to_regclass('{HISTORY_TABLE}') IS NOT NULL");
     let has_history: bool = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_one(&mut *conn).await?.try_get(0)?;
     let applied =
         if has_history { SqlxConnection(&mut *conn).get_applied_migrations(HISTORY_TABLE).await? } else { Vec::new() };
@@ -248,7 +250,7 @@ pub fn migration_lock_key() -> i64 {
 /// it migrates, so a step-by-step migrator and `migrate_with` never interleave on one database.
 /// Waits subject to the session's `lock_timeout`.
 pub async fn lock_for_transaction(conn: &mut PgConnection) -> Result<(), SchemaError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(migration_lock_key()).execute(conn).await?;
+    sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1)").bind(migration_lock_key()).execute(conn).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The catalog: the control plane's own database. Opening it creates it when missing and brings
 //! it to the latest catalog schema (refinery migrations under `control-plane/migrations`).
 
+pub mod access;
 pub mod audit;
 pub mod migration_runs;
 pub mod servers;
@@ -57,6 +58,8 @@ pub async fn open(admin: &PgConnectOptions, catalog: &DbName) -> Result<PgPool, 
     }
     conn.close().await.ok();
 
+    // The catalog is ours alone: nothing a tenant could have planted runs here, so its sessions
+    // keep the normal search path (only sessions in tenant databases pin theirs).
     let options = admin.clone().database(catalog.as_str()).application_name("nexacore-control-plane");
     let mut conn = PgConnection::connect_with(&options).await.map_err(CatalogError::Connect)?;
     let runner = embedded::migrations::runner();

@@ -2,8 +2,10 @@
 //! migration runs under, each pending migration applied and timed on its own, and the text of
 //! what failed.
 //!
-//! The caller owns the transaction (`conn.begin()`); [`prepare`] and [`apply_pending`] run in
-//! it, so a failure anywhere rolls the whole database back to its previous version.
+//! The caller owns the transaction (`conn.begin()`); [`prepare_tenant`] (or
+//! [`prepare_template`]) and [`apply_pending`] run in it, so a failure anywhere rolls the whole
+//! database back to its previous version. A tenant's database is migrated on a session logged
+//! in as the tenant's own role, never as superuser: see `fleet`.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,7 @@ pub struct Timeouts {
     pub statement: Duration,
 }
 
-/// What [`prepare`] changed that [`finish`] must put back.
+/// What [`prepare_template`] changed that [`finish`] must put back.
 #[derive(Debug, Clone, Copy)]
 #[must_use = "pass it to `finish` before committing"]
 pub struct Prepared {
@@ -32,25 +34,51 @@ pub struct Prepared {
     granted_create: bool,
 }
 
-/// Sets the transaction's timeouts, takes tenant-schema's migration lock (a concurrent migrator
-/// of the same database makes us wait, within `lock_timeout`), and becomes `owner`, so that the
-/// objects the migrations create belong to the role that owns the database's other objects.
-///
-/// A tenant role is `NOINHERIT`: owning its database does not give it `CREATE` on schema
-/// `public` (that comes through `pg_database_owner`). It is granted here, inside the
-/// transaction, and revoked again by [`finish`], so a tenant's privileges are the same after a
-/// migration as before.
-///
-/// Everything goes in simple-protocol batches: on a connection opened for one migration, every
-/// prepared statement would cost an extra round trip.
-pub async fn prepare(tx: &mut PgConnection, owner: &RoleName, timeouts: Timeouts) -> Result<Prepared, SchemaError> {
-    // Integers and a checked identifier (`[a-z0-9_]`, safe between quotes) only.
-    let sql = format!(
-        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SELECT pg_advisory_xact_lock({}); \
-         SELECT has_schema_privilege('{}', 'public', 'CREATE')",
+/// The statements every migration transaction starts with: its timeouts and tenant-schema's
+/// migration lock (a concurrent migrator of the same database makes us wait, within
+/// `lock_timeout`). Integers only; every function schema-qualified.
+fn session_prelude(timeouts: Timeouts) -> String {
+    format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({});",
         timeouts.lock.as_millis().max(1),
         timeouts.statement.as_millis().max(1),
         tenant_schema::migration_lock_key(),
+    )
+}
+
+/// Starts a tenant's migration transaction on a session logged in **as the tenant's own role**
+/// (see `fleet`): timeouts and the migration lock. Returns whether the role can create objects
+/// in schema `public`; one that cannot (provisioned before tenants were given `CREATE`) needs
+/// `Fleet::grant_schema_create` before its migrations run.
+///
+/// One simple-protocol batch: on a connection opened for one migration, every prepared
+/// statement would cost an extra round trip.
+pub async fn prepare_tenant(tx: &mut PgConnection, timeouts: Timeouts) -> Result<bool, SchemaError> {
+    let sql = format!("{} SELECT pg_catalog.has_schema_privilege('public', 'CREATE')", session_prelude(timeouts));
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
+    Ok(match rows.last() {
+        Some(row) => sqlx::Row::try_get(row, 0)?,
+        None => false,
+    })
+}
+
+/// Starts a template's migration transaction on a superuser session (no tenant can reach a
+/// template): timeouts and the migration lock, then becomes `owner`, so that the objects the
+/// migrations create belong to the role that owns the template's other objects, with
+/// `search_path` set to `public` for the migrations (superuser sessions start pinned to
+/// `pg_catalog`).
+///
+/// The schema owner is `NOLOGIN` and does not own the database: `CREATE` on schema `public` is
+/// granted here, inside the transaction, and revoked again by [`finish`].
+pub async fn prepare_template(
+    tx: &mut PgConnection,
+    owner: &RoleName,
+    timeouts: Timeouts,
+) -> Result<Prepared, SchemaError> {
+    // A checked identifier (`[a-z0-9_]`, safe between quotes) only.
+    let sql = format!(
+        "{} SELECT pg_catalog.has_schema_privilege('{}', 'public', 'CREATE')",
+        session_prelude(timeouts),
         owner.as_str(),
     );
     let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
@@ -60,12 +88,12 @@ pub async fn prepare(tx: &mut PgConnection, owner: &RoleName, timeouts: Timeouts
     };
     let grant =
         if can_create { String::new() } else { format!("GRANT CREATE ON SCHEMA public TO {}; ", owner.quoted()) };
-    let sql = format!("{grant}SET LOCAL ROLE {}", owner.quoted());
+    let sql = format!("{grant}SET LOCAL ROLE {}; SET LOCAL search_path = public", owner.quoted());
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
     Ok(Prepared { granted_create: !can_create })
 }
 
-/// Undoes what [`prepare`] granted; call it after the migrations, before committing.
+/// Undoes what [`prepare_template`] granted; call it after the migrations, before committing.
 pub async fn finish(tx: &mut PgConnection, owner: &RoleName, prepared: Prepared) -> Result<(), sqlx::Error> {
     if prepared.granted_create {
         let sql = format!("RESET ROLE; REVOKE CREATE ON SCHEMA public FROM {}", owner.quoted());

@@ -439,14 +439,17 @@ impl Engine {
         };
         let clock = Instant::now();
         let connecting = Instant::now();
-        let mut conn = match PgConnection::connect_with(&server.options_for(&db)).await {
+        // As the tenant's own role: nothing the tenant created in its database (a trigger, a
+        // view over the history, a search path) can run with more rights than it has.
+        let mut conn = match PgConnection::connect_with(&self.fleet.tenant_options(&server, &db, &role)).await {
             Ok(conn) => conn,
             Err(error) => {
                 return self.fail_early(rec, run, item, format!("cannot connect: {}", error_text(&error))).await;
             }
         };
         let connect = connecting.elapsed();
-        let outcome = self.migrate_connected(rec, run, item, &role, &mut conn, connect, clock).await;
+        let tenant = TenantDatabase { server: &server, db: &db, role: &role };
+        let outcome = self.migrate_connected(rec, run, item, tenant, &mut conn, connect, clock).await;
         conn.close().await.ok();
         outcome
     }
@@ -457,7 +460,7 @@ impl Engine {
         rec: &Recorder,
         run: &RunRow,
         item: &WorkRow,
-        role: &RoleName,
+        tenant: TenantDatabase<'_>,
         conn: &mut PgConnection,
         connect: Duration,
         clock: Instant,
@@ -468,12 +471,12 @@ impl Engine {
             Err(error) => return self.fail_early(rec, run, item, error_text(&error)).await,
         };
         let checked = async {
-            let prepared = database::prepare(&mut tx, role, self.timeouts(run)).await?;
+            let can_create = database::prepare_tenant(&mut tx, self.timeouts(run)).await?;
             let check = tenant_schema::check_history(&mut tx, self.set.as_slice(), Some(run.target_version)).await?;
-            Ok::<_, tenant_schema::SchemaError>((prepared, check))
+            Ok::<_, tenant_schema::SchemaError>((can_create, check))
         }
         .await;
-        let (prepared, check) = match checked {
+        let (can_create, check) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 tx.rollback().await.ok();
@@ -535,18 +538,26 @@ impl Engine {
         let flag = flagging.elapsed();
 
         let applying = Instant::now();
-        let (applied, mut failure) = database::apply_pending(&mut tx, &self.set, &check.pending).await;
-        if failure.is_none()
-            && let Err(error) = database::finish(&mut tx, role, prepared).await
-        {
-            failure = Some(error.into());
-        }
+        // A tenant provisioned before tenants were given `CREATE` on `public` gets it once, from a
+        // superuser session that runs no tenant code; this transaction sees it from its next
+        // statement on.
+        let granted = match can_create {
+            true => Ok(()),
+            false => self.fleet.grant_schema_create(tenant.server, tenant.db, tenant.role).await,
+        };
+        let (applied, failure) = match granted {
+            Ok(()) => {
+                let (applied, failure) = database::apply_pending(&mut tx, &self.set, &check.pending).await;
+                (applied, failure.map(|error| error_text(&error)))
+            }
+            Err(error) => (Vec::new(), Some(format!("granting CREATE on schema public: {error}"))),
+        };
         let ddl = applying.elapsed();
         let committing = Instant::now();
         let (committed, error) = match failure {
             Some(error) => {
                 tx.rollback().await.ok();
-                (false, Some(error_text(&error)))
+                (false, Some(error))
             }
             None => match tx.commit().await {
                 Ok(()) => (true, None),
@@ -603,7 +614,9 @@ impl Engine {
         let inspected = async {
             let db = DbName::parse(&item.database_name).map_err(|e| e.to_string())?;
             let server = self.fleet.server(item.server_id).await.map_err(|e| e.to_string())?;
-            let mut conn = PgConnection::connect_with(&server.options_for(&db))
+            let role = RoleName::parse(&item.role_name)?;
+            // As the tenant's own role: its history may be a view that calls its own code.
+            let mut conn = PgConnection::connect_with(&self.fleet.tenant_options(&server, &db, &role))
                 .await
                 .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
             let check = tenant_schema::check_history(&mut conn, self.set.as_slice(), Some(run.target_version)).await;
@@ -742,7 +755,7 @@ impl Engine {
             Err(error) => return Ok(failed(error_text(&error))),
         };
         let checked = async {
-            let prepared = database::prepare(&mut tx, &owner, self.timeouts(run)).await?;
+            let prepared = database::prepare_template(&mut tx, &owner, self.timeouts(run)).await?;
             let check = tenant_schema::check_history(&mut tx, self.set.as_slice(), Some(run.target_version)).await?;
             Ok::<_, tenant_schema::SchemaError>((prepared, check))
         }
@@ -815,6 +828,14 @@ impl Engine {
 /// `[{"version": n, "name": "..."}]`.
 pub fn pending_json(pending: &[PendingMigration]) -> Value {
     Value::Array(pending.iter().map(|m| json!({ "version": m.version, "name": m.name })).collect())
+}
+
+/// Where a tenant's migration runs: its server, database and role.
+#[derive(Clone, Copy)]
+struct TenantDatabase<'a> {
+    server: &'a ServerHandle,
+    db: &'a DbName,
+    role: &'a RoleName,
 }
 
 /// What a run did to one server's template database (`migration_runs.templates`).

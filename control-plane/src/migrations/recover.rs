@@ -16,7 +16,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::database::error_text;
 use crate::catalog::migration_runs::{self as runs, AttemptStep, RunRow, TenantEnd, WorkRow};
-use crate::domain::DbName;
+use crate::domain::{DbName, RoleName};
 use crate::fleet::Fleet;
 
 use super::engine::{ENGINE_LOCK_KEY, PLANNER_LOCK_KEY};
@@ -165,8 +165,11 @@ pub async fn settle_tenant(catalog: &PgPool, fleet: &Fleet, run: &RunRow, row: &
 /// engine left open has ended (committed or rolled back) before we look.
 async fn applied_version(fleet: &Fleet, row: &WorkRow, lock_timeout: Duration) -> Result<Option<i32>, String> {
     let db = DbName::parse(&row.database_name)?;
+    let role = RoleName::parse(&row.role_name)?;
     let server = fleet.server(row.server_id).await.map_err(|e| e.to_string())?;
-    let mut conn = PgConnection::connect_with(&server.options_for(&db)).await.map_err(|e| error_text(&e))?;
+    // As the tenant's own role: the history it reads may be a view of the tenant's making.
+    let mut conn =
+        PgConnection::connect_with(&fleet.tenant_options(&server, &db, &role)).await.map_err(|e| error_text(&e))?;
     let read = async {
         let mut tx = conn.begin().await?;
         let sql = format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1));

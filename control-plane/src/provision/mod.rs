@@ -350,6 +350,12 @@ impl Provisioner {
     /// Writes the company's seed rows into its database, first handing the template's objects
     /// to the tenant's role when the database was just copied (`hand_over`; a spare had that
     /// done when it was built).
+    ///
+    /// Who writes them (see `fleet`): a database this signup just copied has only ever been
+    /// reachable by superusers (`CONNECT` revoked, the tenant not yet `active`, so no router
+    /// opens it), and one superuser transaction hands it over and seeds it. An adopted spare
+    /// has existed for a while, handed over to a role whose password routers can derive, so it
+    /// is seeded as that role: nothing planted in it could run as superuser.
     async fn seed(
         &self,
         server: &ServerHandle,
@@ -357,11 +363,17 @@ impl Provisioner {
         req: &ValidSignup,
         hand_over: bool,
     ) -> Result<(), ProvisionError> {
-        let mut conn = server.connect_to(&id.database_name()).await?;
+        let (db, role) = (id.database_name(), id.role_name());
+        let mut conn = match hand_over {
+            true => server.connect_to(&db).await?,
+            false => self.fleet.connect_as_tenant(server, &db, &role).await?,
+        };
         let seeded = async {
             let mut tx = conn.begin().await?;
             if hand_over {
-                fleet::hand_over(&mut tx, &id.role_name()).await?;
+                fleet::hand_over(&mut tx, &role).await?;
+                // The seed's tables live in `public`; functions still resolve in `pg_catalog` first.
+                sqlx::raw_sql("SET LOCAL search_path = pg_catalog, public").execute(&mut *tx).await?;
             }
             let seed = tenant_schema::seed::CompanySeed {
                 company_name: &req.company_name,

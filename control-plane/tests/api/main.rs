@@ -4,6 +4,7 @@
 mod auth;
 mod crash;
 mod helpers;
+mod isolation;
 mod migrations;
 mod openapi;
 mod operator;

@@ -52,7 +52,7 @@ impl Stack {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (control_plane, router, operator_token, stops) = runtime.block_on(async {
             let server = shared_test_server();
-            let (catalog_db, catalog_url) = create_fresh_database(server, "ui_catalog").await.unwrap();
+            let (catalog_db, _) = create_fresh_database(server, "ui_catalog").await.unwrap();
             let master = MasterKey::generate_base64();
             let operator_token = unique("op-");
             // The router's port is fixed first: login answers it as `api_url`.
@@ -71,7 +71,12 @@ impl Stack {
             cp.router_url = router.clone();
             let role_key = MasterKey::from_base64(&SecretString::from(master)).unwrap().tenant_role_key().to_hex();
             // The JWKS URL needs the control plane's port: set below, after the tweak.
-            let mut rc = tenant_router::Config::new(SecretString::from(catalog_url), role_key, String::new());
+            let router_catalog = control_plane::catalog::access::router_catalog_url(
+                &server.superuser_url(),
+                &control_plane::domain::DbName::parse(&catalog_db).unwrap(),
+            )
+            .unwrap();
+            let mut rc = tenant_router::Config::new(SecretString::from(router_catalog), role_key, String::new());
             rc.listen = format!("127.0.0.1:{router_port}").parse().unwrap();
             tweak(&mut cp, &mut rc);
             let cp_app = control_plane::App::build(cp).await.expect("control plane starts");

@@ -393,6 +393,8 @@ struct Stack {
     control_plane_task: JoinHandle<std::io::Result<()>>,
     operator_token: String,
     catalog_url: String,
+    /// What routers log in with: the control plane's least-privileged catalog role.
+    router_catalog_url: String,
     /// The superuser URL of the server without a database, to reach tenant databases.
     server_url: String,
     role_key_hex: SecretString,
@@ -450,6 +452,10 @@ impl Stack {
             control_plane_task,
             operator_token,
             catalog_url: format!("postgres://postgres@127.0.0.1:{}/{}", cluster.port(), catalog.as_str()),
+            router_catalog_url: control_plane::catalog::access::router_catalog_url(
+                &format!("postgres://postgres@127.0.0.1:{}", cluster.port()),
+                &catalog,
+            )?,
             server_url: format!("postgres://postgres@127.0.0.1:{}", cluster.port()),
             role_key_hex: role_key,
             router_bin,
@@ -537,7 +543,7 @@ impl Stack {
             .arg("-c")
             .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0""#)
             .arg(&self.router_bin)
-            .env("NEXACORE_CATALOG_URL", &self.catalog_url)
+            .env("NEXACORE_CATALOG_URL", &self.router_catalog_url)
             .env("NEXACORE_TENANT_ROLE_KEY", self.role_key_hex.expose_secret())
             .env("NEXACORE_JWKS_URL", &self.jwks_url)
             .env("NEXACORE_LISTEN", addr.to_string())

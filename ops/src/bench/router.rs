@@ -328,6 +328,8 @@ struct Platform {
     url: String,
     admin_url: String,
     catalog_url: String,
+    /// What routers log in with: the control plane's least-privileged catalog role.
+    router_catalog_url: String,
     operator_token: String,
     role_key: TenantRoleKey,
     run_id: String,
@@ -356,6 +358,8 @@ impl Platform {
         config.token_ttl = Duration::from_secs(12 * 3600);
         let catalog_url =
             format!("postgres://postgres@127.0.0.1:{}/{}", cluster.port(), config.catalog_database.as_str());
+        let router_catalog_url =
+            control_plane::catalog::access::router_catalog_url(&catalog_url, &config.catalog_database)?;
         let app = control_plane::App::build(config).await.context("starting the control plane")?;
         let url = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -379,6 +383,7 @@ impl Platform {
             url,
             admin_url,
             catalog_url,
+            router_catalog_url,
             operator_token,
             role_key,
             run_id: format!("{:08x}", rand::random::<u32>()),
@@ -542,7 +547,7 @@ impl RunningRouter {
         tweak: impl FnOnce(&mut tenant_router::Config),
     ) -> anyhow::Result<Self> {
         let config = tenant_router::Config::new(
-            SecretString::from(platform.catalog_url.clone()),
+            SecretString::from(platform.router_catalog_url.clone()),
             platform.role_key.to_hex(),
             platform.jwks_url(),
         );
@@ -2010,7 +2015,7 @@ async fn memory_phase(
     let touched: std::collections::HashSet<Uuid> = active.iter().map(|t| t.id).chain([warm.id]).collect();
     let others = platform.all_tenant_ids().await?.into_iter().filter(|id| !touched.contains(id)).collect();
     let input = ProbeInput {
-        catalog_url: platform.catalog_url.clone(),
+        catalog_url: platform.router_catalog_url.clone(),
         role_key: platform.role_key.to_hex().expose_secret().to_owned(),
         jwks_url: platform.jwks_url(),
         application_name: format!("bench-router-memory-{}", platform.run_id),

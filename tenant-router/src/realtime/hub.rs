@@ -2,9 +2,10 @@
 //!
 //! The outbox is the truth; wake-ups are hints. After a write commits, its replica delivers the
 //! event to its own sockets and publishes a wake-up on the catalog's `nexacore_events` channel:
-//! `{tenant, seq}` plus, when it fits in a NOTIFY, the event itself, tagged with an HMAC of the
-//! routers' shared key. A replica delivers a carried event only if its tag verifies and it is
-//! exactly the next `seq` of that tenant; anything else (a gap, an event too big to carry, a
+//! `{tenant, seq}` plus, when it fits in a NOTIFY, the event itself, sealed (AEAD, tenant, seq
+//! and channel bound to it) with a key derived from the routers' role key, so the catalog's
+//! channel carries no readable tenant data. A replica delivers a carried event only if it opens
+//! and it is exactly the next `seq` of that tenant; anything else (a gap, an event too big to carry, a
 //! hub that has not started) makes the hub read every event after its last one from the
 //! tenant's outbox. So the common case costs no connection to the tenant's database (with
 //! thousands of active tenants and a bounded connection budget, reading each outbox on every
@@ -35,8 +36,9 @@ pub const EVENTS_CHANNEL: &str = "nexacore_events";
 const PRUNE_EVERY_EVENTS: i64 = 1000;
 /// …and, for tenants with sockets, this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Events larger than this travel without their body (NOTIFY payloads stop at 8000 bytes).
-const MAX_CARRIED_EVENT_BYTES: usize = 6000;
+/// Events larger than this travel without their body (NOTIFY payloads stop at 8000 bytes; a
+/// sealed event grows by its nonce and tag, then by a third in base64).
+const MAX_CARRIED_EVENT_BYTES: usize = 5600;
 /// How often the maintenance loop looks for hubs due for a re-check.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(500);
 
@@ -118,9 +120,9 @@ impl TenantHub {
     }
 }
 
-/// What a carried event's tag covers: everything a replica delivers from it.
-fn carried_message(tenant: Uuid, seq: i64, channel: &str, text: &str) -> Vec<u8> {
-    format!("{tenant}\n{seq}\n{channel}\n{text}").into_bytes()
+/// What a carried event is sealed with besides its text: everything else a replica delivers.
+fn carried_associated_data(tenant: Uuid, seq: i64, channel: &str) -> Vec<u8> {
+    format!("{tenant}\n{seq}\n{channel}").into_bytes()
 }
 
 /// Counts a socket against its tenant's limit for as long as it lives.
@@ -228,8 +230,9 @@ impl Hub {
         if event.text.len() > MAX_CARRIED_EVENT_BYTES {
             return serde_json::json!({ "t": tenant, "s": event.seq }).to_string();
         }
-        let tag = self.pools.role_key().event_tag(&carried_message(tenant, event.seq, &event.channel, &event.text));
-        serde_json::json!({ "t": tenant, "s": event.seq, "c": event.channel, "e": &*event.text, "h": tag }).to_string()
+        let associated = carried_associated_data(tenant, event.seq, &event.channel);
+        let sealed = self.pools.role_key().seal_event(&associated, event.text.as_bytes());
+        serde_json::json!({ "t": tenant, "s": event.seq, "c": event.channel, "x": sealed }).to_string()
     }
 
     /// A wake-up for `tenant` at `seq`, maybe with the event itself. Delivered inline when it
@@ -259,28 +262,28 @@ impl Hub {
         });
     }
 
-    /// A wake-up (`{tenant, seq}`, maybe with a tagged event) from the catalog channel.
+    /// A wake-up (`{tenant, seq}`, maybe with a sealed event) from the catalog channel.
     pub fn wake_from_payload(self: &Arc<Self>, payload: &str) {
         #[derive(serde::Deserialize)]
         struct Wake {
             t: Uuid,
             s: i64,
             c: Option<String>,
-            e: Option<String>,
-            h: Option<String>,
+            x: Option<String>,
         }
         let Ok(wake) = serde_json::from_str::<Wake>(payload) else {
             tracing::debug!("ignoring a malformed wake-up");
             return;
         };
-        let event = match (wake.c, wake.e, wake.h) {
-            (Some(channel), Some(text), Some(tag)) => {
-                let message = carried_message(wake.t, wake.s, &channel, &text);
-                if self.pools.role_key().verify_event_tag(&message, &tag) {
-                    Some(Arc::new(Event { seq: wake.s, channel, text: text.into() }))
-                } else {
-                    tracing::warn!(tenant = %wake.t, "a wake-up's event tag does not verify; reading the outbox instead");
-                    None
+        let event = match (wake.c, wake.x) {
+            (Some(channel), Some(sealed)) => {
+                let associated = carried_associated_data(wake.t, wake.s, &channel);
+                match self.pools.role_key().open_event(&associated, &sealed).map(String::from_utf8) {
+                    Some(Ok(text)) => Some(Arc::new(Event { seq: wake.s, channel, text: text.into() })),
+                    _ => {
+                        tracing::warn!(tenant = %wake.t, "a wake-up's event does not open; reading the outbox instead");
+                        None
+                    }
                 }
             }
             _ => None,

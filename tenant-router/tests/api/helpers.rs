@@ -19,6 +19,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub operator_token: String,
     pub catalog_url: String,
+    /// What routers use: the least-privileged catalog role, no password (derived from the role key).
+    pub router_catalog_url: String,
     /// The control plane's signing key, so tests can sign tokens with chosen claims.
     pub signing_key: ed25519_dalek::SigningKey,
     pub router_state: std::sync::Arc<tenant_router::state::AppState>,
@@ -70,7 +72,13 @@ impl Stack {
         let role_key = MasterKey::from_base64(&SecretString::from(master)).unwrap().tenant_role_key().to_hex();
         let role_key_hex = secrecy::ExposeSecret::expose_secret(&role_key).to_owned();
         let jwks_url = format!("{control_plane}/.well-known/jwks.json");
-        let mut rc = tenant_router::Config::new(SecretString::from(catalog_url.clone()), role_key, jwks_url.clone());
+        let router_catalog_url = control_plane::catalog::access::router_catalog_url(
+            &server.superuser_url(),
+            &control_plane::domain::DbName::parse(&catalog_db).unwrap(),
+        )
+        .unwrap();
+        let mut rc =
+            tenant_router::Config::new(SecretString::from(router_catalog_url.clone()), role_key, jwks_url.clone());
         rc.listen = "127.0.0.1:0".parse().unwrap();
         // Long enough that only the catalog notification can explain a fast reaction.
         rc.route_ttl = Duration::from_secs(120);
@@ -90,6 +98,7 @@ impl Stack {
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             operator_token,
             catalog_url,
+            router_catalog_url,
             signing_key,
             router_state,
             role_key_hex,

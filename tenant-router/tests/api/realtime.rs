@@ -101,7 +101,7 @@ struct Replica {
 async fn start_replica(stack: &Stack) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-router"))
-        .env("NEXACORE_CATALOG_URL", &stack.catalog_url)
+        .env("NEXACORE_CATALOG_URL", &stack.router_catalog_url)
         .env("NEXACORE_TENANT_ROLE_KEY", &stack.role_key_hex)
         .env("NEXACORE_JWKS_URL", &stack.jwks_url)
         .env("NEXACORE_LISTEN", format!("127.0.0.1:{port}"))
@@ -170,13 +170,20 @@ async fn clients_of_one_tenant_see_nothing_of_another_and_rolled_back_writes_emi
     assert!(silent(&mut watch_b, Duration::from_millis(800)).await, "B saw nothing of A");
 
     // Anyone able to NOTIFY on the catalog could forge a wake-up that carries an event for B;
-    // without the routers' tag it is not delivered (the hub reads B's outbox instead: nothing).
+    // unless it was sealed with the routers' key it is not delivered (the hub reads B's outbox
+    // instead: nothing).
     let forged_seq = next_seq_of(&stack, &b).await;
     let forged_event = json!({"channel": "employees", "action": "deleted", "data": {"id": "x"}, "seq": forged_seq});
-    for tag in [None, Some("00".repeat(32))] {
+    let associated = format!("{}\n{forged_seq}\nemployees", b.id);
+    let foreign_key = tenancy::TenantRoleKey::from_bytes(rand::random());
+    for sealed in [
+        None,
+        Some(forged_event.to_string()),
+        Some(foreign_key.seal_event(associated.as_bytes(), forged_event.to_string().as_bytes())),
+    ] {
         let mut wake = json!({"t": b.id, "s": forged_seq, "c": "employees", "e": forged_event.to_string()});
-        if let Some(tag) = tag {
-            wake["h"] = json!(tag);
+        if let Some(sealed) = sealed {
+            wake["x"] = json!(sealed);
         }
         let mut catalog = stack.catalog().await;
         sqlx::query("SELECT pg_notify('nexacore_events', $1)")
@@ -190,6 +197,24 @@ async fn clients_of_one_tenant_see_nothing_of_another_and_rolled_back_writes_emi
     let own = add(&stack, &stack.router, &b, "own@b.example.com").await;
     assert_eq!(own, forged_seq, "the forged seq was never taken");
     assert_eq!(next_json(&mut watch_b).await["seq"], own);
+}
+
+#[tokio::test]
+async fn wake_ups_on_the_catalog_channel_carry_no_readable_tenant_data() {
+    let stack = Stack::start().await;
+    let company = stack.signup(&unique("sealed-")).await;
+    let mut ws = connect(&stack.router, &company.token, "").await;
+    let mut listener = sqlx::postgres::PgListener::connect(&stack.catalog_url).await.unwrap();
+    listener.listen("nexacore_events").await.unwrap();
+    let seq = add(&stack, &stack.router, &company, "zelda.quartermain@secret.example.com").await;
+    assert_eq!(next_json(&mut ws).await["seq"], seq, "delivered");
+    let wake = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();
+    let payload: Value = serde_json::from_str(wake.payload()).unwrap();
+    assert_eq!(payload["s"], seq);
+    assert!(payload["x"].is_string(), "the event travels sealed: {payload}");
+    for secret in ["zelda", "quartermain", "secret.example.com", "first_name", "email"] {
+        assert!(!wake.payload().contains(secret), "{secret:?} readable in {payload}");
+    }
 }
 
 /// The seq tenant `company`'s next write will get.

@@ -17,7 +17,13 @@ async fn start_router(app: &TestApp) -> (String, oneshot::Sender<()>) {
     let role_key =
         MasterKey::from_base64(&SecretString::from(app.master_key.clone())).unwrap().tenant_role_key().to_hex();
     let mut config = tenant_router::Config::new(
-        SecretString::from(app.catalog_url.clone()),
+        SecretString::from(
+            control_plane::catalog::access::router_catalog_url(
+                &app.server.superuser_url(),
+                &control_plane::domain::DbName::parse(&app.catalog_database).unwrap(),
+            )
+            .unwrap(),
+        ),
         role_key,
         app.url("/.well-known/jwks.json"),
     );
