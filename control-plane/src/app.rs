@@ -141,6 +141,8 @@ impl App {
             public_limiter: RateLimiter::new(120, Duration::from_secs(60)),
             router_url: config.router_url.clone(),
             max_body_bytes: config.max_body_bytes,
+            http: config.http.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
 
         let acceptor = TcpListener::bind(config.listen)
@@ -215,7 +217,9 @@ impl App {
 
         let migrations = state.migrations.clone();
         let routes = crate::http::routes(state);
-        let result = poem::Server::new_with_acceptor(self.acceptor)
+        let limits = self.state.http.clone();
+        let result = poem::Server::new_with_acceptor(http_api::GuardedAcceptor::new(self.acceptor, &limits))
+            .idle_timeout(limits.idle_timeout)
             .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
             .await;
         let _ = stop_tx.send(true);

@@ -103,6 +103,10 @@ pub struct Config {
     pub tenant_migrations: MigrationSet,
     /// Defaults and limits of bulk migration runs.
     pub migrations: MigrationSettings,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: http_api::ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (`NEXACORE_TRUSTED_PROXIES`).
+    pub trusted_proxies: http_api::TrustedProxies,
 }
 
 impl Config {
@@ -132,6 +136,8 @@ impl Config {
             spare_refill_interval: Duration::from_secs(10),
             tenant_migrations: MigrationSet::embedded(),
             migrations: MigrationSettings::default(),
+            http: http_api::ConnectionLimits::default(),
+            trusted_proxies: http_api::TrustedProxies::default(),
         }
     }
 
@@ -228,6 +234,11 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS") {
             m.statement_timeout = millis("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS", &v)?;
+        }
+        config.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
+        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
+            config.trusted_proxies =
+                http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;
         }
         if let Some(v) = var("NEXACORE_FAULT_MIGRATION_CRASH_AFTER") {
             m.crash_after_commits = Some(v.parse().map_err(|e| invalid("NEXACORE_FAULT_MIGRATION_CRASH_AFTER", e))?);

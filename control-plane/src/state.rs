@@ -29,6 +29,9 @@ pub struct AppState {
     pub router_url: String,
     /// Largest accepted JSON request body.
     pub max_body_bytes: usize,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: http_api::ConnectionLimits,
+    pub trusted_proxies: http_api::TrustedProxies,
 }
 
 impl AppState {

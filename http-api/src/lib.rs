@@ -1,8 +1,12 @@
 //! What the NexaCore HTTP services share: the JSON error body (`{"error","message","field"?}`)
 //! and the typed error response, [`JsonBody`] (serde parsing whose errors name the field), and
 //! [`json_error`], the catch-all that turns every error, poem's own included, into that body;
-//! [`request_log`], and [`shutdown_signal`], the signals every process stops on.
+//! [`request_log`], and [`shutdown_signal`], the signals every process stops on; the connection
+//! limits and timeouts both serve with ([`GuardedAcceptor`], [`RequestTimeout`]) and the client
+//! address behind trusted proxies ([`ClientAddress`]).
 
+mod client_address;
+mod connection_guard;
 mod error;
 mod json_body;
 mod json_reply;
@@ -11,6 +15,8 @@ mod shutdown;
 
 use poem::{IntoResponse, Response};
 
+pub use client_address::{ClientAddress, ClientIp, TrustedProxies, client_ip};
+pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout};
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;

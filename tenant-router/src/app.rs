@@ -74,6 +74,8 @@ impl App {
             settings: Arc::new(settings),
             pools,
             max_body_bytes: config.max_body_bytes,
+            http: config.http.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
@@ -133,7 +135,9 @@ impl App {
             shutdown.await;
             let _ = signal_sockets.send(true);
         };
-        let result = poem::Server::new_with_acceptor(self.acceptor)
+        let limits = state.http.clone();
+        let result = poem::Server::new_with_acceptor(http_api::GuardedAcceptor::new(self.acceptor, &limits))
+            .idle_timeout(limits.idle_timeout)
             .run_with_graceful_shutdown(crate::http::routes(state), shutdown, Some(Duration::from_secs(10)))
             .await;
         let _ = stop_tx.send(true);

@@ -78,6 +78,10 @@ pub struct Config {
     /// Start even when the catalog URL logs in as a superuser (`NEXACORE_ALLOW_SUPERUSER_CATALOG`);
     /// off by default: routers read the catalog as the least-privileged role the control plane keeps.
     pub allow_superuser_catalog: bool,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: http_api::ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (`NEXACORE_TRUSTED_PROXIES`).
+    pub trusted_proxies: http_api::TrustedProxies,
 }
 
 impl Config {
@@ -95,6 +99,8 @@ impl Config {
             realtime: crate::realtime::RealtimeConfig::default(),
             max_body_bytes: 64 * 1024,
             allow_superuser_catalog: false,
+            http: http_api::ConnectionLimits::default(),
+            trusted_proxies: http_api::TrustedProxies::default(),
         }
     }
 
@@ -136,6 +142,11 @@ impl Config {
         if let Some(v) = var("NEXACORE_OUTBOX_RETENTION_SECS") {
             c.realtime.retention =
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_OUTBOX_RETENTION_SECS", e))?);
+        }
+        c.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
+        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
+            c.trusted_proxies =
+                http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;
         }
         if let Some(v) = var("NEXACORE_ALLOW_SUPERUSER_CATALOG") {
             c.allow_superuser_catalog = match v.as_str() {

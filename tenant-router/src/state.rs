@@ -16,6 +16,9 @@ pub struct AppState {
     pub settings: Arc<SettingsCache>,
     pub pools: Arc<PoolManager>,
     pub max_body_bytes: usize,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: http_api::ConnectionLimits,
+    pub trusted_proxies: http_api::TrustedProxies,
 }
 
 /// The tenant-schema versions this build can serve. A tenant outside the range (its migration

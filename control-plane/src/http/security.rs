@@ -37,7 +37,8 @@ pub fn has_operator_token(req: &Request, state: &AppState) -> bool {
         .is_some_and(|t| is_operator_token(state, t.trim()))
 }
 
-/// The client's IP address, for throttling and the audit log.
+/// The client's IP address (behind trusted proxies, from `X-Forwarded-For`), for throttling
+/// and the audit log.
 pub fn client_address(req: &Request) -> Option<String> {
-    req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_string())
+    http_api::client_ip(req)
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the control plane, against real PostgreSQL servers and real HTTP.
 //! One test binary; one module per feature; `helpers` starts the app on a fresh catalog.
 
+mod abuse;
 mod auth;
 mod crash;
 mod helpers;
