@@ -14,8 +14,10 @@ use tokio::sync::watch;
 use crate::catalog::{self, servers};
 use crate::config::Config;
 use crate::fleet::{Fleet, RegisterError};
+use crate::identity::gate::PasswordGate;
+use crate::identity::hashing::PasswordHashing;
 use crate::identity::keys::Keyring;
-use crate::identity::throttle::LoginThrottle;
+use crate::identity::throttle::PasswordThrottle;
 use crate::identity::tokens::TokenIssuer;
 use crate::login::LoginService;
 use crate::migrations::Migrations;
@@ -120,19 +122,24 @@ impl App {
         }
 
         let spares = Arc::new(SparePool::new(pool.clone(), fleet.clone(), config.spare_databases_per_server));
-        let provisioner =
-            Arc::new(Provisioner::new(pool.clone(), fleet.clone(), master.clone(), spares.clone(), config.crash_after));
+        let passwords = Arc::new(PasswordGate {
+            throttle: PasswordThrottle::new(config.login_throttle.clone()),
+            hashing: PasswordHashing::new(config.password_hashing),
+        });
+        let provisioner = Arc::new(Provisioner::new(
+            pool.clone(),
+            fleet.clone(),
+            master.clone(),
+            spares.clone(),
+            passwords.clone(),
+            config.crash_after,
+        ));
         let state = Arc::new(AppState {
             catalog: pool.clone(),
             fleet,
             provisioner,
             migrations,
-            login: LoginService {
-                catalog: pool.clone(),
-                keys: keys.clone(),
-                issuer: issuer.clone(),
-                throttle: LoginThrottle::new(config.login_throttle.clone()),
-            },
+            login: LoginService { catalog: pool.clone(), keys: keys.clone(), issuer: issuer.clone(), passwords },
             keys,
             issuer,
             operator_token_digest: Sha256::digest(config.operator_token.expose_secret().as_bytes()).into(),

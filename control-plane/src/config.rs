@@ -43,19 +43,27 @@ impl CreateDatabaseStrategy {
     }
 }
 
-/// Limits on repeated failed logins (see `identity::throttle`).
+/// Limits on password attempts (see `identity::throttle`): attempts per key within `window`
+/// before further ones are refused; a right password does not count.
 #[derive(Debug, Clone)]
 pub struct ThrottleConfig {
-    /// Failures for one e-mail address within `window` before further attempts are refused.
+    /// For one e-mail address from one client address.
+    pub max_failures_per_email_and_client: u32,
+    /// For one e-mail address from anywhere (guessing from many addresses).
     pub max_failures_per_email: u32,
-    /// Failures from one client address within `window` before further attempts are refused.
+    /// From one client address, whatever the e-mail (one address guessing many accounts).
     pub max_failures_per_client: u32,
     pub window: Duration,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
-        Self { max_failures_per_email: 5, max_failures_per_client: 50, window: Duration::from_secs(15 * 60) }
+        Self {
+            max_failures_per_email_and_client: 5,
+            max_failures_per_email: 20,
+            max_failures_per_client: 50,
+            window: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -83,6 +91,8 @@ pub struct Config {
     pub signup: SignupPolicy,
     pub create_database_strategy: CreateDatabaseStrategy,
     pub login_throttle: ThrottleConfig,
+    /// Bounds on concurrent password hashing (`NEXACORE_PASSWORD_HASH_THREADS`, `…_QUEUE`).
+    pub password_hashing: crate::identity::hashing::HashingConfig,
     /// How often tenants stuck in `provisioning` or `deleting` are looked for.
     pub reconcile_interval: Duration,
     pub max_body_bytes: usize,
@@ -128,6 +138,7 @@ impl Config {
             // Measured here with fsync on: WAL_LOG ≈ 23 ms, FILE_COPY ≈ 115 ms (two checkpoints).
             create_database_strategy: CreateDatabaseStrategy::WalLog,
             login_throttle: ThrottleConfig::default(),
+            password_hashing: crate::identity::hashing::HashingConfig::default(),
             reconcile_interval: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             signup_limit_per_hour: 20,
@@ -234,6 +245,12 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS") {
             m.statement_timeout = millis("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = var("NEXACORE_PASSWORD_HASH_THREADS") {
+            config.password_hashing.threads = v.parse().map_err(|e| invalid("NEXACORE_PASSWORD_HASH_THREADS", e))?;
+        }
+        if let Some(v) = var("NEXACORE_PASSWORD_HASH_QUEUE") {
+            config.password_hashing.queue = v.parse().map_err(|e| invalid("NEXACORE_PASSWORD_HASH_QUEUE", e))?;
         }
         config.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {

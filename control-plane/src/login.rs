@@ -8,9 +8,8 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::catalog::users::{self, MembershipView};
+use crate::identity::gate::{GateError, PasswordGate};
 use crate::identity::keys::Keyring;
-use crate::identity::password;
-use crate::identity::throttle::LoginThrottle;
 use crate::identity::tokens::{AccessToken, TokenError, TokenIssuer};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +18,8 @@ pub enum LoginError {
     BadCredentials,
     #[error("too many failed attempts; try again later")]
     Throttled(Duration),
+    #[error("the service is busy checking passwords; try again in a moment")]
+    Busy(Duration),
     #[error("you are not a member of this company")]
     NotAMember,
     #[error("this company is suspended; contact support")]
@@ -44,7 +45,7 @@ pub struct LoginService {
     pub catalog: PgPool,
     pub keys: Arc<Keyring>,
     pub issuer: TokenIssuer,
-    pub throttle: LoginThrottle,
+    pub passwords: Arc<PasswordGate>,
 }
 
 impl LoginService {
@@ -56,23 +57,16 @@ impl LoginService {
         client: Option<&str>,
     ) -> Result<LoginOutcome, LoginError> {
         let email = email.trim().to_lowercase();
-        if let Err(t) = self.throttle.check(&email, client).await {
-            return Err(LoginError::Throttled(t.retry_after));
-        }
         let user = users::by_email(&self.catalog, &email).await?;
-        // Verify against a decoy when the user does not exist, so timing reveals nothing.
-        let hash = user.as_ref().map_or_else(|| password::decoy_hash().to_owned(), |u| u.password_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-            .await
-            .expect("password verification does not panic");
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.passwords.check(&email, client, password, hash).await.map_err(|e| match e {
+            GateError::Throttled(wait) => LoginError::Throttled(wait),
+            GateError::Busy(busy) => LoginError::Busy(busy.retry_after),
+        })?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => {
-                self.throttle.record_failure(&email, client).await;
-                return Err(LoginError::BadCredentials);
-            }
+            _ => return Err(LoginError::BadCredentials),
         };
-        self.throttle.record_success(&email).await;
 
         let memberships = users::memberships(&self.catalog, user.id).await?;
         let chosen = match tenant_slug {

@@ -40,7 +40,10 @@ impl AuthApi {
                     ApiError::Unauthorized(Json(ErrorBody::new("bad_credentials", e.to_string())))
                 }
                 LoginError::Throttled(wait) => {
-                    ApiError::TooManyRequests(Json(ErrorBody::new("throttled", e.to_string())), wait.as_secs())
+                    ApiError::TooManyRequests(Json(ErrorBody::new("throttled", e.to_string())), wait.as_secs().max(1))
+                }
+                LoginError::Busy(wait) => {
+                    ApiError::Unavailable(Json(ErrorBody::new("busy", e.to_string())), wait.as_secs().max(1))
                 }
                 LoginError::NotAMember => {
                     ApiError::Forbidden(Json(ErrorBody::on_field("not_a_member", "tenant", e.to_string())))

@@ -94,9 +94,10 @@ impl TenantsApi {
         let actor = if operator { Actor::operator(client.as_deref()) } else { Actor::signup(client.as_deref()) };
         // Spawned: a client that disconnects must not cut provisioning off halfway.
         let provisioner = state.provisioner.clone();
-        let done = tokio::spawn(async move { provisioner.provision(valid, key.as_deref(), &actor).await })
-            .await
-            .map_err(ApiError::internal)?;
+        let done =
+            tokio::spawn(async move { provisioner.provision(valid, key.as_deref(), &actor, client.as_deref()).await })
+                .await
+                .map_err(ApiError::internal)?;
         let done = done.map_err(|e| match e {
             ProvisionError::SlugTaken(slug) => ApiError::conflict(ErrorBody::on_field(
                 "slug_taken",
@@ -113,6 +114,12 @@ impl TenantsApi {
                 ApiError::Conflict(Json(ErrorBody::new("in_progress", e.to_string())), Some(2))
             }
             ProvisionError::NoCapacity => ApiError::Unavailable(Json(ErrorBody::new("no_capacity", e.to_string())), 60),
+            ProvisionError::Throttled(wait) => {
+                ApiError::TooManyRequests(Json(ErrorBody::new("throttled", e.to_string())), wait.as_secs().max(1))
+            }
+            ProvisionError::Busy(wait) => {
+                ApiError::Unavailable(Json(ErrorBody::new("busy", e.to_string())), wait.as_secs().max(1))
+            }
             other => ApiError::internal(other),
         })?;
         let token = state

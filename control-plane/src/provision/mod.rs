@@ -27,7 +27,7 @@ use crate::catalog::tenants::{self, NewTenantRow, TenantRow};
 use crate::catalog::{self, servers, spares as spares_catalog, users};
 use crate::domain::{MemberRole, Slug, TenantId};
 use crate::fleet::{self, Fleet, FleetError, ServerHandle};
-use crate::identity::password;
+use crate::identity::gate::{GateError, PasswordGate};
 use crate::secrets::MasterKey;
 pub use spares::SparePool;
 pub use validate::{SignupRequest, ValidSignup};
@@ -79,6 +79,10 @@ pub enum ProvisionError {
     InProgress,
     #[error("no database server has room for another tenant")]
     NoCapacity,
+    #[error("too many failed attempts; try again later")]
+    Throttled(std::time::Duration),
+    #[error("the service is busy checking passwords; try again in a moment")]
+    Busy(std::time::Duration),
     #[error("database server: {0}")]
     Fleet(#[from] FleetError),
     #[error("catalog: {0}")]
@@ -101,6 +105,7 @@ pub struct Provisioner {
     fleet: Arc<Fleet>,
     master: Arc<MasterKey>,
     spares: Arc<SparePool>,
+    passwords: Arc<PasswordGate>,
     crash_after: Option<ProvisionStep>,
 }
 
@@ -126,9 +131,10 @@ impl Provisioner {
         fleet: Arc<Fleet>,
         master: Arc<MasterKey>,
         spares: Arc<SparePool>,
+        passwords: Arc<PasswordGate>,
         crash_after: Option<ProvisionStep>,
     ) -> Self {
-        Self { catalog, fleet, master, spares, crash_after }
+        Self { catalog, fleet, master, spares, passwords, crash_after }
     }
 
     /// The test hook: abort the whole process after `step`, as a crash would.
@@ -152,6 +158,7 @@ impl Provisioner {
         mut req: ValidSignup,
         idempotency_key: Option<&str>,
         actor: &Actor,
+        client: Option<&str>,
     ) -> Result<Provisioned, ProvisionError> {
         let fingerprint = self.master.fingerprint(&req.canonical_bytes());
         // Held until the end (commit) or released by rollback/crash; see the module docs.
@@ -170,7 +177,7 @@ impl Provisioner {
         }
         let server_id = servers::least_loaded(&self.catalog).await?.ok_or(ProvisionError::NoCapacity)?;
         let server = self.fleet.server(server_id).await?;
-        let admin = self.admin_for(&req).await?;
+        let admin = self.admin_for(&req, client).await?;
 
         // No template migration between choosing how to build the database and building it.
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
@@ -254,21 +261,25 @@ impl Provisioner {
         Ok(slug.clone())
     }
 
-    /// The admin's account: an existing user must prove the password; a new one is hashed.
-    async fn admin_for(&self, req: &ValidSignup) -> Result<Admin, ProvisionError> {
+    /// The admin's account: an existing user must prove the password (through the same
+    /// throttle as login: signup must not be a password oracle); a new one is hashed.
+    async fn admin_for(&self, req: &ValidSignup, client: Option<&str>) -> Result<Admin, ProvisionError> {
         let password = req.admin_password.clone();
         match users::by_email(&self.catalog, req.admin_email.as_str()).await? {
             Some(user) => {
-                let hash = user.password_hash.clone();
-                let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+                let ok = self
+                    .passwords
+                    .check(req.admin_email.as_str(), client, password, Some(user.password_hash.clone()))
                     .await
-                    .expect("password verification does not panic");
+                    .map_err(|e| match e {
+                        GateError::Throttled(wait) => ProvisionError::Throttled(wait),
+                        GateError::Busy(busy) => ProvisionError::Busy(busy.retry_after),
+                    })?;
                 if ok { Ok(Admin::Existing(user.id)) } else { Err(ProvisionError::EmailTaken) }
             }
             None => {
-                let hash = tokio::task::spawn_blocking(move || password::hash(&password))
-                    .await
-                    .expect("password hashing does not panic");
+                let hash =
+                    self.passwords.hash(password).await.map_err(|busy| ProvisionError::Busy(busy.retry_after))?;
                 Ok(Admin::New(users::UserRow {
                     id: Uuid::now_v7(),
                     email: req.admin_email.as_str().to_owned(),

@@ -1,11 +1,13 @@
-//! Abuse stays bounded: slow clients are cut off, and request timeouts hold.
+//! Abuse stays bounded: slow clients are cut off; password guessing is throttled wherever a
+//! password is checked; password hashing cannot take unbounded memory.
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::TestApp;
+use crate::helpers::{PASSWORD, TestApp, unique};
 
 #[tokio::test]
 async fn a_slowloris_client_is_cut_off_after_the_header_timeout_while_a_prompt_client_is_served() {
@@ -37,6 +39,88 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout_while_a_prompt_c
     assert!(cut_off >= Duration::from_millis(900), "not before the header timeout: {cut_off:?}");
 
     // A client that sends its head at once is served as usual.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+/// Statuses of `n` logins sent at once.
+async fn parallel_logins(app: &TestApp, n: usize, body: impl Fn(usize) -> serde_json::Value) -> Vec<u16> {
+    let calls = (0..n).map(|i| {
+        let request = app.http.post(app.url("/auth/login")).json(&body(i));
+        async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    });
+    futures::future::join_all(calls).await
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test]
+async fn forty_parallel_wrong_passwords_for_one_email_evaluate_at_most_the_limit_and_the_owner_still_signs_in() {
+    let app = TestApp::spawn().await;
+    let slug = unique("guess-");
+    app.create_tenant(&slug).await;
+    let email = format!("admin@{slug}.example.com");
+    let statuses = parallel_logins(&app, 40, |i| json!({"email": email, "password": format!("Wr0ng&Guess{i}!")})).await;
+    let evaluated = count(&statuses, 401);
+    assert!(evaluated <= 5, "at most the per-pair limit (5) reached the hash: {statuses:?}");
+    assert!(evaluated >= 1, "{statuses:?}");
+    assert_eq!(evaluated + count(&statuses, 429) + count(&statuses, 503), 40, "{statuses:?}");
+    // The right password from the same address is refused for now, and answers the same as
+    // for an account that does not exist.
+    let locked = app.login(&email, PASSWORD, None).await;
+    assert_eq!(locked.status(), 429);
+    let unknown = app.login(&format!("nobody@{slug}.example.com"), PASSWORD, None).await;
+    assert_eq!(unknown.status(), 401, "an unknown account is just a wrong password");
+}
+
+#[tokio::test]
+async fn signup_with_an_existing_account_checks_its_password_through_the_login_throttle() {
+    let app = TestApp::spawn().await;
+    let slug = unique("oracle-");
+    app.create_tenant(&slug).await;
+    let email = format!("admin@{slug}.example.com");
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let mut body = crate::helpers::signup_body(&unique(&format!("oracle{i}-")));
+        body["admin"]["email"] = json!(email);
+        body["admin"]["password"] = json!(format!("Wr0ng&Guess{i}!x"));
+        statuses.push(app.signup(&body).await.status().as_u16());
+    }
+    assert_eq!(statuses, [409, 409, 409, 409, 409, 429, 429, 429], "five guesses, then throttled");
+    // Logins from the same address are throttled by the same count.
+    assert_eq!(app.login(&email, PASSWORD, None).await.status(), 429);
+}
+
+/// Peak resident memory of this process, from `/proc/self/status`.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+#[tokio::test]
+async fn four_hundred_parallel_logins_are_answered_with_bounded_hashing_memory() {
+    // Throttles out of the way: this is about the hashing bound alone.
+    let app = TestApp::spawn_with(|c| {
+        c.login_throttle.max_failures_per_client = 100_000;
+        c.login_throttle.max_failures_per_email = 100_000;
+        c.login_throttle.max_failures_per_email_and_client = 100_000;
+    })
+    .await;
+    let before = peak_rss_mib();
+    let statuses = parallel_logins(
+        &app,
+        400,
+        |i| json!({"email": format!("nobody{i}@flood.example.com"), "password": "Wr0ng&Password!"}),
+    )
+    .await;
+    let grown = peak_rss_mib().saturating_sub(before);
+    assert_eq!(count(&statuses, 401) + count(&statuses, 503), 400, "only 401 and 503: {statuses:?}");
+    assert!(count(&statuses, 503) > 0, "the queue overflowed and was refused: {statuses:?}");
+    // Unbounded, 400 argon2 hashes at 19 MiB each would take ≈ 7.6 GiB.
+    assert!(grown < 1024, "peak memory grew by {grown} MiB");
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
