@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::catalog::audit::Actor;
 use crate::catalog::{self, servers};
 use crate::config::Config;
 use crate::fleet::{Fleet, RegisterError};
@@ -77,7 +78,7 @@ impl App {
         ));
 
         if servers::all(&pool).await?.is_empty() {
-            match fleet.register(PRIMARY_SERVER, &config.admin_database_url, 1000).await {
+            match fleet.register(PRIMARY_SERVER, &config.admin_database_url, 1000, &Actor::system()).await {
                 Ok(id) => tracing::info!(server = %id, "registered the primary database server"),
                 // Another replica registered it meanwhile.
                 Err(RegisterError::NameTaken) => {}

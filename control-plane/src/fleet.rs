@@ -25,6 +25,7 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 use crate::catalog::access;
+use crate::catalog::audit::{self, Actor};
 use crate::catalog::{self, is_duplicate, servers::ServerRow};
 use crate::config::CreateDatabaseStrategy;
 use crate::domain::{DbName, RoleName};
@@ -156,7 +157,14 @@ impl Fleet {
 
     /// Registers a server in the catalog after checking that its URL works as a superuser
     /// that can create roles and databases, and prepares its template database.
-    pub async fn register(&self, name: &str, admin_url: &SecretString, capacity: i32) -> Result<Uuid, RegisterError> {
+    /// The registration is audited (as `actor`) in the transaction that inserts the server.
+    pub async fn register(
+        &self,
+        name: &str,
+        admin_url: &SecretString,
+        capacity: i32,
+        actor: &Actor,
+    ) -> Result<Uuid, RegisterError> {
         let options = catalog::parse_url(admin_url).map_err(|_| RegisterError::BadUrl)?;
         let mut conn =
             PgConnection::connect_with(&options).await.map_err(|e| RegisterError::Unreachable(e.to_string()))?;
@@ -177,11 +185,15 @@ impl Fleet {
             capacity,
             status: "active".into(),
         };
-        match catalog::servers::insert(&self.catalog, &row).await {
+        let mut tx = self.catalog.begin().await.map_err(FleetError::from)?;
+        match catalog::servers::insert(&mut *tx, &row).await {
             Ok(()) => {}
             Err(e) if catalog::unique_violation(&e).is_some() => return Err(RegisterError::NameTaken),
             Err(e) => return Err(FleetError::from(e).into()),
         }
+        let details = serde_json::json!({ "server": row.id, "name": name });
+        audit::record(&mut *tx, actor, "server.registered", None, details).await.map_err(FleetError::from)?;
+        tx.commit().await.map_err(FleetError::from)?;
         let handle = self.server(row.id).await?;
         self.ensure_template(&handle).await?;
         Ok(row.id)

@@ -84,7 +84,7 @@ impl LoginService {
         if chosen.status != "active" {
             return Err(LoginError::Suspended);
         }
-        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, &chosen.role).await?;
+        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, &chosen.role, chosen.token_epoch).await?;
         users::touch_login(&self.catalog, user.id).await?;
         Ok(LoginOutcome::Signed { token, tenant: chosen })
     }

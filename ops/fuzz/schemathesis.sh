@@ -6,14 +6,16 @@
 # Usage:  ops/fuzz/schemathesis.sh STACK_ENV [REPORT_DIR]
 #   target/debug/ops up --fresh --dir /tmp/st-stack --port 18080 --router-port 18081 &
 #   ops/fuzz/schemathesis.sh /tmp/st-stack/stack.env /tmp/st-report
-# Needs curl, python3 and `pip install 'schemathesis>=4.1,<5'`. MAX_EXAMPLES (50) and SEED (1)
-# tune a run (about 2 minutes). Exits non-zero when Schemathesis reports any failure.
+# Needs curl, python3 and `pip install 'schemathesis>=4.1,<5'`. MAX_EXAMPLES (50: about 1 min;
+# 300: about 4 min) and SEED (1) tune a run. Reports, and the crash cache `st replay` reads, go
+# to REPORT_DIR (default /tmp/nexacore-schemathesis). Exits non-zero on any failure.
 set -euo pipefail
 
 env_file=${1:?usage: $0 STACK_ENV [REPORT_DIR]}
-out=${2:-schemathesis-report}
+out=${2:-/tmp/nexacore-schemathesis}
 # shellcheck disable=SC1090
 source "$env_file"
+mkdir -p "$out" && cd "$out"
 plane=$NEXACORE_CONTROL_PLANE_URL router=$NEXACORE_ROUTER_URL op=$NEXACORE_OPERATOR_TOKEN
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
@@ -40,7 +42,7 @@ fuzz() { # fuzz NAME URL TOKEN
   schemathesis run "$2/openapi.json" -H "Authorization: Bearer $3" --wait-for-schema 30 \
     --phases examples,coverage,fuzzing,stateful --checks all --continue-on-failure \
     --max-examples "${MAX_EXAMPLES:-50}" --seed "${SEED:-1}" --generation-database none \
-    --request-timeout 30 --report junit,ndjson --report-dir "$out/$1"
+    --request-timeout 30 --report junit,ndjson --report-dir "$1"
 }
 rc=0
 fuzz router "$router" "$token" || rc=1

@@ -41,6 +41,12 @@ pub enum TenantsCommand {
 pub enum KeysCommand {
     /// Makes a new signing key current; tokens signed by the old one keep verifying until they expire.
     Rotate,
+    /// Withdraws a signing key at once (it leaked): its tokens stop verifying on every router
+    /// within a second; revoking the current key makes a new one current.
+    Revoke {
+        /// The key's id (`kid`, as the JWKS lists it).
+        kid: String,
+    },
     /// Prints the tenant role key for routers (NEXACORE_TENANT_ROLE_KEY), derived from the master
     /// key in NEXACORE_MASTER_KEY or ./.nexacore/secrets.env. Routers never get the master key.
     RoleKey,
@@ -106,6 +112,19 @@ pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()
             let api = Api::from_target(target)?;
             let rotated = api.call(Method::POST, "/keys/rotate", None).await?;
             println!("new signing key: {}", rotated["kid"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        KeysCommand::Revoke { kid } => {
+            anyhow::ensure!(
+                !kid.is_empty() && kid.bytes().all(|b| b.is_ascii_hexdigit()),
+                "a key id is hexadecimal (see /.well-known/jwks.json)"
+            );
+            let api = Api::from_target(target)?;
+            let revoked = api.call(Method::POST, &format!("/keys/{kid}/revoke"), None).await?;
+            println!("revoked signing key: {kid}");
+            if let Some(new) = revoked["new_current"].as_str() {
+                println!("new signing key: {new}");
+            }
             Ok(())
         }
     }

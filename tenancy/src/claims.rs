@@ -10,6 +10,11 @@ pub struct Claims {
     pub tid: Uuid,
     /// The user's role in this tenant: admin, manager or staff.
     pub role: String,
+    /// The membership's token epoch when the token was issued: routers refuse the token once
+    /// the membership is gone or has another epoch (its role or the password changed). Tokens
+    /// from before epochs existed carry none (0), which no membership has.
+    #[serde(default)]
+    pub ep: i64,
     pub iss: String,
     pub aud: String,
     pub iat: i64,

@@ -17,6 +17,8 @@ pub enum CatalogEvent {
     Keys,
     /// Platform settings (maintenance, client versions) changed.
     Settings,
+    /// A user's membership in a tenant was added, changed (role, token epoch) or removed.
+    Membership { user: Uuid, tenant: Uuid },
 }
 
 impl CatalogEvent {
@@ -39,6 +41,10 @@ mod tests {
         );
         assert_eq!(CatalogEvent::parse(r#"{"kind":"keys"}"#), Some(CatalogEvent::Keys));
         assert_eq!(CatalogEvent::parse(r#"{"kind":"settings"}"#), Some(CatalogEvent::Settings));
+        assert_eq!(
+            CatalogEvent::parse(&format!(r#"{{"kind":"membership","user":"{id}","tenant":"{id}"}}"#)),
+            Some(CatalogEvent::Membership { user: id, tenant: id })
+        );
         assert_eq!(CatalogEvent::parse(r#"{"kind":"future"}"#), None);
     }
 }

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use tenancy::TenantRoleKey;
 use tokio::sync::watch;
 
+use crate::access::MembershipEpochs;
 use crate::auth::TokenVerifier;
 use crate::catalog;
 use crate::config::Config;
@@ -57,6 +58,7 @@ impl App {
         }
         let settings = SettingsCache::load(catalog.clone(), config.route_ttl).await.map_err(StartError::Catalog)?;
         let routes = Arc::new(TenantRoutes::new(catalog.clone(), config.route_ttl));
+        let memberships = Arc::new(MembershipEpochs::new(catalog.clone(), config.route_ttl));
         let pools = Arc::new(PoolManager::new(config.pool.clone(), role_key));
         let realtime = Arc::new(Hub::new(config.realtime.clone(), catalog.clone(), routes.clone(), pools.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -71,6 +73,7 @@ impl App {
                 config.jwks_refetch_floor,
             )),
             routes,
+            memberships,
             settings: Arc::new(settings),
             pools,
             max_body_bytes: config.max_body_bytes,
@@ -107,6 +110,7 @@ impl App {
         // Catalog listener: applies notifications to the caches; returns on shutdown.
         let caches = Caches {
             routes: state.routes.clone(),
+            memberships: state.memberships.clone(),
             settings: state.settings.clone(),
             verifier: state.verifier.clone(),
             pools: state.pools.clone(),

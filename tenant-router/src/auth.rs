@@ -59,6 +59,9 @@ pub struct TokenVerifier {
     last_fetch: Mutex<Option<Instant>>,
     refetch_floor: Duration,
     fetches: AtomicU64,
+    /// Bumped by every key change: a verification that began before one is not remembered
+    /// (its key may be the one withdrawn).
+    generation: AtomicU64,
 }
 
 impl TokenVerifier {
@@ -75,10 +78,12 @@ impl TokenVerifier {
             verified: Cache::builder().max_capacity(50_000).time_to_live(VERIFIED_TTL).build(),
             jwks_url,
             validation,
-            keys: Cache::builder().max_capacity(64).time_to_live(Duration::from_secs(3600)).build(),
+            // A backstop: a key change is announced by the catalog and drops them all at once.
+            keys: Cache::builder().max_capacity(64).time_to_live(Duration::from_secs(600)).build(),
             last_fetch: Mutex::new(None),
             refetch_floor,
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -96,8 +101,18 @@ impl TokenVerifier {
             self.verified.invalidate(token).await;
             return Err(AuthError::Expired);
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let claims = self.verify_signature(token).await?;
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // The keys changed meanwhile: check again against the new set.
+            return Box::pin(self.verify(token)).await;
+        }
         self.verified.insert(token.into(), Arc::new(claims.clone())).await;
+        // Re-checked after the insert too: a change between the check and the insert must not
+        // leave this token remembered.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.verified.invalidate(token).await;
+        }
         Ok(claims)
     }
 
@@ -155,8 +170,9 @@ impl TokenVerifier {
         Ok(())
     }
 
-    /// Forgets every key (a rotation was announced) and fetches the set again.
+    /// Forgets every key (a rotation or revocation was announced) and fetches the set again.
     pub async fn keys_changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys.invalidate_all();
         self.verified.invalidate_all();
         if let Err(error) = self.refresh(true).await {

@@ -9,6 +9,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use tenancy::{Claims, TenantStatus};
 
+use crate::access::Access;
 use crate::auth::AuthError;
 use crate::routes::{Lookup, TenantRoute};
 use crate::state::{AppState, MIN_SCHEMA_VERSION, max_schema_version};
@@ -55,7 +56,29 @@ pub async fn admit(state: &AppState, token: &str) -> Result<TenantSession, ApiEr
     if let Some(message) = settings.maintenance {
         return Err(unavailable("maintenance", message, 60));
     }
-    let route = match state.routes.get(claims.tid).await {
+    // Both from caches; on a cold tenant (or user) both catalog lookups run at once.
+    let (route, access) =
+        tokio::join!(state.routes.get(claims.tid), state.memberships.check(claims.sub, claims.tid, claims.ep));
+    match access {
+        Ok(Access::Granted) => {}
+        Ok(Access::Removed) => {
+            return Err(ApiError::Unauthorized(Json(ErrorBody::new(
+                "token_revoked",
+                "your access to this company was removed",
+            ))));
+        }
+        Ok(Access::Changed) => {
+            return Err(ApiError::Unauthorized(Json(ErrorBody::new(
+                "token_revoked",
+                "your access changed (role or password); sign in again",
+            ))));
+        }
+        Err(error) => {
+            tracing::error!(%error, "membership lookup failed");
+            return Err(unavailable("catalog_unavailable", "cannot check your access right now; retry shortly", 2));
+        }
+    }
+    let route = match route {
         Ok(Lookup::Found(route)) => route,
         Ok(Lookup::Unknown) => return Err(ApiError::unauthorized("the token names an unknown tenant")),
         Err(error) => {

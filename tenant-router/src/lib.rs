@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`App::build`] then [`App::run_until_stopped`]. See ARCHITECTURE.md.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod catalog;

@@ -8,12 +8,14 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tenancy::notify::{CHANNEL, CatalogEvent};
 
+use crate::access::MembershipEpochs;
 use crate::auth::TokenVerifier;
 use crate::pools::PoolManager;
 use crate::routes::{SettingsCache, TenantRoutes};
 
 pub struct Caches {
     pub routes: Arc<TenantRoutes>,
+    pub memberships: Arc<MembershipEpochs>,
     pub settings: Arc<SettingsCache>,
     pub verifier: Arc<TokenVerifier>,
     pub pools: Arc<PoolManager>,
@@ -35,6 +37,8 @@ pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio:
         };
         // Whatever happened while we were not listening is unknown: start from scratch.
         caches.routes.invalidate_all();
+        caches.memberships.invalidate_all();
+        caches.verifier.keys_changed().await;
         caches.settings.refresh().await;
         caches.realtime.recheck_all();
         loop {
@@ -45,6 +49,8 @@ pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio:
                     // The connection dropped: sqlx reconnects on the next call; drop the caches.
                     Ok(None) => {
                         caches.routes.invalidate_all();
+                        caches.memberships.invalidate_all();
+                        caches.verifier.keys_changed().await;
                         caches.settings.refresh().await;
                         caches.realtime.recheck_all();
                     }
@@ -83,6 +89,17 @@ async fn apply(caches: &Caches, payload: &str) {
             let after = caches.settings.get().await.maintenance;
             if before != after {
                 caches.realtime.platform_maintenance(&after);
+            }
+        }
+        Some(CatalogEvent::Membership { user, tenant }) => {
+            caches.memberships.invalidate(user, tenant).await;
+            // The user's live sockets in that company whose token no longer matches end (the
+            // client signs in again); a membership added or left as it was ends nothing.
+            if caches.realtime.existing(tenant).is_some() {
+                match caches.memberships.current(user, tenant).await {
+                    Ok(current) => caches.realtime.membership_changed(tenant, user, current),
+                    Err(error) => tracing::warn!(%error, %tenant, "cannot read a changed membership; its sockets stay"),
+                }
             }
         }
         None => tracing::debug!(payload, "ignoring an unknown catalog notification"),

@@ -13,6 +13,7 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub verifier: Arc<TokenVerifier>,
     pub routes: Arc<TenantRoutes>,
+    pub memberships: Arc<crate::access::MembershipEpochs>,
     pub settings: Arc<SettingsCache>,
     pub pools: Arc<PoolManager>,
     pub max_body_bytes: usize,

@@ -27,7 +27,7 @@ const ACCESS_LOCK_KEY: i64 = 0x6e65_7861_6163_6c00;
 const BUILT_IN_DATABASES: [&str; 2] = ["postgres", "template1"];
 
 /// What routers may read of the catalog, column by column: `(table, columns)`.
-pub const ROUTER_GRANTS: [(&str, &str); 3] = [
+pub const ROUTER_GRANTS: [(&str, &str); 4] = [
     (
         "tenants",
         "id, status, server_id, database_name, role_name, schema_version, maintenance_mode, \
@@ -35,6 +35,8 @@ pub const ROUTER_GRANTS: [(&str, &str); 3] = [
     ),
     ("database_servers", "id, host, port"),
     ("system_settings", "maintenance_mode, maintenance_message, min_client_version, latest_version"),
+    // Whether a token still grants access (its membership's epoch), never who the user is.
+    ("memberships", "user_id, tenant_id, token_epoch"),
 ];
 
 /// Revokes every privilege of `PUBLIC` (`CONNECT`, `TEMPORARY`) on the built-in databases and

@@ -41,14 +41,23 @@ pub async fn touch_login(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::
     Ok(())
 }
 
-pub async fn add_membership(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO memberships (user_id, tenant_id, role) VALUES ($1, $2, $3)")
+/// Adds a membership; returns its token epoch (see the catalog's V5 migration).
+pub async fn add_membership(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid, role: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO memberships (user_id, tenant_id, role) VALUES ($1, $2, $3) RETURNING token_epoch")
         .bind(user)
         .bind(tenant)
         .bind(role)
-        .execute(db)
-        .await?;
-    Ok(())
+        .fetch_one(db)
+        .await
+}
+
+/// The membership's token epoch, `None` when there is no such membership.
+pub async fn token_epoch(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT token_epoch FROM memberships WHERE user_id = $1 AND tenant_id = $2")
+        .bind(user)
+        .bind(tenant)
+        .fetch_optional(db)
+        .await
 }
 
 /// One of a user's companies, as login shows it.
@@ -59,12 +68,13 @@ pub struct MembershipView {
     pub name: String,
     pub status: String,
     pub role: String,
+    pub token_epoch: i64,
 }
 
 /// The user's memberships in tenants that are not deleted or being deleted.
 pub async fn memberships(db: impl PgExecutor<'_>, user: Uuid) -> Result<Vec<MembershipView>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.id AS tenant_id, t.slug, t.name, t.status, m.role
+        "SELECT t.id AS tenant_id, t.slug, t.name, t.status, m.role, m.token_epoch
          FROM memberships m JOIN tenants t ON t.id = m.tenant_id
          WHERE m.user_id = $1 AND t.status IN ('active', 'suspended')
          ORDER BY t.name, t.id",

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use poem_openapi::param::Query;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::{OpenApi, payload::Json};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::security::OperatorAuth;
-use super::wire::{AuditEntryView, RegisterServerRequest, RotatedKey, ServerView};
+use super::wire::{AuditEntryView, RegisterServerRequest, RevokedKey, RotatedKey, ServerView};
 use crate::catalog::{audit, servers};
 use crate::fleet::RegisterError;
 use crate::state::AppState;
@@ -45,23 +45,17 @@ impl OperatorApi {
             return Err(ApiError::field("capacity", "capacity: must be at least 1"));
         }
         let id =
-            self.0.fleet.register(name, &SecretString::from(req.admin_url), capacity).await.map_err(|e| match e {
-                RegisterError::BadUrl | RegisterError::Unreachable(_) | RegisterError::NotSuperuser => {
-                    ApiError::field("admin_url", format!("admin_url: {e}"))
+            self.0.fleet.register(name, &SecretString::from(req.admin_url), capacity, &auth.0).await.map_err(|e| {
+                match e {
+                    RegisterError::BadUrl | RegisterError::Unreachable(_) | RegisterError::NotSuperuser => {
+                        ApiError::field("admin_url", format!("admin_url: {e}"))
+                    }
+                    RegisterError::NameTaken => {
+                        ApiError::conflict(ErrorBody::on_field("name_taken", "name", e.to_string()))
+                    }
+                    RegisterError::Fleet(inner) => ApiError::internal(inner),
                 }
-                RegisterError::NameTaken => {
-                    ApiError::conflict(ErrorBody::on_field("name_taken", "name", e.to_string()))
-                }
-                RegisterError::Fleet(inner) => ApiError::internal(inner),
             })?;
-        audit::record(
-            &self.0.catalog,
-            &auth.0,
-            "server.registered",
-            None,
-            serde_json::json!({ "server": id, "name": name }),
-        )
-        .await?;
         let view = servers::loads(&self.0.catalog)
             .await?
             .into_iter()
@@ -74,9 +68,19 @@ impl OperatorApi {
     /// until they expire (the old key stays in the JWKS until then).
     #[oai(path = "/keys/rotate", method = "post")]
     async fn rotate_key(&self, auth: OperatorAuth) -> Result<Json<RotatedKey>, ApiError> {
-        let kid = self.0.keys.rotate().await.map_err(ApiError::internal)?;
-        audit::record(&self.0.catalog, &auth.0, "keys.rotated", None, serde_json::json!({ "kid": kid })).await?;
+        let kid = self.0.keys.rotate(&auth.0).await.map_err(ApiError::internal)?;
         Ok(Json(RotatedKey { kid }))
+    }
+
+    /// Withdraws a signing key at once (it leaked): tokens it signed stop verifying now, on
+    /// every router within a second. Revoking the current key makes a new one current.
+    #[oai(path = "/keys/:kid/revoke", method = "post")]
+    async fn revoke_key(&self, auth: OperatorAuth, kid: Path<String>) -> Result<Json<RevokedKey>, ApiError> {
+        match self.0.keys.revoke(&kid.0, &auth.0).await {
+            Ok(new_current) => Ok(Json(RevokedKey { kid: kid.0, new_current })),
+            Err(crate::identity::keys::KeyError::UnknownKey) => Err(ApiError::not_found("no signing key has this id")),
+            Err(other) => Err(ApiError::internal(other)),
+        }
     }
 
     /// The audit log, newest first; `before` pages back.

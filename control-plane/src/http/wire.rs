@@ -272,6 +272,14 @@ pub struct RotatedKey {
 }
 
 #[derive(Debug, Object)]
+pub struct RevokedKey {
+    /// The revoked key's id.
+    pub kid: String,
+    /// The key made current in its place, when the revoked key was the current one.
+    pub new_current: Option<String>,
+}
+
+#[derive(Debug, Object)]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: OffsetDateTime,

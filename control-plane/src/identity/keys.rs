@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::RwLock;
 
+use crate::catalog::audit::{self, Actor};
 use crate::secrets::MasterKey;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum KeyError {
     Unseal,
     #[error("no current signing key in the catalog")]
     NoCurrentKey,
+    #[error("no signing key has this id")]
+    UnknownKey,
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -112,16 +115,49 @@ impl Keyring {
         Ok(())
     }
 
-    /// Makes a new key current; the old one keeps verifying for the token lifetime.
-    pub async fn rotate(&self) -> Result<String, KeyError> {
+    /// Makes a new key current; the old one keeps verifying for the token lifetime. Audited in
+    /// the same transaction.
+    pub async fn rotate(&self, actor: &Actor) -> Result<String, KeyError> {
         let key = SigningKey::from_bytes(&rand::random());
         let mut tx = self.catalog.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
         retire_current(&mut tx, self.verify_grace).await?;
         let kid = insert_key(&mut tx, &self.master, &key).await?;
+        audit::record(&mut *tx, actor, "keys.rotated", None, serde_json::json!({ "kid": kid })).await?;
         tx.commit().await?;
         self.reload().await?;
         Ok(kid)
+    }
+
+    /// Withdraws a key at once (it leaked): it stops verifying now, not when its tokens expire,
+    /// and the catalog's notice makes every router forget it. When it is the current key, a new
+    /// one becomes current in the same transaction. Audited in that transaction too. Returns
+    /// the new current key's id when one was made; `Err(UnknownKey)` for an unknown `kid`.
+    pub async fn revoke(&self, kid: &str, actor: &Actor) -> Result<Option<String>, KeyError> {
+        let mut tx = self.catalog.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+        let current: Option<bool> = sqlx::query_scalar("SELECT retired_at IS NULL FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else { return Err(KeyError::UnknownKey) };
+        let replacement = if current {
+            retire_current(&mut tx, Duration::ZERO).await?;
+            Some(insert_key(&mut tx, &self.master, &SigningKey::from_bytes(&rand::random())).await?)
+        } else {
+            None
+        };
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = coalesce(retired_at, now()), verify_until = now() WHERE kid = $1",
+        )
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({ "kid": kid, "new_current": replacement });
+        audit::record(&mut *tx, actor, "keys.revoked", None, details).await?;
+        tx.commit().await?;
+        self.reload().await?;
+        Ok(replacement)
     }
 
     /// The key that signs new tokens: (kid, key).
@@ -137,8 +173,13 @@ impl Keyring {
         state.public.iter().filter(|k| k.verify_until.is_none_or(|until| until > now)).cloned().collect()
     }
 
-    /// The JWKS document (RFC 7517, OKP keys per RFC 8037).
+    /// The JWKS document (RFC 7517, OKP keys per RFC 8037), read from the catalog on every
+    /// call: routers fetch it when the catalog announces a key change, and whichever replica
+    /// answers must not serve a key revoked a moment ago (keys are few; it is one small query).
     pub async fn jwks(&self) -> serde_json::Value {
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "reloading signing keys for the JWKS failed; serving the last known");
+        }
         let keys: Vec<_> = self
             .public_keys()
             .await

@@ -31,12 +31,21 @@ pub enum TokenError {
 }
 
 impl TokenIssuer {
-    pub async fn issue(&self, keys: &Keyring, user: Uuid, tenant: Uuid, role: &str) -> Result<AccessToken, TokenError> {
+    /// A token for `user` in `tenant` with `role`, bound to the membership's `epoch`.
+    pub async fn issue(
+        &self,
+        keys: &Keyring,
+        user: Uuid,
+        tenant: Uuid,
+        role: &str,
+        epoch: i64,
+    ) -> Result<AccessToken, TokenError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user,
             tid: tenant,
             role: role.to_owned(),
+            ep: epoch,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,

@@ -96,6 +96,8 @@ pub enum ProvisionError {
 pub struct Provisioned {
     pub tenant: TenantRow,
     pub admin_user: Uuid,
+    /// The admin membership's token epoch, for the admin's token.
+    pub admin_epoch: i64,
     /// True when an earlier request with the same Idempotency-Key created the tenant.
     pub replayed: bool,
 }
@@ -206,7 +208,7 @@ impl Provisioner {
             return Err(error);
         }
 
-        let tenant = match self.activate(id, &admin, &req, actor).await {
+        let (tenant, admin_epoch) = match self.activate(id, &admin, &req, actor).await {
             Ok(t) => t,
             Err(error) => {
                 if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
@@ -221,7 +223,7 @@ impl Provisioner {
             self.spares.adopted_one();
         }
         tracing::info!(tenant = %id, slug = %tenant.slug, server = %server.name, spare = adopted, "tenant provisioned");
-        Ok(Provisioned { tenant, admin_user: admin.id(), replayed: false })
+        Ok(Provisioned { tenant, admin_user: admin.id(), admin_epoch, replayed: false })
     }
 
     /// The result of an earlier request with this key, if it completed.
@@ -240,13 +242,14 @@ impl Provisioner {
         if tenant.status() == crate::domain::TenantStatus::Provisioning {
             return Err(ProvisionError::InProgress);
         }
-        let admin: Uuid = sqlx::query_scalar(
-            "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'admin' ORDER BY created_at LIMIT 1",
+        let (admin, admin_epoch): (Uuid, i64) = sqlx::query_as(
+            "SELECT user_id, token_epoch FROM memberships WHERE tenant_id = $1 AND role = 'admin'
+             ORDER BY created_at LIMIT 1",
         )
         .bind(tenant_id)
         .fetch_one(&self.catalog)
         .await?;
-        Ok(Some(Provisioned { tenant, admin_user: admin, replayed: true }))
+        Ok(Some(Provisioned { tenant, admin_user: admin, admin_epoch, replayed: true }))
     }
 
     /// For a suggested slug, the first of `slug`, `slug-2` … `slug-9` that is free.
@@ -410,7 +413,7 @@ impl Provisioner {
         admin: &Admin,
         req: &ValidSignup,
         actor: &Actor,
-    ) -> Result<TenantRow, ProvisionError> {
+    ) -> Result<(TenantRow, i64), ProvisionError> {
         let mut tx = self.catalog.begin().await?;
         if let Admin::New(user) = admin
             && let Err(e) = users::insert(&mut *tx, user).await
@@ -421,7 +424,7 @@ impl Provisioner {
                 None => e.into(),
             });
         }
-        users::add_membership(&mut *tx, admin.id(), id.0, MemberRole::Admin.as_str()).await?;
+        let epoch = users::add_membership(&mut *tx, admin.id(), id.0, MemberRole::Admin.as_str()).await?;
         tenants::activate(&mut *tx, id.0, self.fleet.latest_version()).await?;
         audit::record(
             &mut *tx,
@@ -433,7 +436,7 @@ impl Provisioner {
         .await?;
         let tenant = tenants::get(&mut *tx, id.0).await?.expect("inserted above");
         tx.commit().await?;
-        Ok(tenant)
+        Ok((tenant, epoch))
     }
 }
 

@@ -94,6 +94,8 @@ pub async fn ws(
         since,
         channels,
         token_expires_at: session.claims.exp,
+        user: session.claims.sub,
+        epoch: session.claims.ep,
     };
     let state = state.clone();
     Ok(socket.protocols([PROTOCOL]).config(socket_config()).on_upgrade(move |stream| async move {

@@ -406,6 +406,14 @@ impl Hub {
         }
     }
 
+    /// A user's membership in `tenant` changed: that user's sockets there whose token has
+    /// another epoch than `current` (`None`: removed) close with 4001 (sign in again).
+    pub fn membership_changed(&self, tenant: Uuid, user: Uuid, current: Option<i64>) {
+        if let Some(hub) = self.existing(tenant) {
+            hub.send(Item::MembershipChanged { user, epoch: current });
+        }
+    }
+
     /// Platform maintenance started or ended: tell every socket.
     pub fn platform_maintenance(&self, maintenance: &Option<String>) {
         let message = maintenance_message(maintenance);

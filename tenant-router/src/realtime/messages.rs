@@ -38,6 +38,12 @@ pub enum Item {
     System(Arc<str>),
     /// Close every socket of the tenant with this code (suspended, deleted).
     Close(u16, &'static str),
+    /// One user's membership changed: its sockets whose token has another epoch close
+    /// (`epoch: None`: the membership was removed).
+    MembershipChanged {
+        user: uuid::Uuid,
+        epoch: Option<i64>,
+    },
 }
 
 /// A message on channel `system`.

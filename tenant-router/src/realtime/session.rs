@@ -30,6 +30,9 @@ pub struct SessionParams {
     pub channels: Option<HashSet<String>>,
     /// When the token expires (unix seconds).
     pub token_expires_at: i64,
+    /// The token's user and membership epoch (a change of the membership closes the session).
+    pub user: uuid::Uuid,
+    pub epoch: i64,
 }
 
 /// Why a session ended (for logs and tests).
@@ -81,6 +84,10 @@ impl Session<'_> {
                     Ok(Item::Event(event)) => self.deliver(&mut sink, &params, &channels, &mut sent, event).await,
                     Ok(Item::System(text)) => send(&mut sink, Message::Text(text.to_string()), config.send_timeout).await,
                     Ok(Item::Close(code, reason)) => Step::End(close_with(&mut sink, code, reason).await),
+                    Ok(Item::MembershipChanged { user, epoch }) if user == params.user && epoch != Some(params.epoch) => {
+                        Step::End(close_with(&mut sink, close::TOKEN_EXPIRED, "your access changed: sign in again").await)
+                    }
+                    Ok(Item::MembershipChanged { .. }) => Step::Continue,
                     // Behind the hub's buffer: the next event shows a gap, filled from the
                     // outbox. Only a client that stops taking messages is cut off (see `send`).
                     Err(RecvError::Lagged(_)) => Step::Continue,
@@ -345,6 +352,8 @@ mod tests {
             since: None,
             channels: None,
             token_expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+            user: uuid::Uuid::nil(),
+            epoch: 0,
         };
         let (_client_tx, incoming) = mpsc::unbounded();
         let (outgoing, mut sent_to_client) = mpsc::unbounded();

@@ -193,8 +193,14 @@ fn spawn_cp(app: control_plane::App) -> oneshot::Sender<()> {
 /// Valid claims for a company's admin, to be altered by a test.
 pub fn claims_for(company: &Company) -> Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // The company's admin and membership epoch, from the token signup gave: a token for anyone
+    // else is refused for want of a membership.
+    use base64::Engine as _;
+    let payload = company.token.split('.').nth(1).expect("a JWT");
+    let signed: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     json!({
-        "sub": uuid::Uuid::new_v4(), "tid": company.id, "role": "admin",
+        "sub": signed["sub"], "tid": company.id, "role": "admin", "ep": signed["ep"],
         "iss": "nexacore-control-plane", "aud": "nexacore-api",
         "iat": now, "nbf": now, "exp": now + 600,
     })

@@ -9,4 +9,5 @@ mod helpers;
 mod isolation;
 mod openapi;
 mod realtime;
+mod revocation;
 mod tokens;

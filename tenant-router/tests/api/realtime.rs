@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{Company, Stack, claims_for, eventually, unique};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A client with a tiny TCP receive window: when it stops reading, the server's sends block soon.
 async fn connect_slow(base: &str, token: &str) -> Ws {
@@ -29,7 +29,7 @@ async fn connect_slow(base: &str, token: &str) -> Ws {
     ws
 }
 
-async fn connect(base: &str, token: &str, query: &str) -> Ws {
+pub(crate) async fn connect(base: &str, token: &str, query: &str) -> Ws {
     let url = format!("{}/ws?token={token}{query}", base.replace("http://", "ws://"));
     let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
     ws
@@ -48,7 +48,7 @@ async fn next_json(ws: &mut Ws) -> Value {
 }
 
 /// Waits for the close frame and returns its code.
-async fn close_code(ws: &mut Ws, within: Duration) -> u16 {
+pub(crate) async fn close_code(ws: &mut Ws, within: Duration) -> u16 {
     let deadline = tokio::time::Instant::now() + within;
     let mut texts = 0;
     loop {
