@@ -42,6 +42,21 @@ fn describe(path: &str, error: &serde_json::Error) -> (Option<String>, String) {
     if path == "." || path.is_empty() { (None, message) } else { (Some(path.to_owned()), format!("{path}: {message}")) }
 }
 
+/// The path (`admin.email`, `items[2]`) of the first string or key holding a NUL, if any.
+fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_path(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here =
+                if path.is_empty() { k.replace('\0', "\\0") } else { format!("{path}.{}", k.replace('\0', "\\0")) };
+            if k.contains('\0') { Some(here) } else { nul_path(v, &here) }
+        }),
+        _ => None,
+    }
+}
+
 impl<'a, T> ApiExtractor<'a> for JsonBody<T>
 where
     T: Type + DeserializeOwned + Send,
@@ -95,6 +110,16 @@ where
                 )));
             }
         };
+        // Postgres text cannot hold NUL: refused here, naming the field, rather than failing
+        // in a query (a 500). Only a body that spells `\u0000` can carry one.
+        if bytes.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(path) = nul_path(&value, "")
+        {
+            let field = if path.is_empty() { "body".to_owned() } else { path };
+            let message = format!("{field}: must not contain NUL characters");
+            return Err(reject(ApiError::Unprocessable(Json(ErrorBody::on_field("invalid_field", &field, message)))));
+        }
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(deserializer) {
             Ok(value) => Ok(Self(value)),

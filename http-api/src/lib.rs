@@ -12,6 +12,7 @@ mod json_body;
 mod json_reply;
 mod request_log;
 mod shutdown;
+mod text_guard;
 
 use poem::{IntoResponse, Response};
 
@@ -22,6 +23,7 @@ pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;
 pub use request_log::request_log;
 pub use shutdown::shutdown_signal;
+pub use text_guard::RejectUnstorableText;
 
 /// Every error leaves as the JSON error body, whatever produced it.
 pub async fn json_error(err: poem::Error) -> Response {

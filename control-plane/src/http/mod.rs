@@ -46,6 +46,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
+        .with(http_api::RejectUnstorableText)
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
         .around(http_api::request_log)

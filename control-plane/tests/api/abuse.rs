@@ -124,3 +124,47 @@ async fn four_hundred_parallel_logins_are_answered_with_bounded_hashing_memory()
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_nul_byte_or_invalid_utf8_in_any_parameter_or_field_is_a_4xx_naming_it() {
+    let app = TestApp::spawn().await;
+    let slug = unique("nul-");
+    let created = app.create_tenant(&slug).await;
+    let id = created["tenant"]["id"].as_str().unwrap().to_owned();
+    let public = |method: reqwest::Method, path: &str| app.http.request(method, app.url(path));
+    use reqwest::Method;
+    let cases: Vec<(reqwest::RequestBuilder, &str)> = vec![
+        (public(Method::POST, "/auth/login").json(&json!({"email": "a\u{0}@b.com", "password": "x"})), "email"),
+        (public(Method::POST, "/auth/login").json(&json!({"email": "a@b.com", "password": "x\u{0}"})), "password"),
+        (public(Method::GET, "/signup/slug-availability?slug=a%00b"), "slug"),
+        (public(Method::GET, "/signup/slug-availability?name=%FF%FE"), "name"),
+        (app.operator(Method::GET, "/tenants?q=%00"), "q"),
+        (app.operator(Method::GET, &format!("/tenants/{id}%00")), "path"),
+        (
+            app.operator(Method::PATCH, &format!("/tenants/{id}")).json(&json!({"feature_flags": {"a\u{0}": true}})),
+            "feature_flags.a\\0",
+        ),
+        (
+            app.operator(Method::PUT, "/system/maintenance")
+                .json(&json!({"maintenance_mode": false, "tenant": "\u{0}"})),
+            "tenant",
+        ),
+        (
+            app.operator(Method::PUT, "/system/maintenance")
+                .json(&json!({"maintenance_mode": true, "message": "x\u{0}"})),
+            "message",
+        ),
+    ];
+    let mut body = crate::helpers::signup_body(&unique("nul-b-"));
+    body["admin"]["full_name"] = json!("Ada\u{0}");
+    let cases = cases.into_iter().chain([(public(Method::POST, "/tenants").json(&body), "admin.full_name")]);
+    for (request, field) in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_client_error(), "{field}: {status} {body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+    let status: serde_json::Value = app.http.get(app.url("/system/status")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["maintenance_mode"], false, "nothing changed");
+}

@@ -45,6 +45,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .around(crate::gates::client_version_gate)
+        .with(http_api::RejectUnstorableText)
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
         .around(http_api::request_log)

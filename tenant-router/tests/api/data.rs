@@ -259,3 +259,39 @@ async fn staff_may_read_but_not_change_and_only_admins_delete() {
     assert_eq!(stack.call(Method::DELETE, &format!("/employees/{id}"), manager).send().await.unwrap().status(), 403);
     assert_eq!(stack.call(Method::DELETE, &format!("/employees/{id}"), &c.token).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_nul_byte_or_invalid_utf8_in_any_parameter_or_field_is_a_4xx_naming_it() {
+    let stack = crate::helpers::Stack::start().await;
+    let company = stack.signup(&crate::helpers::unique("nul-")).await;
+    let employee = stack.add_employee(&company.token, "ada@nul.example.com").await;
+    let id = employee["id"].as_str().unwrap();
+    let t = &company.token;
+    use reqwest::Method;
+    let cases = [
+        (stack.call(Method::GET, "/employees?q=%00", t), "q"),
+        (stack.call(Method::GET, "/employees?q=caf%C3", t), "q"),
+        (stack.call(Method::GET, "/employees?cursor=%00", t), "cursor"),
+        (stack.call(Method::GET, &format!("/employees/{id}%00"), t), "path"),
+        (
+            stack.call(Method::POST, "/employees", t).json(&serde_json::json!({
+                "first_name": "A\u{0}", "last_name": "B", "email": "nul2@x.example.com", "hire_date": "2024-01-15"
+            })),
+            "first_name",
+        ),
+        (
+            stack
+                .call(Method::PATCH, &format!("/employees/{id}"), t)
+                .json(&serde_json::json!({"version": 1, "job_title": "x\u{0}"})),
+            "job_title",
+        ),
+        (stack.call(Method::POST, "/departments", t).json(&serde_json::json!({"name": "\u{0}"})), "name"),
+    ];
+    for (request, field) in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_client_error(), "{field}: {status} {body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+}
