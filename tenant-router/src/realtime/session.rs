@@ -49,6 +49,9 @@ pub struct Session<'a> {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Events read from the outbox at a time during a replay.
+const REPLAY_BATCH: i64 = 200;
+
 /// The close reason when the outbox cannot be read: the client reconnects with `since`.
 const UNREADABLE: &str = "cannot read missed events now; reconnect with since";
 
@@ -132,21 +135,23 @@ impl Session<'_> {
     }
 
     /// Replays what the client missed (or tells it to resync); returns the last seq it has.
+    ///
+    /// In batches, each read on a pooled connection that goes back to the pool before the
+    /// batch is sent: a client that reads slowly holds its socket, never a connection of the
+    /// server's budget.
     async fn start<S>(&mut self, sink: &mut S, params: &SessionParams) -> Result<i64, Ended>
     where
         S: Sink<Message> + Unpin,
     {
         let timeout = self.hub.config.send_timeout;
         let Some(since) = params.since else { return Ok(params.live_from) };
-        let Ok(mut conn) = self.pools.acquire(&params.route).await else {
-            return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
-        };
         let bounds = async {
-            let first = tenant_schema::outbox::first_seq(&mut conn).await?;
-            let last = tenant_schema::outbox::last_seq(&mut conn).await?;
-            Ok::<_, tenant_schema::SchemaError>((first, last))
+            let mut conn = self.pools.acquire(&params.route).await.ok()?;
+            let first = tenant_schema::outbox::first_seq(&mut conn).await.ok()?;
+            let last = tenant_schema::outbox::last_seq(&mut conn).await.ok()?;
+            Some((first, last))
         };
-        let Ok((first, last)) = bounds.await else {
+        let Some((first, last)) = bounds.await else {
             return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
         };
         let pruned = first.is_some_and(|first| since + 1 < first) || (first.is_none() && since < last);
@@ -160,11 +165,11 @@ impl Session<'_> {
         }
         let mut sent = since;
         loop {
-            let Ok(batch) = tenant_schema::outbox::events_after(&mut conn, sent, 500).await else {
+            let Some(batch) = self.events_after(params, sent, REPLAY_BATCH).await else {
                 // Never pretend the replay is complete: the client resumes from what it got.
                 return Err(close_with(sink, close::GOING_AWAY, UNREADABLE).await);
             };
-            let n = batch.len();
+            let n = batch.len() as i64;
             for e in batch {
                 let wanted = params.channels.as_ref().is_none_or(|c| c.contains(&e.channel));
                 if wanted
@@ -175,7 +180,7 @@ impl Session<'_> {
                 }
                 sent = e.seq;
             }
-            if n < 500 {
+            if n < REPLAY_BATCH {
                 return Ok(sent);
             }
         }

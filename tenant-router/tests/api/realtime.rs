@@ -383,3 +383,32 @@ async fn an_event_whose_wake_up_was_lost_arrives_by_the_periodic_recheck() {
     assert_eq!(m["seq"], orphan.seq, "the re-check delivered the orphaned event");
     assert_eq!(m["data"]["note"], "orphan");
 }
+
+#[tokio::test]
+async fn a_slow_replay_holds_no_pooled_connection_while_its_client_dawdles() {
+    // One connection per tenant: a replay that held it while blocked on its socket would make
+    // every other request of the company wait for it (503 after the acquire timeout).
+    let stack = Stack::start_with(|c| {
+        c.pool.max_per_tenant = 1;
+        c.realtime.send_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let c = stack.signup(&unique("replay-")).await;
+    let mut conn = tenant_conn(&stack, &c).await;
+    let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+    let big = json!({"note": "x".repeat(4000)});
+    for _ in 0..1500 {
+        tenant_schema::outbox::append(&mut tx, "employees", "updated", None, &big).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    sqlx::Connection::close(conn).await.ok();
+
+    // Replays everything from the start and never reads: its sends block within a few batches.
+    let url_token = format!("{}&since=0", c.token);
+    let _slow = connect_slow(&stack.router, &url_token).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..5 {
+        let listed = stack.call(Method::GET, "/employees?limit=1", &c.token).send().await.unwrap();
+        assert_eq!(listed.status(), 200, "{}", listed.text().await.unwrap());
+    }
+}
