@@ -31,6 +31,8 @@ use crate::state::AppState;
 pub enum StartError {
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    #[error("NEXACORE_OPERATOR_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 24`)")]
+    WeakOperatorToken,
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
     #[error("preparing the database servers: {0}")]
@@ -54,12 +56,18 @@ pub struct App {
     spare_refill_interval: Duration,
 }
 
+/// The shortest operator token accepted: it guards every operator action.
+pub const MIN_OPERATOR_TOKEN_CHARS: usize = 32;
+
 /// The name the admin URL's server gets when it registers itself on first start.
 pub const PRIMARY_SERVER: &str = "primary";
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let master = Arc::new(MasterKey::from_base64(&config.master_key)?);
+        if config.operator_token.expose_secret().trim().chars().count() < MIN_OPERATOR_TOKEN_CHARS {
+            return Err(StartError::WeakOperatorToken);
+        }
         let admin = catalog::parse_url(&config.admin_database_url)?;
         let pool = catalog::open(&admin, &config.catalog_database).await?;
         // Routers read the catalog as a role that can read nothing else; nobody else may log in.

@@ -257,12 +257,25 @@ impl Config {
             config.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;
         }
-        if let Some(v) = var("NEXACORE_FAULT_MIGRATION_CRASH_AFTER") {
-            m.crash_after_commits = Some(v.parse().map_err(|e| invalid("NEXACORE_FAULT_MIGRATION_CRASH_AFTER", e))?);
+        // Crash hooks for the crash-safety tests, compiled in only with the `fault-injection`
+        // feature (the tests turn it on); a build without it refuses the variables rather than
+        // ignore them.
+        #[cfg(feature = "fault-injection")]
+        {
+            if let Some(v) = var("NEXACORE_FAULT_MIGRATION_CRASH_AFTER") {
+                config.migrations.crash_after_commits =
+                    Some(v.parse().map_err(|e| invalid("NEXACORE_FAULT_MIGRATION_CRASH_AFTER", e))?);
+            }
+            if let Some(v) = var("NEXACORE_FAULT_CRASH_AFTER") {
+                config.crash_after =
+                    Some(ProvisionStep::parse(&v).ok_or_else(|| invalid("NEXACORE_FAULT_CRASH_AFTER", v.clone()))?);
+            }
         }
-        if let Some(v) = var("NEXACORE_FAULT_CRASH_AFTER") {
-            config.crash_after =
-                Some(ProvisionStep::parse(&v).ok_or_else(|| invalid("NEXACORE_FAULT_CRASH_AFTER", v.clone()))?);
+        #[cfg(not(feature = "fault-injection"))]
+        for name in ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER"] {
+            if var(name).is_some() {
+                return Err(invalid(name, "fault hooks are not compiled into this build (feature fault-injection)"));
+            }
         }
         Ok(config)
     }

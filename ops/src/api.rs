@@ -27,6 +27,28 @@ pub fn read_env_file(path: &Path) -> std::io::Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// The URL and the token, as a pair from one place: both from flags or the environment, or
+/// both from `./.nexacore/stack.env` (`ops up`'s stack). A token of one platform is never sent
+/// to the URL of another.
+fn resolve(target: Target, stack: &[(String, String)]) -> anyhow::Result<(String, String)> {
+    let lookup = |key: &str| stack.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    match (target.url, target.token) {
+        (Some(url), Some(token)) => Ok((url, token)),
+        (None, None) => match (lookup("NEXACORE_CONTROL_PLANE_URL"), lookup("NEXACORE_OPERATOR_TOKEN")) {
+            (Some(url), Some(token)) => Ok((url, token)),
+            _ => bail!(
+                "no control plane: pass --url and --token, set NEXACORE_CONTROL_PLANE_URL and NEXACORE_OPERATOR_TOKEN, or run `ops up`"
+            ),
+        },
+        (Some(_), None) => {
+            bail!("--url (NEXACORE_CONTROL_PLANE_URL) needs --token (NEXACORE_OPERATOR_TOKEN) from the same place")
+        }
+        (None, Some(_)) => {
+            bail!("--token (NEXACORE_OPERATOR_TOKEN) needs --url (NEXACORE_CONTROL_PLANE_URL) from the same place")
+        }
+    }
+}
+
 pub struct Api {
     base: String,
     token: String,
@@ -36,15 +58,7 @@ pub struct Api {
 impl Api {
     pub fn from_target(target: Target) -> anyhow::Result<Self> {
         let stack = read_env_file(Path::new(crate::stack::DEFAULT_DIR).join("stack.env").as_path()).unwrap_or_default();
-        let lookup = |key: &str| stack.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let base = target
-            .url
-            .or_else(|| lookup("NEXACORE_CONTROL_PLANE_URL"))
-            .context("no control plane URL: pass --url, set NEXACORE_CONTROL_PLANE_URL, or run `ops up`")?;
-        let token = target
-            .token
-            .or_else(|| lookup("NEXACORE_OPERATOR_TOKEN"))
-            .context("no operator token: pass --token or set NEXACORE_OPERATOR_TOKEN")?;
+        let (base, token) = resolve(target, &stack)?;
         Ok(Self { base: base.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
     }
 
@@ -63,5 +77,29 @@ impl Api {
             bail!("{status}: {message}");
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_and_token_come_from_one_place() {
+        let stack = vec![
+            ("NEXACORE_CONTROL_PLANE_URL".to_owned(), "http://local:8080".to_owned()),
+            ("NEXACORE_OPERATOR_TOKEN".to_owned(), "local-token".to_owned()),
+        ];
+        let target = |url: Option<&str>, token: Option<&str>| Target {
+            url: url.map(str::to_owned),
+            token: token.map(str::to_owned),
+        };
+        let both = resolve(target(Some("https://prod"), Some("prod-token")), &stack).unwrap();
+        assert_eq!(both, ("https://prod".to_owned(), "prod-token".to_owned()));
+        let local = resolve(target(None, None), &stack).unwrap();
+        assert_eq!(local, ("http://local:8080".to_owned(), "local-token".to_owned()));
+        assert!(resolve(target(None, Some("prod-token")), &stack).is_err(), "a token never meets the file's URL");
+        assert!(resolve(target(Some("https://prod"), None), &stack).is_err(), "a URL never gets the file's token");
+        assert!(resolve(target(None, None), &[]).is_err());
     }
 }

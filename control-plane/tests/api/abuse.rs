@@ -168,3 +168,16 @@ async fn a_nul_byte_or_invalid_utf8_in_any_parameter_or_field_is_a_4xx_naming_it
     let status: serde_json::Value = app.http.get(app.url("/system/status")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["maintenance_mode"], false, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_short_or_empty_operator_token_is_refused_at_start_up() {
+    for token in ["", "   ", "short-token", &"x".repeat(31)] {
+        let config = control_plane::Config::new(
+            secrecy::SecretString::from(local_postgres::shared_test_server().superuser_url()),
+            secrecy::SecretString::from(control_plane::secrets::MasterKey::generate_base64()),
+            secrecy::SecretString::from(token.to_owned()),
+        );
+        let refused = control_plane::App::build(config).await.err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("at least 32 characters")), "{token:?} was accepted");
+    }
+}

@@ -107,7 +107,7 @@ async fn a_crash_after_any_provisioning_step_leaves_a_working_tenant_or_nothing(
     let stack = Stack {
         admin_url: cluster.superuser_url(),
         master_key: MasterKey::generate_base64(),
-        operator_token: unique("op-"),
+        operator_token: format!("op-{}", uuid::Uuid::new_v4().simple()),
     };
     let http = reqwest::Client::new();
 

@@ -43,7 +43,7 @@ impl TestApp {
         let server = shared_test_server();
         let (catalog_database, catalog_url) = create_fresh_database(server, "cp_catalog").await.expect("catalog db");
         let master_key = MasterKey::generate_base64();
-        let operator_token = unique("op-");
+        let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
         let template = unique("tpl_");
         Self::start(server, catalog_database, catalog_url, master_key, operator_token, template, tweak).await
     }

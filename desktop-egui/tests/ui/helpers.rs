@@ -54,7 +54,7 @@ impl Stack {
             let server = shared_test_server();
             let (catalog_db, _) = create_fresh_database(server, "ui_catalog").await.unwrap();
             let master = MasterKey::generate_base64();
-            let operator_token = unique("op-");
+            let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
             // The router's port is fixed first: login answers it as `api_url`.
             let router_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let router = format!("http://127.0.0.1:{router_port}");

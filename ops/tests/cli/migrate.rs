@@ -69,7 +69,7 @@ async fn ops_migrate_plans_runs_reports_failures_with_exit_1_and_retries_to_exit
     let server = shared_test_server();
     let (catalog, _) = create_fresh_database(server, "ops_migrate").await.unwrap();
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
-    let token = format!("op-{suffix}");
+    let token = format!("op-{suffix}-{}", uuid::Uuid::new_v4().simple());
     let master = MasterKey::generate_base64();
     let config = |set: MigrationSet| {
         let mut config = Config::new(server.superuser_url().into(), master.clone().into(), token.clone().into());

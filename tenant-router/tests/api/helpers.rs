@@ -52,7 +52,7 @@ impl Stack {
         let server = shared_test_server();
         let (catalog_db, catalog_url) = create_fresh_database(server, "rt_catalog").await.unwrap();
         let master = MasterKey::generate_base64();
-        let operator_token = unique("op-");
+        let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
         let signing_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
         let pem = signing_key.to_pkcs8_pem(Default::default()).unwrap().to_string();
 

@@ -35,7 +35,7 @@ impl Deployment {
             catalog: unique("mcrash_catalog_"),
             template: unique("tpl_"),
             master_key: MasterKey::generate_base64(),
-            operator_token: unique("op-"),
+            operator_token: format!("op-{}", uuid::Uuid::new_v4().simple()),
             dir,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         }
