@@ -1,7 +1,8 @@
 //! Isolation against a tenant's own database role: it logs into its own database only, on any
 //! server; the routers' catalog role reads what routers need and nothing else; and code a tenant
 //! plants in its database never runs with more rights than the tenant has, whatever the control
-//! plane does there (provisioning, `migrate plan`, `migrate run`).
+//! plane does there (provisioning, `migrate plan`, `migrate run`; recovery after a crash:
+//! `migrations::crash`).
 
 use std::time::Duration;
 
@@ -168,9 +169,11 @@ async fn the_routers_catalog_role_reads_routes_and_settings_and_nothing_else() {
 /// shadows the migration history, and triggers on the tables migrations change. Each piece,
 /// run with superuser rights, counts on a sequence (sequences ignore rollbacks) and makes the
 /// tenant role a superuser.
-async fn plant(app: &TestApp, server_url: &str, database: &str) {
+pub async fn plant(server_url: &str, database: &str, password: &str) {
     let role = database;
-    let mut conn = PgConnection::connect_with(&as_role(app, server_url, role, database)).await.unwrap();
+    let options: PgConnectOptions = server_url.parse().unwrap();
+    let options = options.username(role).password(password).database(database);
+    let mut conn = PgConnection::connect_with(&options).await.unwrap();
     let sql = format!(
         r#"
         CREATE SCHEMA evil;
@@ -210,8 +213,9 @@ async fn plant(app: &TestApp, server_url: &str, database: &str) {
 }
 
 /// Whether any planted piece ever ran as superuser, and whether the role is one now.
-async fn planted_code_ran_as_superuser(app: &TestApp, database: &str) -> (bool, bool) {
-    let mut admin = PgConnection::connect(&app.server.url_for_database(database)).await.unwrap();
+pub async fn planted_code_ran_as_superuser(server_url: &str, database: &str) -> (bool, bool) {
+    let options: PgConnectOptions = server_url.parse().unwrap();
+    let mut admin = PgConnection::connect_with(&options.database(database)).await.unwrap();
     let ran: bool =
         sqlx::query_scalar("SELECT is_called FROM evil.superuser_runs").fetch_one(&mut admin).await.unwrap();
     let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = $1")
@@ -229,7 +233,7 @@ async fn code_a_tenant_plants_in_its_database_never_runs_as_superuser_in_migrate
     let tenants = create_tenants(&app, "planted", 2).await;
     let url = app.server.superuser_url();
     for tenant in &tenants {
-        plant(&app, &url, &tenant.database).await;
+        plant(&url, &tenant.database, &app.role_password(&tenant.database)).await;
     }
     let app = app.restart_with(|config| config.tenant_migrations = with_next(0)).await;
 
@@ -237,14 +241,14 @@ async fn code_a_tenant_plants_in_its_database_never_runs_as_superuser_in_migrate
     let plan = wait_settled(&app, plan["id"].as_str().unwrap()).await;
     assert_eq!(plan["totals"]["planned"], 2, "{plan:#}");
     for tenant in &tenants {
-        assert_eq!(planted_code_ran_as_superuser(&app, &tenant.database).await, (false, false), "after the plan");
+        assert_eq!(planted_code_ran_as_superuser(&url, &tenant.database).await, (false, false), "after the plan");
     }
 
     let run = start_run(&app, json!({})).await;
     let run = wait_settled(&app, run["id"].as_str().unwrap()).await;
     assert_eq!(run["totals"]["succeeded"], 2, "{run:#}");
     for tenant in &tenants {
-        assert_eq!(planted_code_ran_as_superuser(&app, &tenant.database).await, (false, false), "after the run");
+        assert_eq!(planted_code_ran_as_superuser(&url, &tenant.database).await, (false, false), "after the run");
         // The migration did run, as the tenant, in `public` (the planted search path is ignored).
         let mut admin = PgConnection::connect(&app.server.url_for_database(&tenant.database)).await.unwrap();
         let owner: String = sqlx::query_scalar(
@@ -274,9 +278,9 @@ async fn code_planted_in_a_spare_database_never_runs_as_superuser_when_a_signup_
     assert!(eventually(Duration::from_secs(60), || async { ready().await.is_some() }).await, "a spare is ready");
     let spare = ready().await.unwrap();
     let database = format!("t_{}", spare.simple());
-    plant(&app, &app.server.superuser_url(), &database).await;
+    plant(&app.server.superuser_url(), &database, &app.role_password(&database)).await;
 
     let adopted = app.create_tenant(&unique("adopt-")).await;
     assert_eq!(adopted["tenant"]["id"], spare.to_string(), "the signup adopted the planted spare");
-    assert_eq!(planted_code_ran_as_superuser(&app, &database).await, (false, false));
+    assert_eq!(planted_code_ran_as_superuser(&app.server.superuser_url(), &database).await, (false, false));
 }

@@ -90,8 +90,12 @@ impl Deployment {
         PgConnection::connect(url.as_str()).await.unwrap()
     }
 
+    /// A superuser session of the test's own, its search path pinned (the databases may hold
+    /// planted code, see `kill_9_mid_run…`): the checks must not run it themselves.
     async fn tenant_db(&self, database: &str) -> PgConnection {
-        PgConnection::connect(&shared_test_server().url_for_database(database)).await.unwrap()
+        let options: sqlx::postgres::PgConnectOptions =
+            shared_test_server().url_for_database(database).parse().unwrap();
+        PgConnection::connect_with(&options.options([("search_path", "pg_catalog, public")])).await.unwrap()
     }
 
     async fn call(&self, base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -260,6 +264,14 @@ async fn kill_9_mid_run_leaves_no_tenant_locked_and_resume_applies_nothing_twice
     let (old, base) = deployment.start("n", &[]).await;
     let databases = deployment.create_tenants(&base, 20).await;
     stop(old).await;
+    // Every tenant plants code that escalates if a superuser session runs it: the engine, and
+    // the recovery that settles the tenants the killed engine left running, must never.
+    let master = control_plane::secrets::MasterKey::from_base64(&deployment.master_key.clone().into()).unwrap();
+    for database in &databases {
+        let role = control_plane::domain::RoleName::parse(database).unwrap();
+        let password = secrecy::ExposeSecret::expose_secret(&master.tenant_role_key().password_for(&role)).to_owned();
+        crate::isolation::plant(&deployment.admin_url, database, &password).await;
+    }
 
     let dir = deployment.write_next_migrations(100).display().to_string();
     let env = [("NEXACORE_TENANT_MIGRATIONS_DIR", dir)];
@@ -290,4 +302,8 @@ async fn kill_9_mid_run_leaves_no_tenant_locked_and_resume_applies_nothing_twice
     let (restarted, base) = deployment.start("restarted", &env).await;
     deployment.resume_and_check(&base, &run, &databases).await;
     stop(restarted).await;
+    for database in &databases {
+        let ran = crate::isolation::planted_code_ran_as_superuser(&deployment.admin_url, database).await;
+        assert_eq!(ran, (false, false), "{database}: planted code ran as superuser");
+    }
 }
