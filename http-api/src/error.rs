@@ -27,7 +27,7 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_version: Option<String>,
     /// Every field problem found, when there are several.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldProblem>,
 }

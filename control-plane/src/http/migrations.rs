@@ -27,6 +27,7 @@ pub enum FailurePolicyInput {
 }
 
 #[derive(Debug, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateRunRequest {
     /// The version to bring every tenant to; the newest migration of this build when absent.
     pub target_version: Option<i32>,
@@ -54,6 +55,7 @@ pub struct CreateRunRequest {
 
 /// How many of the run's tenants are in each status.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunTotalsView {
     pub tenants: i64,
     pub pending: i64,
@@ -68,6 +70,7 @@ pub struct RunTotalsView {
 
 /// One phase of the tenants' attempts: total and median milliseconds.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PhaseView {
     pub total_ms: f64,
     pub p50_ms: f64,
@@ -75,6 +78,7 @@ pub struct PhaseView {
 
 /// Where the time of the run's tenant migrations went.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TimingsView {
     /// Tenants with timings (those that were migrated, successfully or not).
     pub tenants: i64,
@@ -94,6 +98,7 @@ pub struct TimingsView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunView {
     pub id: Uuid,
     /// running, paused, cancelling, cancelled, stopped, completed or interrupted.
@@ -179,12 +184,14 @@ impl From<RunSummary> for RunView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PendingMigrationView {
     pub version: i32,
     pub name: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunTenantView {
     pub tenant_id: Uuid,
     pub slug: String,
@@ -245,6 +252,7 @@ impl From<RunTenantRow> for RunTenantView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunTenantPage {
     pub items: Vec<RunTenantView>,
     /// Pass as `after` for the next page.
@@ -253,6 +261,7 @@ pub struct RunTenantPage {
 
 /// One attempt of one migration on one database.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AttemptView {
     pub id: i64,
     /// Absent for a template database.

@@ -11,6 +11,7 @@ use crate::catalog::tenants::TenantRow;
 
 /// The company admin's account, in a signup request.
 #[derive(Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AdminInput {
     pub email: String,
     /// At least 12 characters mixing three of: lowercase, uppercase, digits, symbols (or 16+).
@@ -20,6 +21,7 @@ pub struct AdminInput {
 }
 
 #[derive(Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateTenantRequest {
     /// 2–100 characters.
     pub company_name: String,
@@ -37,6 +39,7 @@ pub struct CreateTenantRequest {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantSummary {
     pub id: Uuid,
     pub slug: String,
@@ -51,6 +54,7 @@ impl From<&TenantRow> for TenantSummary {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateTenantResponse {
     pub tenant: TenantSummary,
     /// A token for the new company's admin.
@@ -62,6 +66,7 @@ pub struct CreateTenantResponse {
 }
 
 #[derive(Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginRequest {
     pub email: String,
     #[oai(write_only)]
@@ -71,6 +76,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginToken {
     pub access_token: String,
     pub token_type: String,
@@ -84,6 +90,7 @@ pub struct LoginToken {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantChoice {
     /// The user's active companies; log in again with `tenant` set to one of the slugs.
     pub tenants: Vec<TenantSummary>,
@@ -96,6 +103,7 @@ pub enum LoginResponse {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantDetail {
     pub id: Uuid,
     pub slug: String,
@@ -147,6 +155,7 @@ impl From<TenantRow> for TenantDetail {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantPage {
     pub items: Vec<TenantDetail>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -154,6 +163,7 @@ pub struct TenantPage {
 }
 
 #[derive(Debug, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PatchTenantRequest {
     /// `active` or `suspended`.
     pub status: Option<String>,
@@ -162,6 +172,7 @@ pub struct PatchTenantRequest {
 }
 
 #[derive(Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RegisterServerRequest {
     /// A unique name for operators, e.g. `pg-eu-2`.
     pub name: String,
@@ -173,6 +184,7 @@ pub struct RegisterServerRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ServerView {
     pub id: Uuid,
     pub name: String,
@@ -202,6 +214,7 @@ impl From<crate::catalog::servers::ServerLoad> for ServerView {
 }
 
 #[derive(Debug, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MaintenanceRequest {
     pub maintenance_mode: bool,
     /// Shown to users while maintenance lasts.
@@ -211,6 +224,7 @@ pub struct MaintenanceRequest {
 }
 
 #[derive(Debug, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ClientVersionsRequest {
     /// Clients below this version get `426 Upgrade Required`.
     pub min_client_version: String,
@@ -218,6 +232,7 @@ pub struct ClientVersionsRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SystemStatus {
     pub maintenance_mode: bool,
     pub message: Option<String>,
@@ -226,12 +241,14 @@ pub struct SystemStatus {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Health {
     pub status: String,
     pub version: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChartTemplateView {
     pub code: String,
     pub name: String,
@@ -240,12 +257,14 @@ pub struct ChartTemplateView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CurrencyView {
     pub code: String,
     pub name: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SignupOptions {
     pub chart_templates: Vec<ChartTemplateView>,
     pub default_chart_template: String,
@@ -256,6 +275,7 @@ pub struct SignupOptions {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SlugAvailability {
     pub slug: String,
     pub available: bool,
@@ -266,12 +286,14 @@ pub struct SlugAvailability {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RotatedKey {
     /// The new current key's id.
     pub kid: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RevokedKey {
     /// The revoked key's id.
     pub kid: String,
@@ -280,6 +302,7 @@ pub struct RevokedKey {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: OffsetDateTime,
@@ -290,6 +313,7 @@ pub struct AuditEntryView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Deleted {
     pub tenant: TenantSummary,
 }

@@ -13,12 +13,14 @@ use crate::state::AppState;
 pub struct SystemApi(pub Arc<AppState>);
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Health {
     pub status: String,
     pub version: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SystemStatus {
     pub maintenance_mode: bool,
     pub message: Option<String>,

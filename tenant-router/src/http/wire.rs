@@ -25,6 +25,7 @@ where
 }
 
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EmployeeView {
     pub id: Uuid,
     pub first_name: String,
@@ -136,6 +137,7 @@ impl From<Employee> for EmployeeView {
 }
 
 #[derive(Debug, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EmployeePage {
     pub items: Vec<EmployeeView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -143,6 +145,7 @@ pub struct EmployeePage {
 }
 
 #[derive(Debug, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmployeeRequest {
     pub first_name: String,
@@ -158,6 +161,7 @@ pub struct NewEmployeeRequest {
 
 /// Only the fields present change; `null` clears `job_title` or `department_id`.
 #[derive(Debug, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct EmployeePatchRequest {
     pub first_name: Option<String>,
@@ -174,6 +178,7 @@ pub struct EmployeePatchRequest {
 }
 
 #[derive(Debug, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DeletedRecord {
     pub id: Uuid,
     /// The seq of the change event this delete produced.
@@ -181,6 +186,7 @@ pub struct DeletedRecord {
 }
 
 #[derive(Debug, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DepartmentView {
     pub id: Uuid,
     pub name: String,
@@ -197,12 +203,14 @@ impl From<Department> for DepartmentView {
 }
 
 #[derive(Debug, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartmentRequest {
     pub name: String,
 }
 
 #[derive(Debug, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AccountView {
     pub id: Uuid,
     pub code: String,
@@ -228,6 +236,7 @@ impl From<Account> for AccountView {
 }
 
 #[derive(Debug, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccountRequest {
     pub code: String,
