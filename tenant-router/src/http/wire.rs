@@ -31,7 +31,9 @@ pub struct EmployeeView {
     pub first_name: String,
     pub last_name: String,
     pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub job_title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub department_id: Option<Uuid>,
     /// `YYYY-MM-DD`.
     pub hire_date: IsoDate,
@@ -141,6 +143,7 @@ impl From<Employee> for EmployeeView {
 pub struct EmployeePage {
     pub items: Vec<EmployeeView>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
@@ -217,6 +220,7 @@ pub struct AccountView {
     pub name: String,
     /// `asset`, `liability`, `equity`, `income` or `expense`.
     pub account_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_code: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
