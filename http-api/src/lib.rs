@@ -28,6 +28,12 @@ pub use text_guard::RejectUnstorableText;
 /// Every error leaves as the JSON error body, whatever produced it.
 pub async fn json_error(err: poem::Error) -> Response {
     let status = err.status();
+    // A query or path parameter poem-openapi could not parse or validate: say which, and why.
+    if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        let message = format!("{}: {}", param.name, param.reason);
+        let body = ErrorBody::on_field("invalid_parameter", param.name, message);
+        return poem::web::Json(body).with_status(poem::http::StatusCode::BAD_REQUEST).into_response();
+    }
     let response = err.into_response();
     let is_json = response
         .headers()

@@ -75,10 +75,14 @@ impl EmployeesApi {
     async fn list(
         &self,
         auth: TenantAuth,
+        /// Page size, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
-        q: Query<Option<String>>,
+        #[oai(validator(max_length = 200))] q: Query<Option<String>>,
         department_id: Query<Option<Uuid>>,
+        /// `active`, `on_leave` or `terminated`.
+        #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
         status: Query<Option<String>>,
     ) -> Result<JsonReply<EmployeePage>, ApiError> {
         let limit = limit.0.unwrap_or(50);

@@ -151,14 +151,21 @@ pub struct EmployeePage {
 #[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmployeeRequest {
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub first_name: String,
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub last_name: String,
+    /// An e-mail address, unique within the company.
+    #[oai(validator(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"))]
     pub email: String,
+    #[oai(validator(max_length = 100))]
     pub job_title: Option<String>,
     pub department_id: Option<Uuid>,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, from 1900-01-01 to a year from today.
+    #[oai(validator(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub hire_date: String,
     /// `active` (default), `on_leave` or `terminated`.
+    #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
     pub status: Option<String>,
 }
 
@@ -167,14 +174,19 @@ pub struct NewEmployeeRequest {
 #[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct EmployeePatchRequest {
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub first_name: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub last_name: Option<String>,
+    #[oai(validator(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"))]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub job_title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub department_id: Option<Option<Uuid>>,
+    #[oai(validator(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub hire_date: Option<String>,
+    #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
     pub status: Option<String>,
     /// The version being edited (alternative to the `If-Match` header).
     pub version: Option<i64>,

@@ -265,7 +265,7 @@ async fn staff_may_read_but_not_change_and_only_admins_delete() {
 }
 
 #[tokio::test]
-async fn a_nul_byte_or_invalid_utf8_in_any_parameter_or_field_is_a_4xx_naming_it() {
+async fn a_nul_byte_invalid_utf8_or_out_of_range_parameter_is_a_4xx_naming_it() {
     let stack = crate::helpers::Stack::start().await;
     let company = stack.signup(&crate::helpers::unique("nul-")).await;
     let employee = stack.add_employee(&company.token, "ada@nul.example.com").await;
@@ -276,6 +276,8 @@ async fn a_nul_byte_or_invalid_utf8_in_any_parameter_or_field_is_a_4xx_naming_it
         (stack.call(Method::GET, "/employees?q=%00", t), "q"),
         (stack.call(Method::GET, "/employees?q=caf%C3", t), "q"),
         (stack.call(Method::GET, "/employees?cursor=%00", t), "cursor"),
+        (stack.call(Method::GET, "/employees?limit=0", t), "limit"),
+        (stack.call(Method::GET, "/employees?limit=-5", t), "limit"),
         (stack.call(Method::GET, &format!("/employees/{id}%00"), t), "path"),
         (
             stack.call(Method::POST, "/employees", t).json(&serde_json::json!({
