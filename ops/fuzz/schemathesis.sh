@@ -30,8 +30,8 @@ token=$(curl -fsS -X POST "$plane/tenants" -H 'content-type: application/json' \
   "currency": "EUR", "admin": {"email": "fuzz-'"$id"'@example.com",
   "password": "Str0ng&Secret!", "full_name": "Fuzz Admin"}}' | json '["access_token"]')
 
-# Real employees, so the stateful phase can reach GET/PATCH/DELETE /employees/{id}: the document
-# declares no links, Schemathesis infers them, and its own POSTs almost never pass validation.
+# Real employees to start from: the document links POST /employees (201) and the item
+# operations to GET/PATCH/DELETE /employees/{id}, and these give the first requests ids to use.
 for n in 1 2 3 4 5 6 7 8; do
   curl -fsS -o /dev/null -X POST "$router/employees" -H "Authorization: Bearer $token" \
     -H 'content-type: application/json' -d '{"first_name": "Seed'$n'", "last_name": "Fuzz",

@@ -48,15 +48,22 @@ pub fn spec_json(state: Arc<AppState>) -> serde_json::Value {
         })
     };
     let links = serde_json::json!({
-        "GetEmployee": item("get", "The created employee."),
-        "UpdateEmployee": item("patch", "Change the created employee (send its `version`)."),
-        "DeleteEmployee": item("delete", "Delete the created employee."),
+        "GetEmployee": item("get", "This employee."),
+        "UpdateEmployee": item("patch", "Change this employee (send its `version`)."),
+        "DeleteEmployee": item("delete", "Delete this employee."),
     });
     for (path, method, status) in
         [("/employees", "post", "201"), ("/employees/{id}", "get", "200"), ("/employees/{id}", "patch", "200")]
     {
         if let Some(response) = spec["paths"][path][method]["responses"][status].as_object_mut() {
             response.insert("links".into(), links.clone());
+        }
+    }
+    // Request bodies refuse unknown fields (serde's `deny_unknown_fields`); poem-openapi does
+    // not say so in the schema.
+    for name in ["NewEmployeeRequest", "EmployeePatchRequest", "NewDepartmentRequest", "NewAccountRequest"] {
+        if let Some(schema) = spec["components"]["schemas"][name].as_object_mut() {
+            schema.insert("additionalProperties".into(), serde_json::Value::Bool(false));
         }
     }
     spec

@@ -148,7 +148,7 @@ pub struct EmployeePage {
 }
 
 #[derive(Debug, Object, Deserialize)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmployeeRequest {
     #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
@@ -161,8 +161,9 @@ pub struct NewEmployeeRequest {
     #[oai(validator(max_length = 100))]
     pub job_title: Option<String>,
     pub department_id: Option<Uuid>,
-    /// `YYYY-MM-DD`, from 1900-01-01 to a year from today.
-    #[oai(validator(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    /// `YYYY-MM-DD`, from 1900-01-01 to a year from today. (The pattern declares a subset that
+    /// is always valid: a schema cannot say "a year from today" or which days a month has.)
+    #[oai(validator(pattern = "^(19[0-9]{2}|20[01][0-9]|202[0-6])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"))]
     pub hire_date: String,
     /// `active` (default), `on_leave` or `terminated`.
     #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
@@ -171,7 +172,7 @@ pub struct NewEmployeeRequest {
 
 /// Only the fields present change; `null` clears `job_title` or `department_id`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct EmployeePatchRequest {
     #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
@@ -184,7 +185,7 @@ pub struct EmployeePatchRequest {
     pub job_title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub department_id: Option<Option<Uuid>>,
-    #[oai(validator(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    #[oai(validator(pattern = "^(19[0-9]{2}|20[01][0-9]|202[0-6])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"))]
     pub hire_date: Option<String>,
     #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
     pub status: Option<String>,
@@ -218,7 +219,7 @@ impl From<Department> for DepartmentView {
 }
 
 #[derive(Debug, Object, Deserialize)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartmentRequest {
     pub name: String,
@@ -252,7 +253,7 @@ impl From<Account> for AccountView {
 }
 
 #[derive(Debug, Object, Deserialize)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccountRequest {
     pub code: String,
