@@ -351,7 +351,7 @@ impl MigrationsApi {
         &self,
         _auth: OperatorAuth,
         before: Query<Option<Uuid>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<RunView>>, ApiError> {
         let limit = limit.0.unwrap_or(20);
         if !(1..=100).contains(&limit) {
@@ -381,7 +381,7 @@ impl MigrationsApi {
         id: Path<Uuid>,
         status: Query<Option<String>>,
         after: Query<Option<i32>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<i64>>,
     ) -> Result<Json<RunTenantPage>, ApiError> {
         let status = status.0.filter(|s| !s.is_empty());
         if let Some(s) = &status
@@ -414,7 +414,7 @@ impl MigrationsApi {
         id: Path<Uuid>,
         tenant: Query<Option<Uuid>>,
         after: Query<Option<i64>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "5000")))] limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<AttemptView>>, ApiError> {
         let limit = limit.0.unwrap_or(500);
         if !(1..=5000).contains(&limit) {

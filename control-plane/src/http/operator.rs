@@ -90,7 +90,7 @@ impl OperatorApi {
         _auth: OperatorAuth,
         tenant: Query<Option<Uuid>>,
         before: Query<Option<i64>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
         let limit = limit.0.unwrap_or(100);
         if !(1..=1000).contains(&limit) {

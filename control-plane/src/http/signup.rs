@@ -231,7 +231,7 @@ impl TenantsApi {
         server_id: Query<Option<Uuid>>,
         q: Query<Option<String>>,
         cursor: Query<Option<Uuid>>,
-        limit: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<i64>>,
     ) -> Result<Json<TenantPage>, ApiError> {
         let status = match status.0.as_deref() {
             None | Some("") => None,
