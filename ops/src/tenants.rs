@@ -50,6 +50,17 @@ pub enum KeysCommand {
     /// Prints the tenant role key for routers (NEXACORE_TENANT_ROLE_KEY), derived from the master
     /// key in NEXACORE_MASTER_KEY or ./.nexacore/secrets.env. Routers never get the master key.
     RoleKey,
+    /// Prints the catalog URL for routers (NEXACORE_CATALOG_URL): the least-privileged role the
+    /// control plane keeps for them, no password (routers derive it from the role key).
+    RouterUrl {
+        /// The superuser URL of the catalog's server (default: NEXACORE_DATABASE_URL, then
+        /// ./.nexacore/stack.env). Only its host, port and parameters are used.
+        #[arg(long, env = "NEXACORE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// The catalog database's name.
+        #[arg(long, default_value = "nexacore_catalog")]
+        catalog: String,
+    },
 }
 
 pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> {
@@ -108,6 +119,25 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
 pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()> {
     match command {
         KeysCommand::RoleKey => print_role_key(),
+        KeysCommand::RouterUrl { database_url, catalog } => {
+            let from_file = || {
+                let path = std::path::Path::new(crate::stack::DEFAULT_DIR).join("stack.env");
+                crate::api::read_env_file(&path)
+                    .ok()?
+                    .into_iter()
+                    .find(|(k, _)| k == "NEXACORE_DATABASE_URL")
+                    .map(|(_, v)| v)
+            };
+            let url = database_url
+                .or_else(from_file)
+                .ok_or_else(|| anyhow::anyhow!("pass --database-url or set NEXACORE_DATABASE_URL (or run `ops up`)"))?;
+            let catalog =
+                control_plane::domain::DbName::parse(&catalog).map_err(|e| anyhow::anyhow!("--catalog: {e}"))?;
+            let router_url = control_plane::catalog::access::router_catalog_url(&url, &catalog)
+                .map_err(|e| anyhow::anyhow!("--database-url is not a URL: {e}"))?;
+            println!("{router_url}");
+            Ok(())
+        }
         KeysCommand::Rotate => {
             let api = Api::from_target(target)?;
             let rotated = api.call(Method::POST, "/keys/rotate", None).await?;

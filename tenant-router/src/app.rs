@@ -29,8 +29,8 @@ pub enum StartError {
     Catalog(#[source] sqlx::Error),
     #[error(
         "NEXACORE_CATALOG_URL logs in as a superuser; use the catalog role the control plane keeps for \
-         routers, postgres://<catalog>_router@host:port/<catalog> with no password (derived from the role \
-         key), or set NEXACORE_ALLOW_SUPERUSER_CATALOG=true"
+         routers (`ops keys router-url`: postgres://<catalog>_router@host:port/<catalog>, no password, derived \
+         from the role key), or set NEXACORE_ALLOW_SUPERUSER_CATALOG=true"
     )]
     SuperuserCatalog,
     #[error("cannot listen on {addr}: {source}")]

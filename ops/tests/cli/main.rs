@@ -152,3 +152,25 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
     });
     assert!(stop_running(child, "INT").success());
 }
+
+#[test]
+fn keys_router_url_names_the_least_privileged_router_role_and_carries_no_password() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args([
+            "keys",
+            "router-url",
+            "--database-url",
+            "postgres://postgres:s3cret@db.example:6432/postgres?sslmode=require",
+        ])
+        .env_remove("NEXACORE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let url = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(url.trim(), "postgres://nexacore_catalog_router@db.example:6432/nexacore_catalog?sslmode=require");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args(["keys", "router-url", "--database-url", "postgres://x@h/db", "--catalog", "Bad Name"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "a bad catalog name is an error");
+}
