@@ -139,7 +139,9 @@ impl EmployeesApi {
         &self,
         auth: TenantAuth,
         id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        /// The version being changed, as the `ETag` gave it: `"7"` (also `7` or `W/"7"`).
+        #[oai(name = "If-Match", validator(pattern = "^(W/)?\"?[0-9]{1,18}\"?$"))]
+        if_match: Header<Option<String>>,
         body: JsonBody<EmployeePatchRequest>,
     ) -> Result<EmployeeWritten, ApiError> {
         auth.0.require_writer()?;
@@ -172,7 +174,9 @@ impl EmployeesApi {
         &self,
         auth: TenantAuth,
         id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        /// The version being changed, as the `ETag` gave it: `"7"` (also `7` or `W/"7"`).
+        #[oai(name = "If-Match", validator(pattern = "^(W/)?\"?[0-9]{1,18}\"?$"))]
+        if_match: Header<Option<String>>,
     ) -> Result<EmployeeDeleted, ApiError> {
         auth.0.require_admin()?;
         let expected = if_match.0.as_deref().map(parse_if_match).transpose()?;

@@ -222,6 +222,7 @@ impl From<Department> for DepartmentView {
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartmentRequest {
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub name: String,
 }
 
@@ -256,8 +257,15 @@ impl From<Account> for AccountView {
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccountRequest {
+    /// Letters, digits, `.` and `-`, starting with a letter or digit.
+    #[oai(validator(min_length = 1, max_length = 20, pattern = "^[A-Za-z0-9][A-Za-z0-9.-]*$"))]
     pub code: String,
+    #[oai(validator(min_length = 1, max_length = 200, pattern = "\\S"))]
     pub name: String,
+    /// `asset`, `liability`, `equity`, `income` or `expense`.
+    #[oai(validator(pattern = "^(asset|liability|equity|income|expense)$"))]
     pub account_type: String,
+    /// The code of an existing account, not this one.
+    #[oai(validator(min_length = 1, max_length = 20, pattern = "^[A-Za-z0-9][A-Za-z0-9.-]*$"))]
     pub parent_code: Option<String>,
 }
