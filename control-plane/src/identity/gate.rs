@@ -40,7 +40,7 @@ impl PasswordGate {
         let ok = match self.hashing.verify(password, phc).await {
             Ok(ok) => ok && known,
             Err(busy) => {
-                self.throttle.succeeded(reservation).await;
+                self.throttle.not_made(reservation).await;
                 return Err(busy.into());
             }
         };

@@ -94,6 +94,14 @@ impl PasswordThrottle {
         }
     }
 
+    /// The attempt was never made (refused for load before any hash ran): it does not count,
+    /// and nothing else changes.
+    pub async fn not_made(&self, reservation: Reservation) {
+        for key in &reservation.keys {
+            self.give_back(key).await;
+        }
+    }
+
     async fn take(&self, key: &str, limit: u32) -> Result<(), Throttled> {
         let base = self.config.window;
         let now = Instant::now();
@@ -174,6 +182,13 @@ mod tests {
         let _ = t.reserve("d@x.io", Some("1.1.1.1")).await.unwrap();
         let _ = t.reserve("e@x.io", Some("1.1.1.1")).await.unwrap();
         assert!(t.reserve("f@x.io", Some("1.1.1.1")).await.is_err(), "the client is full (7)");
+        // An attempt never made (refused for load) gives back its count only: the pair stays full.
+        let _ = t.reserve("y@x.io", Some("8.8.8.8")).await.unwrap();
+        let _ = t.reserve("y@x.io", Some("8.8.8.8")).await.unwrap();
+        let third = t.reserve("y@x.io", Some("8.8.8.8")).await.unwrap();
+        t.not_made(third).await;
+        let _ = t.reserve("y@x.io", Some("8.8.8.8")).await.unwrap();
+        assert!(t.reserve("y@x.io", Some("8.8.8.8")).await.is_err(), "three counted, no reset");
         // A right password gives its attempt back.
         let ok = t.reserve("z@x.io", Some("9.9.9.9")).await.unwrap();
         t.succeeded(ok).await;
