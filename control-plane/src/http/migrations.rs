@@ -32,8 +32,10 @@ pub struct CreateRunRequest {
     /// The version to bring every tenant to; the newest migration of this build when absent.
     pub target_version: Option<i32>,
     /// Tenants migrated at once, over all servers (1–256).
+    #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
     pub concurrency: Option<u32>,
     /// Tenants migrated at once on one Postgres server (1–256).
+    #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
     pub per_server_concurrency: Option<u32>,
     /// The canary wave: the run's first n tenants must all succeed before the others start.
     pub canary_count: Option<u32>,

@@ -68,8 +68,9 @@ pub struct CreateTenantResponse {
 #[derive(Object, serde::Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct LoginRequest {
+    #[oai(validator(min_length = 1, pattern = "\\S"))]
     pub email: String,
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 1))]
     pub password: String,
     /// The company's slug; required when the user belongs to several.
     pub tenant: Option<String>,
@@ -166,6 +167,7 @@ pub struct TenantPage {
 #[oai(skip_serializing_if_is_none)]
 pub struct PatchTenantRequest {
     /// `active` or `suspended`.
+    #[oai(validator(pattern = "^(active|suspended)$"))]
     pub status: Option<String>,
     /// Flags to set (merged into the existing ones).
     pub feature_flags: Option<BTreeMap<String, bool>>,
@@ -175,11 +177,13 @@ pub struct PatchTenantRequest {
 #[oai(skip_serializing_if_is_none)]
 pub struct RegisterServerRequest {
     /// A unique name for operators, e.g. `pg-eu-2`.
+    #[oai(validator(pattern = "^[A-Za-z0-9_-]{1,63}$"))]
     pub name: String,
     /// A superuser URL (`postgres://user:password@host:port/postgres`); stored encrypted.
-    #[oai(write_only)]
+    #[oai(write_only, validator(pattern = "^postgres(ql)?://"))]
     pub admin_url: String,
     /// How many tenants the server should hold; placement weighs load by it.
+    #[oai(validator(minimum(value = "1")))]
     pub capacity: Option<i32>,
 }
 
@@ -227,7 +231,9 @@ pub struct MaintenanceRequest {
 #[oai(skip_serializing_if_is_none)]
 pub struct ClientVersionsRequest {
     /// Clients below this version get `426 Upgrade Required`.
+    #[oai(validator(pattern = "^[0-9]+\\.[0-9]+\\.[0-9]+$"))]
     pub min_client_version: String,
+    #[oai(validator(pattern = "^[0-9]+\\.[0-9]+\\.[0-9]+$"))]
     pub latest_version: String,
 }
 
