@@ -201,7 +201,7 @@ impl Fleet {
 
     /// Connection options to log in as a tenant's own role to its own database (password derived
     /// from the master key), with `search_path` set to `public` where the schema lives.
-    pub fn tenant_options(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> PgConnectOptions {
+    fn tenant_options(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> PgConnectOptions {
         let password = self.master.tenant_role_key().password_for(role);
         server
             .admin

@@ -441,7 +441,7 @@ impl Engine {
         let connecting = Instant::now();
         // As the tenant's own role: nothing the tenant created in its database (a trigger, a
         // view over the history, a search path) can run with more rights than it has.
-        let mut conn = match PgConnection::connect_with(&self.fleet.tenant_options(&server, &db, &role)).await {
+        let mut conn = match self.fleet.connect_as_tenant(&server, &db, &role).await {
             Ok(conn) => conn,
             Err(error) => {
                 return self.fail_early(rec, run, item, format!("cannot connect: {}", error_text(&error))).await;
@@ -616,7 +616,9 @@ impl Engine {
             let server = self.fleet.server(item.server_id).await.map_err(|e| e.to_string())?;
             let role = RoleName::parse(&item.role_name)?;
             // As the tenant's own role: its history may be a view that calls its own code.
-            let mut conn = PgConnection::connect_with(&self.fleet.tenant_options(&server, &db, &role))
+            let mut conn = self
+                .fleet
+                .connect_as_tenant(&server, &db, &role)
                 .await
                 .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
             let check = tenant_schema::check_history(&mut conn, self.set.as_slice(), Some(run.target_version)).await;

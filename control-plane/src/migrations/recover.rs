@@ -168,8 +168,7 @@ async fn applied_version(fleet: &Fleet, row: &WorkRow, lock_timeout: Duration) -
     let role = RoleName::parse(&row.role_name)?;
     let server = fleet.server(row.server_id).await.map_err(|e| e.to_string())?;
     // As the tenant's own role: the history it reads may be a view of the tenant's making.
-    let mut conn =
-        PgConnection::connect_with(&fleet.tenant_options(&server, &db, &role)).await.map_err(|e| error_text(&e))?;
+    let mut conn = fleet.connect_as_tenant(&server, &db, &role).await.map_err(|e| error_text(&e))?;
     let read = async {
         let mut tx = conn.begin().await?;
         let sql = format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1));
