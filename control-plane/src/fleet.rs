@@ -166,8 +166,10 @@ impl Fleet {
         actor: &Actor,
     ) -> Result<Uuid, RegisterError> {
         let options = catalog::parse_url(admin_url).map_err(|_| RegisterError::BadUrl)?;
-        let mut conn =
-            PgConnection::connect_with(&options).await.map_err(|e| RegisterError::Unreachable(e.to_string()))?;
+        let mut conn = PgConnection::connect_with(&options).await.map_err(|e| {
+            tracing::warn!(server = name, error = %e, "a server being registered cannot be reached");
+            RegisterError::Unreachable(unreachable_reason(&e))
+        })?;
         let (superuser,): (bool,) = sqlx::query_as("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut conn)
             .await
@@ -366,12 +368,30 @@ pub fn template_lock_key(server: Uuid) -> i64 {
     i64::from_be_bytes(bytes[8..16].try_into().expect("16-byte uuid")) ^ 0x7465_6d70_6c61_7465
 }
 
+/// Why a server could not be reached, in words that name no more than the operator typed: the
+/// driver's own text can carry server banners and internal addresses into an API answer.
+fn unreachable_reason(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Io(_) => "nothing answers at that host and port",
+        sqlx::Error::Tls(_) => "the TLS handshake failed",
+        sqlx::Error::PoolTimedOut => "the connection timed out",
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("28P01" | "28000") => "the server refused the user name or password",
+            Some("3D000") => "the database in the URL does not exist",
+            Some("53300") => "the server has no free connection slots",
+            _ => "the server refused the connection",
+        },
+        sqlx::Error::Configuration(_) => "the URL's options are not valid",
+        _ => "the connection failed",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("admin_url is not a valid postgres:// URL")]
     BadUrl,
     #[error("cannot connect with admin_url: {0}")]
-    Unreachable(String),
+    Unreachable(&'static str),
     #[error("admin_url must log in as a superuser")]
     NotSuperuser,
     #[error("a server with this name is already registered")]

@@ -3,8 +3,9 @@
 //! [`json_error`], the catch-all that turns every error, poem's own included, into that body;
 //! [`request_log`], and [`shutdown_signal`], the signals every process stops on; the connection
 //! limits and timeouts both serve with ([`GuardedAcceptor`], [`RequestTimeout`]) and the client
-//! address behind trusted proxies ([`ClientAddress`]).
+//! address behind trusted proxies ([`ClientAddress`]); `Allow` on every 405 ([`AllowedMethods`]).
 
+mod allowed_methods;
 mod client_address;
 mod connection_guard;
 mod error;
@@ -16,10 +17,11 @@ mod text_guard;
 
 use poem::{IntoResponse, Response};
 
+pub use allowed_methods::AllowedMethods;
 pub use client_address::{ClientAddress, ClientIp, TrustedProxies, client_ip};
 pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout};
 pub use error::{ApiError, ErrorBody, FieldProblem};
-pub use json_body::{BodyLimit, JsonBody};
+pub use json_body::{BodyLimit, JsonBody, not_null};
 pub use json_reply::JsonReply;
 pub use request_log::request_log;
 pub use shutdown::shutdown_signal;

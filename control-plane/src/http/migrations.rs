@@ -30,28 +30,39 @@ pub enum FailurePolicyInput {
 #[oai(skip_serializing_if_is_none)]
 pub struct CreateRunRequest {
     /// The version to bring every tenant to; the newest migration of this build when absent.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub target_version: Option<i32>,
     /// Tenants migrated at once, over all servers (1–256).
     #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub concurrency: Option<u32>,
     /// Tenants migrated at once on one Postgres server (1–256).
     #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub per_server_concurrency: Option<u32>,
     /// The canary wave: the run's first n tenants must all succeed before the others start.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub canary_count: Option<u32>,
     /// The canary wave as a list of tenants (ids or slugs), instead of `canary_count`.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub canary_tenants: Option<Vec<String>>,
     /// `stop` (default) or `continue`.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub failure_policy: Option<FailurePolicyInput>,
     /// With `stop`: stop once this many tenants have failed (default 1).
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub max_failures: Option<u32>,
     /// Only inspect (the plan): per tenant, its version, what would be applied, and drift.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub dry_run: Option<bool>,
     /// How long a tenant's migration may wait for a lock before that tenant fails.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub lock_timeout_ms: Option<u32>,
     /// How long one statement of a tenant's migration may run before that tenant fails.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub statement_timeout_ms: Option<u32>,
     /// Only these tenants (ids or slugs); every active or suspended tenant when absent.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub tenants: Option<Vec<String>>,
 }
 

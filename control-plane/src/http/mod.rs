@@ -42,13 +42,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = openapi(state.clone());
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let documented: serde_json::Value = serde_json::from_str(&api.spec()).expect("poem-openapi emits JSON");
+    let allowed = http_api::AllowedMethods::from_openapi(&documented).with("/openapi.json", &["get", "head"]);
     Route::new()
-        .at("/openapi.json", spec)
+        .at("/openapi.json", poem::get(spec))
         .nest("/docs", docs)
         .nest("/", api)
         .with(http_api::RejectUnstorableText)
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
+        .with(allowed)
         .around(http_api::request_log)
         .with(http_api::ClientAddress(state.trusted_proxies.clone()))
         .data(BodyLimit(state.max_body_bytes))

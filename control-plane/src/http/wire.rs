@@ -13,28 +13,43 @@ use crate::catalog::tenants::TenantRow;
 #[derive(Object, serde::Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AdminInput {
+    /// An e-mail address whose domain has a dot.
+    #[oai(validator(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"))]
     pub email: String,
-    /// At least 12 characters mixing three of: lowercase, uppercase, digits, symbols (or 16+).
-    #[oai(write_only)]
+    /// At least 12 characters mixing three of: lowercase, uppercase, digits, symbols (or 16+);
+    /// not built from the e-mail or the slug.
+    #[oai(write_only, validator(min_length = 12, max_length = 128))]
     pub password: String,
+    /// 1–100 characters, no control characters.
+    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
     pub full_name: String,
 }
 
 #[derive(Object, serde::Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct CreateTenantRequest {
-    /// 2–100 characters.
+    /// 2–100 characters (after trimming), no control characters.
+    #[oai(validator(min_length = 2, max_length = 100, pattern = "\\S.*\\S"))]
     pub company_name: String,
-    /// 3–40 characters of a-z, 0-9 and hyphens; suggested from the name when absent.
+    /// 3–40 characters of a-z, 0-9 and hyphens, starting with a letter, no trailing or double
+    /// hyphen, not reserved; suggested from the name when absent.
+    #[oai(validator(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])+$"))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub slug: Option<String>,
     pub admin: AdminInput,
-    /// An IANA time zone, e.g. `Europe/Berlin`.
+    /// An IANA time zone, e.g. `Europe/Berlin` (see `GET /signup/options`).
+    #[oai(validator(min_length = 1, max_length = 64, pattern = "\\S"))]
     pub timezone: String,
-    /// An ISO 4217 currency code, e.g. `EUR`.
+    /// An ISO 4217 currency code, e.g. `EUR` (see `GET /signup/options`).
+    #[oai(validator(pattern = "^[A-Za-z]{3}$"))]
     pub currency: String,
     /// A chart-of-accounts template code (see `GET /signup/options`); `standard` when absent.
+    #[oai(validator(min_length = 1, max_length = 40))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub chart_template: Option<String>,
-    /// Departments to create; a default list when absent.
+    /// Departments to create, each 1–100 characters, no duplicates; a default list when absent.
+    #[oai(validator(max_items = 50, unique_items))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub departments: Option<Vec<String>>,
 }
 
@@ -73,6 +88,7 @@ pub struct LoginRequest {
     #[oai(write_only, validator(min_length = 1))]
     pub password: String,
     /// The company's slug; required when the user belongs to several.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub tenant: Option<String>,
 }
 
@@ -168,8 +184,10 @@ pub struct TenantPage {
 pub struct PatchTenantRequest {
     /// `active` or `suspended`.
     #[oai(validator(pattern = "^(active|suspended)$"))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub status: Option<String>,
     /// Flags to set (merged into the existing ones).
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub feature_flags: Option<BTreeMap<String, bool>>,
 }
 
@@ -184,6 +202,7 @@ pub struct RegisterServerRequest {
     pub admin_url: String,
     /// How many tenants the server should hold; placement weighs load by it.
     #[oai(validator(minimum(value = "1")))]
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub capacity: Option<i32>,
 }
 
@@ -222,8 +241,10 @@ impl From<crate::catalog::servers::ServerLoad> for ServerView {
 pub struct MaintenanceRequest {
     pub maintenance_mode: bool,
     /// Shown to users while maintenance lasts.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub message: Option<String>,
     /// A tenant id or slug: maintenance for that tenant only. Absent: the whole platform.
+    #[serde(default, deserialize_with = "http_api::not_null")]
     pub tenant: Option<String>,
 }
 

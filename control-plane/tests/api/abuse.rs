@@ -181,3 +181,39 @@ async fn a_short_or_empty_operator_token_is_refused_at_start_up() {
         assert!(refused.is_some_and(|e| e.contains("at least 32 characters")), "{token:?} was accepted");
     }
 }
+
+#[tokio::test]
+async fn an_explicit_null_where_the_schema_has_no_null_is_a_422_naming_the_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (json!({"maintenance_mode": true, "tenant": null}), "tenant"),
+        (json!({"maintenance_mode": true, "message": null}), "message"),
+    ] {
+        let response = app.operator(reqwest::Method::PUT, "/system/maintenance").json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["field"], field, "{answer}");
+    }
+    let mut signup = crate::helpers::signup_body(&unique("null-"));
+    signup["slug"] = serde_json::Value::Null;
+    let response = app.signup(&signup).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["field"], "slug");
+
+    let status: serde_json::Value = app.http.get(app.url("/system/status")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["maintenance_mode"], false, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_have_is_a_405_with_allow_listing_the_ones_it_has() {
+    let app = TestApp::spawn().await;
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/auth/login", "POST"),
+        (reqwest::Method::PUT, "/tenants", "GET, POST, HEAD"),
+        (reqwest::Method::POST, "/openapi.json", "GET, HEAD"),
+    ] {
+        let response = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+}

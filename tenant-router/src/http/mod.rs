@@ -72,7 +72,11 @@ pub fn spec_json(state: Arc<AppState>) -> serde_json::Value {
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = openapi(state.clone());
     let docs = api.swagger_ui();
-    let spec = spec_json(state.clone()).to_string();
+    let documented = spec_json(state.clone());
+    let allowed = http_api::AllowedMethods::from_openapi(&documented)
+        .with("/openapi.json", &["get", "head"])
+        .with("/ws", &["get", "head"]);
+    let spec = documented.to_string();
     Route::new()
         .at(
             "/openapi.json",
@@ -87,6 +91,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .with(http_api::RejectUnstorableText)
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
+        .with(allowed)
         .around(http_api::request_log)
         .with(http_api::ClientAddress(state.trusted_proxies.clone()))
         .data(BodyLimit(state.max_body_bytes))

@@ -27,3 +27,19 @@ async fn the_openapi_document_matches_the_snapshot() {
     let docs = stack.http.get(format!("{}/docs", stack.router)).send().await.unwrap();
     assert_eq!(docs.status(), 200);
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_have_is_a_405_with_allow_from_the_document() {
+    let stack = Stack::start().await;
+    let company = stack.signup(&crate::helpers::unique("allow-")).await;
+    let item = format!("/employees/{}", uuid::Uuid::now_v7());
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, item.as_str(), "GET, DELETE, PATCH, HEAD"),
+        (reqwest::Method::DELETE, "/employees", "GET, POST, HEAD"),
+        (reqwest::Method::POST, "/ws", "GET, HEAD"),
+    ] {
+        let response = stack.call(method.clone(), path, &company.token).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+}
