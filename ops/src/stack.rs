@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use control_plane::{App, Config};
 use local_postgres::LocalCluster;
 use secrecy::SecretString;
 
@@ -63,34 +62,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::Result<()> {
-    let router_url = format!("http://127.0.0.1:{}", args.router_port);
-    let mut config = Config::new(
-        SecretString::from(database_url.to_owned()),
-        SecretString::from(secrets.master_key.clone()),
-        SecretString::from(secrets.operator_token.clone()),
-    );
-    config.listen = ([127, 0, 0, 1], args.port).into();
-    config.router_url = router_url.clone();
-    let catalog_database = config.catalog_database.clone();
-    let control_plane = App::build(config).await.context("starting the control plane")?;
-    let control_plane_url = format!("http://127.0.0.1:{}", control_plane.port());
-
-    // The router reads the catalog the control plane just created, and gets only the key that
-    // derives tenant role passwords, not the master key.
-    // It logs in as the catalog role the control plane keeps for routers (read-only, a few
-    // columns), with a password it derives from the role key.
-    let catalog_url = control_plane::catalog::access::router_catalog_url(database_url, &catalog_database)
-        .context("the local database URL")?;
-    let role_key = control_plane::secrets::MasterKey::from_base64(&SecretString::from(secrets.master_key.clone()))?
-        .tenant_role_key()
-        .to_hex();
-    let mut router_config = tenant_router::Config::new(
-        SecretString::from(catalog_url),
-        role_key,
-        format!("{control_plane_url}/.well-known/jwks.json"),
-    );
-    router_config.listen = ([127, 0, 0, 1], args.router_port).into();
-    let router = tenant_router::App::build(router_config).await.context("starting the tenant router")?;
+    // The router gets only the key that derives tenant role passwords, not the master key, and
+    // logs into the catalog as the control plane's least-privileged role for routers.
+    let platform = stack::PlatformBuilder::new(database_url)
+        .secrets(SecretString::from(secrets.master_key.clone()), SecretString::from(secrets.operator_token.clone()))
+        .control_plane_listen(([127, 0, 0, 1], args.port).into())
+        .router_listens(vec![([127, 0, 0, 1], args.router_port).into()])
+        .start()
+        .await
+        .context("starting the platform")?;
+    let control_plane_url = platform.control_plane.url.clone();
+    let router_url = platform.router_url().to_owned();
 
     let env = [
         ("NEXACORE_CONTROL_PLANE_URL", control_plane_url.as_str()),
@@ -110,22 +92,15 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
 
-    // One Ctrl-C (or SIGTERM) stops both: each finishes its in-flight requests.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Each service stops on Ctrl-C (or SIGTERM) by itself, finishing its in-flight requests.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         http_api::shutdown_signal().await;
         println!("\nstopping …");
-        let _ = stop_tx.send(true);
+        let _ = stop_tx.send(());
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let (cp, rt) = tokio::join!(
-        control_plane.run_until_stopped(stopped(stop_rx.clone())),
-        router.run_until_stopped(stopped(stop_rx)),
-    );
-    cp.context("serving the control plane")?;
-    rt.context("serving the tenant router")?;
+    let _ = stop_rx.await;
+    platform.stop().await.context("stopping the platform")?;
     Ok(())
 }
 

@@ -1,0 +1,267 @@
+//! [`PlatformBuilder`]: the control plane first (it creates the catalog, the routers' catalog
+//! role and the signing keys), then the routers, wired to it the way a deployment wires them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use control_plane::domain::DbName;
+use control_plane::secrets::MasterKey;
+use secrecy::{ExposeSecret, SecretString};
+use tenancy::role_key::TenantRoleKey;
+
+use crate::service::{ControlPlaneHandle, RouterHandle};
+use crate::{StackError, unique};
+
+type ControlPlaneTweak = Box<dyn FnOnce(&mut control_plane::Config) + Send>;
+type RouterTweak = Box<dyn Fn(usize, &mut tenant_router::Config) + Send + Sync>;
+
+/// What to start, and on which Postgres server.
+pub struct PlatformBuilder {
+    admin_url: String,
+    catalog_database: Option<DbName>,
+    template_database: Option<DbName>,
+    master_key: Option<SecretString>,
+    operator_token: Option<SecretString>,
+    control_plane_listen: SocketAddr,
+    router_listens: Vec<SocketAddr>,
+    control_plane_tweak: Option<ControlPlaneTweak>,
+    router_tweak: Option<RouterTweak>,
+}
+
+impl PlatformBuilder {
+    /// The platform on the server `admin_url` (a superuser URL), with the default catalog and
+    /// template names, fresh secrets, one router, all on free ports of 127.0.0.1.
+    pub fn new(admin_url: impl Into<String>) -> Self {
+        Self {
+            admin_url: admin_url.into(),
+            catalog_database: None,
+            template_database: None,
+            master_key: None,
+            operator_token: None,
+            control_plane_listen: ([127, 0, 0, 1], 0).into(),
+            router_listens: vec![([127, 0, 0, 1], 0).into()],
+            control_plane_tweak: None,
+            router_tweak: None,
+        }
+    }
+
+    /// A catalog and a template of their own (unique names), so that platforms started on one
+    /// server by parallel tests never meet.
+    pub fn isolated(mut self) -> Self {
+        let catalog = DbName::parse(&unique("catalog_")).expect("a valid database name");
+        let template = DbName::parse(&unique("tpl_")).expect("a valid database name");
+        self.catalog_database = Some(catalog);
+        self.template_database = Some(template);
+        self
+    }
+
+    pub fn catalog_database(mut self, name: DbName) -> Self {
+        self.catalog_database = Some(name);
+        self
+    }
+
+    /// Keeps data usable across restarts (`ops up`); generated when not given.
+    pub fn secrets(mut self, master_key: SecretString, operator_token: SecretString) -> Self {
+        self.master_key = Some(master_key);
+        self.operator_token = Some(operator_token);
+        self
+    }
+
+    pub fn control_plane_listen(mut self, addr: SocketAddr) -> Self {
+        self.control_plane_listen = addr;
+        self
+    }
+
+    /// `n` router replicas on free ports.
+    pub fn routers(mut self, n: usize) -> Self {
+        self.router_listens = vec![([127, 0, 0, 1], 0).into(); n];
+        self
+    }
+
+    /// One router replica per address.
+    pub fn router_listens(mut self, addrs: Vec<SocketAddr>) -> Self {
+        self.router_listens = addrs;
+        self
+    }
+
+    /// Changes the control plane's configuration after the builder has set its own fields.
+    pub fn control_plane(mut self, tweak: impl FnOnce(&mut control_plane::Config) + Send + 'static) -> Self {
+        self.control_plane_tweak = Some(Box::new(tweak));
+        self
+    }
+
+    /// Changes each router's configuration (called with the replica's index).
+    pub fn router(mut self, tweak: impl Fn(usize, &mut tenant_router::Config) + Send + Sync + 'static) -> Self {
+        self.router_tweak = Some(Box::new(tweak));
+        self
+    }
+
+    pub async fn start(self) -> Result<Platform, StackError> {
+        let master_key = self.master_key.unwrap_or_else(|| SecretString::from(MasterKey::generate_base64()));
+        let operator_token =
+            self.operator_token.unwrap_or_else(|| control_plane::app::generated_secrets().1).expose_secret().to_owned();
+        // Routers' ports are fixed before the control plane starts: it hands the first out as
+        // every client's `api_url`.
+        let router_listens: Vec<SocketAddr> =
+            self.router_listens.iter().map(|addr| fixed_port(*addr)).collect::<Result<_, _>>()?;
+
+        let mut config = control_plane::Config::new(
+            SecretString::from(self.admin_url.clone()),
+            master_key.clone(),
+            SecretString::from(operator_token.clone()),
+        );
+        config.listen = self.control_plane_listen;
+        if let Some(name) = self.catalog_database {
+            config.catalog_database = name;
+        }
+        if let Some(name) = self.template_database {
+            config.template_database = name;
+        }
+        if let Some(first) = router_listens.first() {
+            config.router_url = format!("http://{first}");
+        }
+        if let Some(tweak) = self.control_plane_tweak {
+            tweak(&mut config);
+        }
+        let catalog_database = config.catalog_database.clone();
+        let control_plane = ControlPlaneHandle::serve(control_plane::App::build(config).await?);
+
+        let role_key = MasterKey::from_base64(&master_key)
+            .map_err(|e| StackError::Database(format!("the master key: {e}")))?
+            .tenant_role_key();
+        let catalog_url = database_url(&self.admin_url, catalog_database.as_str())?;
+        let router_catalog_url = control_plane::catalog::access::router_catalog_url(&self.admin_url, &catalog_database)
+            .map_err(|e| StackError::Database(format!("the admin URL: {e}")))?;
+        let mut platform = Platform {
+            jwks_url: format!("{}/.well-known/jwks.json", control_plane.url),
+            admin_url: self.admin_url,
+            catalog_database,
+            catalog_url,
+            router_catalog_url,
+            operator_token,
+            master_key,
+            role_key,
+            control_plane,
+            routers: Vec::new(),
+            router_tweak: self.router_tweak,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+        };
+        for (index, listen) in router_listens.into_iter().enumerate() {
+            let router = platform.start_router_at(index, listen, |_| {}).await?;
+            platform.routers.push(router);
+        }
+        Ok(platform)
+    }
+}
+
+/// A port-0 address made concrete: bound once to learn a free port, then released.
+fn fixed_port(addr: SocketAddr) -> Result<SocketAddr, StackError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr)?;
+    Ok(probe.local_addr()?)
+}
+
+/// `admin_url` with its database replaced.
+fn database_url(admin_url: &str, database: &str) -> Result<String, StackError> {
+    let mut url = reqwest::Url::parse(admin_url).map_err(|e| StackError::Database(format!("the admin URL: {e}")))?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+/// The platform, serving. Dropping it stops every service.
+pub struct Platform {
+    /// The Postgres superuser URL the platform runs on.
+    pub admin_url: String,
+    pub catalog_database: DbName,
+    /// The catalog, as the superuser.
+    pub catalog_url: String,
+    /// The catalog as routers reach it: their least-privileged role, no password (derived).
+    pub router_catalog_url: String,
+    pub operator_token: String,
+    pub master_key: SecretString,
+    /// The key routers derive tenant role passwords from.
+    pub role_key: TenantRoleKey,
+    pub jwks_url: String,
+    pub control_plane: ControlPlaneHandle,
+    pub routers: Vec<RouterHandle>,
+    /// A client for calls through the platform (120 s timeout).
+    pub http: reqwest::Client,
+    router_tweak: Option<RouterTweak>,
+}
+
+impl Platform {
+    /// The platform on the tests' shared throwaway server, with a catalog and template of its
+    /// own. Tweak through [`Platform::builder_for_tests`] when more is needed.
+    pub async fn for_tests() -> Result<Self, StackError> {
+        Self::builder_for_tests().start().await
+    }
+
+    /// [`PlatformBuilder`] on the shared test server, isolated, with signup limits out of the way.
+    pub fn builder_for_tests() -> PlatformBuilder {
+        PlatformBuilder::new(local_postgres::shared_test_server().superuser_url())
+            .isolated()
+            .control_plane(|c| c.signup_limit_per_hour = 100_000)
+    }
+
+    /// The first router's URL (the one the control plane hands out).
+    pub fn router_url(&self) -> &str {
+        self.routers.first().map_or("", |r| r.url.as_str())
+    }
+
+    /// The configuration a router replica of this platform starts from.
+    pub fn router_config(&self) -> tenant_router::Config {
+        tenant_router::Config::new(
+            SecretString::from(self.router_catalog_url.clone()),
+            self.role_key.to_hex(),
+            self.jwks_url.clone(),
+        )
+    }
+
+    /// Starts one more router replica on a free port; the builder's router tweak applies
+    /// first, then `tweak`.
+    pub async fn start_router(
+        &self,
+        tweak: impl FnOnce(&mut tenant_router::Config),
+    ) -> Result<RouterHandle, StackError> {
+        let index = self.routers.len();
+        self.start_router_at(index, ([127, 0, 0, 1], 0).into(), tweak).await
+    }
+
+    async fn start_router_at(
+        &self,
+        index: usize,
+        listen: SocketAddr,
+        tweak: impl FnOnce(&mut tenant_router::Config),
+    ) -> Result<RouterHandle, StackError> {
+        let mut config = self.router_config();
+        config.listen = listen;
+        config.pool.application_name = format!("nexacore-router-{index}");
+        if let Some(shared) = &self.router_tweak {
+            shared(index, &mut config);
+        }
+        tweak(&mut config);
+        Ok(RouterHandle::serve(tenant_router::App::build(config).await?))
+    }
+
+    /// Serves until every service stops (each stops on its own on Ctrl-C/SIGTERM), reporting the
+    /// first failure.
+    pub async fn serve_until_stopped(mut self) -> Result<(), StackError> {
+        let mut outcome = self.control_plane.finished().await;
+        for router in &mut self.routers {
+            let result = router.finished().await;
+            outcome = outcome.and(result);
+        }
+        outcome
+    }
+
+    /// Stops the routers, then the control plane, each letting in-flight requests finish.
+    pub async fn stop(self) -> Result<(), StackError> {
+        let mut outcome = Ok(());
+        for router in self.routers {
+            outcome = outcome.and(router.stop().await);
+        }
+        outcome.and(self.control_plane.stop().await)
+    }
+}
