@@ -120,6 +120,19 @@ where
             let message = format!("{field}: must not contain NUL characters");
             return Err(reject(ApiError::Unprocessable(Json(ErrorBody::on_field("invalid_field", &field, message)))));
         }
+        // serde reads a struct from a JSON array too (`[]` would be a request with every
+        // optional field absent): a body documented as an object must be one.
+        let documented_object = matches!(T::schema_ref(), poem_openapi::registry::MetaSchemaRef::Reference(_));
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if documented_object
+            && first.is_some_and(|b| *b != b'{')
+            && serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+        {
+            return Err(reject(ApiError::Unprocessable(Json(ErrorBody::new(
+                "invalid_body",
+                "the body must be a JSON object",
+            )))));
+        }
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(deserializer) {
             Ok(value) => Ok(Self(value)),

@@ -183,7 +183,7 @@ async fn a_short_or_empty_operator_token_is_refused_at_start_up() {
 }
 
 #[tokio::test]
-async fn an_explicit_null_where_the_schema_has_no_null_is_a_422_naming_the_field_and_changes_nothing() {
+async fn an_explicit_null_where_the_schema_has_none_or_an_array_for_an_object_is_a_422_and_changes_nothing() {
     let app = TestApp::spawn().await;
     for (body, field) in [
         (json!({"maintenance_mode": true, "tenant": null}), "tenant"),
@@ -199,6 +199,13 @@ async fn an_explicit_null_where_the_schema_has_no_null_is_a_422_naming_the_field
     let response = app.signup(&signup).await;
     assert_eq!(response.status(), 422);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["field"], "slug");
+
+    // serde would read `[]` as a request with every field absent, and start a run.
+    let response = app.operator(reqwest::Method::POST, "/migrations/runs").json(&json!([])).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    let runs: serde_json::Value =
+        app.operator(reqwest::Method::GET, "/migrations/runs").send().await.unwrap().json().await.unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "no run started: {runs}");
 
     let status: serde_json::Value = app.http.get(app.url("/system/status")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["maintenance_mode"], false, "nothing changed");

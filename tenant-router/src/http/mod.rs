@@ -66,6 +66,18 @@ pub fn spec_json(state: Arc<AppState>) -> serde_json::Value {
             schema.insert("additionalProperties".into(), serde_json::Value::Bool(false));
         }
     }
+    // `null` clears these (or, in a create, means none); OpenAPI 3.0 says so with `nullable`.
+    for (name, field) in [
+        ("NewEmployeeRequest", "job_title"),
+        ("NewEmployeeRequest", "department_id"),
+        ("EmployeePatchRequest", "job_title"),
+        ("EmployeePatchRequest", "department_id"),
+        ("NewAccountRequest", "parent_code"),
+    ] {
+        if let Some(property) = spec["components"]["schemas"][name]["properties"][field].as_object_mut() {
+            property.insert("nullable".into(), serde_json::Value::Bool(true));
+        }
+    }
     spec
 }
 
