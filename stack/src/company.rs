@@ -22,8 +22,14 @@ impl Platform {
     /// Signs up the company `slug` (`POST /tenants`, a real database and role, seeded) with the
     /// operator token, so no signup limit applies. The admin is `admin@<slug>.example.com`.
     pub async fn signup(&self, slug: &str) -> Result<Company, StackError> {
+        self.signup_as(slug, &format!("admin@{slug}.example.com")).await
+    }
+
+    /// [`Platform::signup`] with the admin's e-mail given: an existing user (with
+    /// [`TEST_PASSWORD`]) becomes the admin of one more company.
+    pub async fn signup_as(&self, slug: &str, admin_email: &str) -> Result<Company, StackError> {
         let name = format!("Company {slug}");
-        let admin_email = format!("admin@{slug}.example.com");
+        let admin_email = admin_email.to_owned();
         let body = json!({
             "company_name": name,
             "slug": slug,

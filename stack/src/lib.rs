@@ -13,6 +13,8 @@ mod service;
 pub use company::{Company, TEST_PASSWORD};
 pub use platform::{Platform, PlatformBuilder};
 pub use service::{ControlPlaneHandle, RouterHandle};
+/// The services' configurations, for builder tweaks in crates that depend on no service.
+pub use {control_plane::Config as ControlPlaneConfig, tenant_router::Config as RouterConfig};
 
 /// Why the platform did not start, or a call through it failed.
 #[derive(Debug, thiserror::Error)]

@@ -24,8 +24,8 @@ pub struct PlatformBuilder {
     operator_token: Option<SecretString>,
     control_plane_listen: SocketAddr,
     router_listens: Vec<SocketAddr>,
-    control_plane_tweak: Option<ControlPlaneTweak>,
-    router_tweak: Option<RouterTweak>,
+    control_plane_tweaks: Vec<ControlPlaneTweak>,
+    router_tweaks: Vec<RouterTweak>,
 }
 
 impl PlatformBuilder {
@@ -40,8 +40,8 @@ impl PlatformBuilder {
             operator_token: None,
             control_plane_listen: ([127, 0, 0, 1], 0).into(),
             router_listens: vec![([127, 0, 0, 1], 0).into()],
-            control_plane_tweak: None,
-            router_tweak: None,
+            control_plane_tweaks: Vec::new(),
+            router_tweaks: Vec::new(),
         }
     }
 
@@ -84,15 +84,16 @@ impl PlatformBuilder {
         self
     }
 
-    /// Changes the control plane's configuration after the builder has set its own fields.
+    /// Changes the control plane's configuration after the builder has set its own fields;
+    /// tweaks apply in the order given.
     pub fn control_plane(mut self, tweak: impl FnOnce(&mut control_plane::Config) + Send + 'static) -> Self {
-        self.control_plane_tweak = Some(Box::new(tweak));
+        self.control_plane_tweaks.push(Box::new(tweak));
         self
     }
 
-    /// Changes each router's configuration (called with the replica's index).
+    /// Changes each router's configuration (called with the replica's index), in order given.
     pub fn router(mut self, tweak: impl Fn(usize, &mut tenant_router::Config) + Send + Sync + 'static) -> Self {
-        self.router_tweak = Some(Box::new(tweak));
+        self.router_tweaks.push(Box::new(tweak));
         self
     }
 
@@ -120,10 +121,12 @@ impl PlatformBuilder {
         if let Some(first) = router_listens.first() {
             config.router_url = format!("http://{first}");
         }
-        if let Some(tweak) = self.control_plane_tweak {
+        for tweak in self.control_plane_tweaks {
             tweak(&mut config);
         }
         let catalog_database = config.catalog_database.clone();
+        let template_database = config.template_database.clone();
+        let router_url = config.router_url.clone();
         let control_plane = ControlPlaneHandle::serve(control_plane::App::build(config).await?);
 
         let role_key = MasterKey::from_base64(&master_key)
@@ -143,7 +146,9 @@ impl PlatformBuilder {
             role_key,
             control_plane,
             routers: Vec::new(),
-            router_tweak: self.router_tweak,
+            router_tweaks: self.router_tweaks,
+            template_database,
+            router_url,
             http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
         };
         for (index, listen) in router_listens.into_iter().enumerate() {
@@ -188,7 +193,10 @@ pub struct Platform {
     pub routers: Vec<RouterHandle>,
     /// A client for calls through the platform (120 s timeout).
     pub http: reqwest::Client,
-    router_tweak: Option<RouterTweak>,
+    router_tweaks: Vec<RouterTweak>,
+    template_database: DbName,
+    /// What the control plane hands out as `api_url`.
+    router_url: String,
 }
 
 impl Platform {
@@ -203,6 +211,38 @@ impl Platform {
         PlatformBuilder::new(local_postgres::shared_test_server().superuser_url())
             .isolated()
             .control_plane(|c| c.signup_limit_per_hour = 100_000)
+    }
+
+    /// Stops the control plane and starts it again on the same port, catalog and secrets with
+    /// `tweak` applied (a new deployment, say, with more migrations). Routers keep running.
+    pub async fn restart_control_plane(
+        &mut self,
+        tweak: impl FnOnce(&mut control_plane::Config),
+    ) -> Result<(), StackError> {
+        let url = self.control_plane.url.clone();
+        let listen: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|_| StackError::Database(format!("the control plane's address {url}")))?;
+        let mut config = control_plane::Config::new(
+            SecretString::from(self.admin_url.clone()),
+            self.master_key.clone(),
+            SecretString::from(self.operator_token.clone()),
+        );
+        config.listen = listen;
+        config.catalog_database = self.catalog_database.clone();
+        config.template_database = self.template_database.clone();
+        config.router_url = self.router_url.clone();
+        tweak(&mut config);
+        // The port must be free before the new one binds it.
+        self.control_plane.stop_serving().await?;
+        self.control_plane = ControlPlaneHandle::serve(control_plane::App::build(config).await?);
+        Ok(())
+    }
+
+    /// A superuser URL for `database` on the platform's server.
+    pub fn database_url(&self, database: &str) -> Result<String, StackError> {
+        database_url(&self.admin_url, database)
     }
 
     /// The first router's URL (the one the control plane hands out).
@@ -238,7 +278,7 @@ impl Platform {
         let mut config = self.router_config();
         config.listen = listen;
         config.pool.application_name = format!("nexacore-router-{index}");
-        if let Some(shared) = &self.router_tweak {
+        for shared in &self.router_tweaks {
             shared(index, &mut config);
         }
         tweak(&mut config);

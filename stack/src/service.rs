@@ -71,6 +71,10 @@ impl ControlPlaneHandle {
     pub(crate) async fn finished(&mut self) -> Result<(), StackError> {
         self.serving.finished().await
     }
+
+    pub(crate) async fn stop_serving(&mut self) -> Result<(), StackError> {
+        self.serving.stop().await
+    }
 }
 
 /// One tenant-router replica, serving.

@@ -1,21 +1,17 @@
-//! The shared harness: a control plane and a tenant router, both through their real
-//! `App::build`, on a fresh catalog of the shared throwaway Postgres (as the router's own
-//! tests do), and app instances driven through `egui_kittest` by label.
+//! The shared harness: a control plane and a tenant router as `stack` starts them (their real
+//! `App::build`, a catalog of their own on the shared throwaway Postgres), and app instances
+//! driven through `egui_kittest` by label.
 
 use std::time::{Duration, Instant};
 
-use control_plane::secrets::MasterKey;
 use desktop_egui::app::{NexaApp, SettingsStore};
 use desktop_egui::settings::Settings;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use local_postgres::{create_fresh_database, shared_test_server};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-pub const PASSWORD: &str = "Str0ng&Secret!";
+pub use stack::TEST_PASSWORD as PASSWORD;
 
 pub type App = Harness<'static, NexaApp>;
 
@@ -37,73 +33,33 @@ pub struct Stack {
     pub router: String,
     operator_token: String,
     http: reqwest::Client,
-    stops: Vec<oneshot::Sender<()>>,
-    // Last: dropped after the stop signals went out.
+    platform: stack::Platform,
+    // Last: dropped after the services were told to stop.
     runtime: tokio::runtime::Runtime,
 }
 
 impl Stack {
     pub fn start() -> Self {
-        Self::start_with(|_, _| {})
+        Self::start_with(|_| {}, |_| {})
     }
 
-    /// Starts the services with their configuration changed by `tweak`.
-    pub fn start_with(tweak: impl FnOnce(&mut control_plane::Config, &mut tenant_router::Config)) -> Self {
+    /// Starts the services with their configurations changed by the tweaks.
+    pub fn start_with(
+        control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
+        router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (control_plane, router, operator_token, stops) = runtime.block_on(async {
-            let server = shared_test_server();
-            let (catalog_db, _) = create_fresh_database(server, "ui_catalog").await.unwrap();
-            let master = MasterKey::generate_base64();
-            let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
-            // The router's port is fixed first: login answers it as `api_url`.
-            let router_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let router = format!("http://127.0.0.1:{router_port}");
-
-            let mut cp = control_plane::Config::new(
-                SecretString::from(server.superuser_url()),
-                SecretString::from(master.clone()),
-                SecretString::from(operator_token.clone()),
-            );
-            cp.listen = "127.0.0.1:0".parse().unwrap();
-            cp.catalog_database = control_plane::domain::DbName::parse(&catalog_db).unwrap();
-            cp.template_database = control_plane::domain::DbName::parse(&unique("tpl_")).unwrap();
-            cp.signup_limit_per_hour = 100_000;
-            cp.router_url = router.clone();
-            let role_key = MasterKey::from_base64(&SecretString::from(master)).unwrap().tenant_role_key().to_hex();
-            // The JWKS URL needs the control plane's port: set below, after the tweak.
-            let router_catalog = control_plane::catalog::access::router_catalog_url(
-                &server.superuser_url(),
-                &control_plane::domain::DbName::parse(&catalog_db).unwrap(),
+        let platform = runtime
+            .block_on(
+                stack::Platform::builder_for_tests().control_plane(control_plane).router(move |_, c| router(c)).start(),
             )
-            .unwrap();
-            let mut rc = tenant_router::Config::new(SecretString::from(router_catalog), role_key, String::new());
-            rc.listen = format!("127.0.0.1:{router_port}").parse().unwrap();
-            tweak(&mut cp, &mut rc);
-            let cp_app = control_plane::App::build(cp).await.expect("control plane starts");
-            let control_plane = format!("http://127.0.0.1:{}", cp_app.port());
-
-            rc.jwks_url = format!("{control_plane}/.well-known/jwks.json");
-            let router_app = tenant_router::App::build(rc).await.expect("router starts");
-
-            let mut stops = Vec::new();
-            let (tx, rx) = oneshot::channel();
-            tokio::spawn(cp_app.run_until_stopped(async move {
-                let _ = rx.await;
-            }));
-            stops.push(tx);
-            let (tx, rx) = oneshot::channel();
-            tokio::spawn(router_app.run_until_stopped(async move {
-                let _ = rx.await;
-            }));
-            stops.push(tx);
-            (control_plane, router, operator_token, stops)
-        });
+            .expect("the platform starts");
         Self {
-            control_plane,
-            router,
-            operator_token,
+            control_plane: platform.control_plane.url.clone(),
+            router: platform.router_url().to_owned(),
+            operator_token: platform.operator_token.clone(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-            stops,
+            platform,
             runtime,
         }
     }
@@ -124,15 +80,8 @@ impl Stack {
 
     /// Signs a company up with the given admin (an existing user becomes admin of one more).
     pub fn signup_as(&self, slug: &str, email: &str) -> Company {
-        let name = format!("Company {slug}");
-        let email = email.to_owned();
-        let body = json!({
-            "company_name": name, "slug": slug, "timezone": "UTC", "currency": "EUR",
-            "admin": {"email": email, "password": PASSWORD, "full_name": "Ada Admin"},
-        });
-        let (status, created) = self.send(self.http.post(format!("{}/tenants", self.control_plane)).json(&body));
-        assert_eq!(status, 201, "{created}");
-        Company { slug: slug.into(), name, email, token: created["access_token"].as_str().unwrap().into() }
+        let company = self.runtime.block_on(self.platform.signup_as(slug, email)).expect("signup");
+        Company { slug: company.slug, name: company.name, email: company.admin_email, token: company.token }
     }
 
     pub fn add_employee(&self, company: &Company, first: &str, last: &str) -> Value {
@@ -194,14 +143,6 @@ impl Stack {
         let settings = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
         let app = NexaApp::with_settings(settings, SettingsStore::Memory);
         Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
     }
 }
 

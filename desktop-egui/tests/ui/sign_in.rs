@@ -61,10 +61,10 @@ fn a_user_of_several_companies_chooses_one() {
 #[test]
 fn an_expiring_token_asks_to_sign_in_again_and_keeps_unsaved_input() {
     // Tokens live 20 s and the router warns 15 s ahead: the warning comes ~5 s after sign-in.
-    let stack = Stack::start_with(|cp, rc| {
-        cp.token_ttl = std::time::Duration::from_secs(20);
-        rc.realtime.token_warning = std::time::Duration::from_secs(15);
-    });
+    let stack = Stack::start_with(
+        |cp| cp.token_ttl = std::time::Duration::from_secs(20),
+        |rc| rc.realtime.token_warning = std::time::Duration::from_secs(15),
+    );
     let company = stack.signup(&unique("expiring-"));
     let mut app = stack.app();
     sign_in(&mut app, &company);

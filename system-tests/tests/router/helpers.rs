@@ -1,17 +1,16 @@
 //! The shared harness: a control plane (with a signing key the tests know, so they can mint
-//! tampered tokens) and a router, both through their real `App::build`, on a fresh catalog.
+//! tampered tokens) and a router, started by `stack` through their real `App::build`, on a
+//! catalog of their own.
 
 use std::time::Duration;
 
-use control_plane::secrets::MasterKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use local_postgres::{create_fresh_database, shared_test_server};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use tokio::sync::oneshot;
 
-pub const PASSWORD: &str = "Str0ng&Secret!";
+pub use stack::TEST_PASSWORD as PASSWORD;
+pub use stack::unique;
 
 pub struct Stack {
     pub control_plane: String,
@@ -27,13 +26,7 @@ pub struct Stack {
     /// What a second router replica needs: the role key (hex) and the JWKS URL.
     pub role_key_hex: String,
     pub jwks_url: String,
-    stops: Vec<oneshot::Sender<()>>,
-    router_stop: Option<oneshot::Sender<()>>,
-    router_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    platform: stack::Platform,
 }
 
 /// A signed-up company: its id, slug and the admin's token.
@@ -49,63 +42,35 @@ impl Stack {
     }
 
     pub async fn start_with(tweak_router: impl FnOnce(&mut tenant_router::Config)) -> Self {
-        let server = shared_test_server();
-        let (catalog_db, catalog_url) = create_fresh_database(server, "rt_catalog").await.unwrap();
-        let master = MasterKey::generate_base64();
-        let operator_token = format!("op-{}", uuid::Uuid::new_v4().simple());
         let signing_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
         let pem = signing_key.to_pkcs8_pem(Default::default()).unwrap().to_string();
-
-        let mut cp = control_plane::Config::new(
-            SecretString::from(server.superuser_url()),
-            SecretString::from(master.clone()),
-            SecretString::from(operator_token.clone()),
-        );
-        cp.listen = "127.0.0.1:0".parse().unwrap();
-        cp.catalog_database = control_plane::domain::DbName::parse(&catalog_db).unwrap();
-        cp.template_database = control_plane::domain::DbName::parse(&unique("tpl_")).unwrap();
-        cp.signup_limit_per_hour = 100_000;
-        cp.signing_key_pem = Some(SecretString::from(pem));
-        let cp_app = control_plane::App::build(cp).await.expect("control plane starts");
-        let control_plane = format!("http://127.0.0.1:{}", cp_app.port());
-
-        let role_key = MasterKey::from_base64(&SecretString::from(master)).unwrap().tenant_role_key().to_hex();
-        let role_key_hex = secrecy::ExposeSecret::expose_secret(&role_key).to_owned();
-        let jwks_url = format!("{control_plane}/.well-known/jwks.json");
-        let router_catalog_url = control_plane::catalog::access::router_catalog_url(
-            &server.superuser_url(),
-            &control_plane::domain::DbName::parse(&catalog_db).unwrap(),
-        )
-        .unwrap();
-        let mut rc =
-            tenant_router::Config::new(SecretString::from(router_catalog_url.clone()), role_key, jwks_url.clone());
-        rc.listen = "127.0.0.1:0".parse().unwrap();
-        // Long enough that only the catalog notification can explain a fast reaction.
-        rc.route_ttl = Duration::from_secs(120);
-        tweak_router(&mut rc);
-        let router_app = tenant_router::App::build(rc).await.expect("router starts");
-        let router = format!("http://127.0.0.1:{}", router_app.port());
-        let router_state = router_app.state();
-
-        let stops = vec![spawn_cp(cp_app)];
-        let (router_stop, stopped) = oneshot::channel();
-        let router_task = Some(tokio::spawn(router_app.run_until_stopped(async move {
-            let _ = stopped.await;
-        })));
+        let mut platform = stack::Platform::builder_for_tests()
+            .control_plane(move |c| c.signing_key_pem = Some(SecretString::from(pem)))
+            .routers(0)
+            .start()
+            .await
+            .expect("the platform starts");
+        let router = platform
+            .start_router(|c| {
+                // Long enough that only the catalog notification can explain a fast reaction.
+                c.route_ttl = Duration::from_secs(120);
+                tweak_router(c);
+            })
+            .await
+            .expect("the router starts");
+        platform.routers.push(router);
         Self {
-            control_plane,
-            router,
+            control_plane: platform.control_plane.url.clone(),
+            router: platform.router_url().to_owned(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-            operator_token,
-            catalog_url,
-            router_catalog_url,
+            operator_token: platform.operator_token.clone(),
+            catalog_url: platform.catalog_url.clone(),
+            router_catalog_url: platform.router_catalog_url.clone(),
             signing_key,
-            router_state,
-            role_key_hex,
-            jwks_url,
-            stops,
-            router_stop: Some(router_stop),
-            router_task,
+            router_state: platform.routers[0].state.clone(),
+            role_key_hex: platform.role_key.to_hex().expose_secret().to_owned(),
+            jwks_url: platform.jwks_url.clone(),
+            platform,
         }
     }
 
@@ -114,21 +79,8 @@ impl Stack {
     }
 
     pub async fn signup(&self, slug: &str) -> Company {
-        let body = json!({
-            "company_name": format!("Company {slug}"),
-            "slug": slug,
-            "admin": {"email": format!("admin@{slug}.example.com"), "password": PASSWORD, "full_name": "Ada Admin"},
-            "timezone": "UTC",
-            "currency": "EUR",
-        });
-        let response = self.http.post(format!("{}/tenants", self.control_plane)).json(&body).send().await.unwrap();
-        assert_eq!(response.status(), 201);
-        let created: Value = response.json().await.unwrap();
-        Company {
-            id: created["tenant"]["id"].as_str().unwrap().to_owned(),
-            slug: slug.to_owned(),
-            token: created["access_token"].as_str().unwrap().to_owned(),
-        }
+        let company = self.platform.signup(slug).await.expect("signup");
+        Company { id: company.id.to_string(), slug: company.slug, token: company.token }
     }
 
     /// A request to the router with a bearer token.
@@ -165,29 +117,10 @@ impl Stack {
 impl Stack {
     /// Stops the router gracefully and waits until it has.
     pub async fn stop_router(&mut self) {
-        if let Some(stop) = self.router_stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.router_task.take() {
-            task.await.unwrap().unwrap();
+        if let Some(router) = self.platform.routers.pop() {
+            router.stop().await.unwrap();
         }
     }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..).chain(self.router_stop.take()) {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn spawn_cp(app: control_plane::App) -> oneshot::Sender<()> {
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    tx
 }
 
 /// Valid claims for a company's admin, to be altered by a test.
@@ -218,17 +151,26 @@ pub async fn sessions_named(conn: &mut PgConnection, application_name: &str) -> 
 }
 
 /// Polls `check` every 20 ms for up to 2 s.
-pub async fn eventually<F, Fut>(mut check: F) -> bool
+pub async fn eventually<F, Fut>(check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    eventually_within(Duration::from_secs(2), check).await
+}
+
+/// Polls `check` every 20 ms for up to `timeout`.
+pub async fn eventually_within<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {
         if check().await {
             return true;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
 }

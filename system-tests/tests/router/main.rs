@@ -1,5 +1,5 @@
-//! Integration tests of the tenant router: a real control plane and a real router on a real
-//! Postgres, talking HTTP. One test binary; one module per feature.
+//! The tenant router against a real control plane on a real Postgres, talking HTTP: the
+//! platform as `stack` starts it. One test binary; one module per feature.
 
 mod budget;
 mod catalog;
@@ -7,6 +7,7 @@ mod data;
 mod gates;
 mod helpers;
 mod isolation;
+mod migrating;
 mod openapi;
 mod realtime;
 mod revocation;

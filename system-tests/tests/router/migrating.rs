@@ -4,87 +4,108 @@
 
 use std::time::Duration;
 
-use control_plane::secrets::MasterKey;
-use secrecy::SecretString;
-use serde_json::json;
-use tokio::sync::oneshot;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
 
-use super::*;
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::{eventually_within, unique};
 
-/// A tenant router (its real `App::build`) on the app's catalog.
-async fn start_router(app: &TestApp) -> (String, oneshot::Sender<()>) {
-    let role_key =
-        MasterKey::from_base64(&SecretString::from(app.master_key.clone())).unwrap().tenant_role_key().to_hex();
-    let mut config = tenant_router::Config::new(
-        SecretString::from(
-            control_plane::catalog::access::router_catalog_url(
-                &app.server.superuser_url(),
-                &control_plane::domain::DbName::parse(&app.catalog_database).unwrap(),
-            )
-            .unwrap(),
-        ),
-        role_key,
-        app.url("/.well-known/jwks.json"),
-    );
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    // Long, so that only the catalog's notification can explain a quick reaction.
-    config.route_ttl = Duration::from_secs(300);
-    let router = tenant_router::App::build(config).await.expect("the router starts");
-    let base = format!("http://127.0.0.1:{}", router.port());
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(router.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    (base, stop)
+/// The embedded migrations plus N+1, which takes `employees`' exclusive lock: a test holding a
+/// share lock on it keeps the migration "in progress" for as long as it likes.
+fn with_next() -> control_plane::migrations::MigrationSet {
+    let mut list = tenant_schema::migrations();
+    let next = format!("V{}__nicknames", tenant_schema::latest_version() + 1);
+    let sql = "ALTER TABLE employees ADD COLUMN nickname text NOT NULL DEFAULT ''";
+    list.push(refinery::Migration::unapplied(&next, sql).unwrap());
+    control_plane::migrations::MigrationSet::new(list).unwrap()
+}
+
+/// Polls a migration run until `done` says so (or panics after `timeout`).
+async fn wait_run(platform: &stack::Platform, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let url = format!("{}/migrations/runs/{id}", platform.control_plane.url);
+        let run: Value =
+            platform.http.get(url).bearer_auth(&platform.operator_token).send().await.unwrap().json().await.unwrap();
+        if done(&run) {
+            return run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the run did not get there in time: {run:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
 async fn while_a_tenant_migrates_the_router_answers_it_503_with_a_retry_hint_and_serves_the_others() {
-    let app = TestApp::spawn().await;
-    let tenants = create_tenants(&app, "routed", 2).await;
-    let (x, y) = (&tenants[0], &tenants[1]);
-    let app = app.restart_with(|config| config.tenant_migrations = with_next(0)).await;
-    let (router, _stop) = start_router(&app).await;
+    let mut platform = stack::Platform::builder_for_tests()
+        .routers(0)
+        .control_plane(|c| c.spare_databases_per_server = 0)
+        .start()
+        .await
+        .unwrap();
+    let (x, y) =
+        (platform.signup(&unique("routed-")).await.unwrap(), platform.signup(&unique("routed-")).await.unwrap());
+    // A new deployment: the control plane now knows migration N+1.
+    platform.restart_control_plane(|c| c.tenant_migrations = with_next()).await.unwrap();
+    // Long, so that only the catalog's notification can explain a quick reaction.
+    let serving = platform.start_router(|c| c.route_ttl = Duration::from_secs(300)).await.unwrap();
+    let router = serving.url.clone();
     let http = reqwest::Client::new();
-    let employees = |t: &Tenant| http.get(format!("{router}/employees")).bearer_auth(&t.token).send();
-    assert_eq!(employees(x).await.unwrap().status(), 200, "served before the run");
+    let employees = |t: &stack::Company| http.get(format!("{router}/employees")).bearer_auth(&t.token).send();
+    assert_eq!(employees(&x).await.unwrap().status(), 200, "served before the run");
 
     // X's migration will wait on a lock held here, so it is "in progress" for as long as we like.
-    let mut holder = connect(&app, &x.database).await;
+    let mut holder =
+        PgConnection::connect(&platform.database_url(&format!("t_{}", x.id.simple())).unwrap()).await.unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE employees IN ACCESS SHARE MODE").execute(&mut holder).await.unwrap();
-    let run = start_run(&app, json!({ "tenants": [x.slug], "lock_timeout_ms": 60000 })).await;
+    let response = platform
+        .http
+        .post(format!("{}/migrations/runs", platform.control_plane.url))
+        .bearer_auth(&platform.operator_token)
+        .json(&json!({ "tenants": [x.slug], "lock_timeout_ms": 60000 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let run: Value = response.json().await.unwrap();
     let id = run["id"].as_str().unwrap().to_owned();
-    wait_run(&app, &id, Duration::from_secs(30), |r| r["totals"]["running"] == 1).await;
+    wait_run(&platform, &id, Duration::from_secs(30), |r| r["totals"]["running"] == 1).await;
 
-    let refused = eventually(Duration::from_secs(5), || {
-        let request = employees(x);
+    let refused = eventually_within(Duration::from_secs(5), || {
+        let request = employees(&x);
         async move { request.await.is_ok_and(|r| r.status() == 503) }
     })
     .await;
     assert!(refused, "X is refused while it migrates");
-    let response = employees(x).await.unwrap();
+    let response = employees(&x).await.unwrap();
     assert_eq!(response.status(), 503);
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "migrating", "{body}");
     for _ in 0..5 {
-        assert_eq!(employees(y).await.unwrap().status(), 200, "Y is served meanwhile");
+        assert_eq!(employees(&y).await.unwrap().status(), 200, "Y is served meanwhile");
     }
 
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    let run = wait_settled(&app, &id).await;
+    let run = wait_run(&platform, &id, Duration::from_secs(120), |r| {
+        !matches!(r["state"].as_str(), Some("running" | "cancelling"))
+    })
+    .await;
     assert_eq!(run["state"], "completed", "{run:#}");
     assert_eq!(run["totals"]["succeeded"], 1);
-    let catalog = catalog_versions(&app).await;
-    let row = catalog.iter().find(|(id, ..)| *id == x.id).unwrap();
-    assert_eq!((row.1, row.2), (Some(n() + 1), false), "X unlocked, at N+1");
+    let mut catalog = PgConnection::connect(&platform.catalog_url).await.unwrap();
+    let (version, migrating): (Option<i32>, bool) =
+        sqlx::query_as("SELECT schema_version, migrating FROM tenants WHERE id = $1")
+            .bind(x.id)
+            .fetch_one(&mut catalog)
+            .await
+            .unwrap();
+    assert_eq!((version, migrating), (Some(tenant_schema::latest_version() + 1), false), "X unlocked, at N+1");
 
     // X is now beyond what this router build serves (its newest migration is N): a fast 503
     // with a retry hint, not a SQL error. Y, still at N, is served.
-    let skewed = eventually(Duration::from_secs(5), || {
-        let request = employees(x);
+    let skewed = eventually_within(Duration::from_secs(5), || {
+        let request = employees(&x);
         async move {
             match request.await {
                 Ok(r) if r.status() == 503 => {
@@ -96,6 +117,6 @@ async fn while_a_tenant_migrates_the_router_answers_it_503_with_a_retry_hint_and
     })
     .await;
     assert!(skewed, "X gets the version-skew answer");
-    assert!(employees(x).await.unwrap().headers().contains_key("retry-after"));
-    assert_eq!(employees(y).await.unwrap().status(), 200);
+    assert!(employees(&x).await.unwrap().headers().contains_key("retry-after"));
+    assert_eq!(employees(&y).await.unwrap().status(), 200);
 }

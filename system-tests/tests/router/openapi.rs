@@ -11,7 +11,7 @@ async fn the_openapi_document_matches_the_snapshot() {
     let served: Value =
         stack.http.get(format!("{}/openapi.json", stack.router)).send().await.unwrap().json().await.unwrap();
     let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/snapshots/openapi.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/router/snapshots/openapi.json");
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &pretty).unwrap();

@@ -100,7 +100,7 @@ struct Replica {
 
 async fn start_replica(stack: &Stack) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_router-process"))
         .env("NEXACORE_CATALOG_URL", &stack.router_catalog_url)
         .env("NEXACORE_TENANT_ROLE_KEY", &stack.role_key_hex)
         .env("NEXACORE_JWKS_URL", &stack.jwks_url)
