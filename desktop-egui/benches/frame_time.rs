@@ -19,7 +19,6 @@ const BURST: usize = 1_000;
 const FRAMES: usize = 600;
 const FIRST: [&str; 8] = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken"];
 const LAST: [&str; 8] = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"];
-const STATUS: [&str; 3] = ["active", "on_leave", "terminated"];
 
 fn employee(n: usize, departments: &[Department], version: i64) -> Employee {
     Employee {
@@ -29,9 +28,16 @@ fn employee(n: usize, departments: &[Department], version: i64) -> Employee {
         email: format!("person{n}@bench.example.com"),
         job_title: Some(format!("Engineer {}", n % 17)),
         department_id: Some(departments[n % departments.len()].id),
-        hire_date: format!("20{:02}-{:02}-{:02}", 10 + n % 15, 1 + n % 12, 1 + n % 28),
-        status: STATUS[n % 3].to_owned(),
+        hire_date: api_types::employees::IsoDate::parse(&format!(
+            "20{:02}-{:02}-{:02}",
+            10 + n % 15,
+            1 + n % 12,
+            1 + n % 28
+        ))
+        .expect("a valid date"),
+        status: api_types::employees::EmployeeStatus::ALL[n % 3],
         version,
+        ..Employee::default()
     }
 }
 
@@ -80,7 +86,11 @@ fn main() {
     }
     let rss_before = rss_mib();
     let departments: Vec<Department> = (0..12)
-        .map(|i| Department { id: Uuid::from_u128(1_000_000 + i), name: format!("Department {i:02}") })
+        .map(|i| Department {
+            id: Uuid::from_u128(1_000_000 + i),
+            name: format!("Department {i:02}"),
+            ..Department::default()
+        })
         .collect();
     let mut screen = EmployeesScreen::new("Bench Company".into(), "bench@bench.example.com".into());
     screen.live = LiveStatus::Live;
@@ -128,7 +138,13 @@ fn main() {
                 4..=8 => ("updated", serde_json::to_value(employee(i * 7, &departments, 2)).unwrap()),
                 _ => ("deleted", serde_json::json!({ "id": Uuid::from_u128(i as u128 * 9 + 1) })),
             };
-            LiveMessage { channel: "employees".into(), action: action.into(), data, seq: Some(i as i64 + 1) }
+            LiveMessage {
+                channel: "employees".into(),
+                action: action.into(),
+                data,
+                seq: Some(i as i64 + 1),
+                ..LiveMessage::default()
+            }
         })
         .collect();
     let burst_frame = frame(&mut screen, scroll(-60.0), Some(&burst));

@@ -243,7 +243,7 @@ impl EmployeeStore {
             .filter(|&i| {
                 let e = &rows[i];
                 filter.department.is_none_or(|d| e.department_id == Some(d))
-                    && filter.status.as_ref().is_none_or(|s| &e.status == s)
+                    && filter.status.as_ref().is_none_or(|s| e.status.as_str() == s)
                     && (needle.is_empty()
                         || contains_ignore_case(&e.first_name, &needle)
                         || contains_ignore_case(&e.last_name, &needle)
@@ -266,8 +266,8 @@ impl EmployeeStore {
                     SortColumn::Department => {
                         e.department_id.and_then(|d| names.get(&d)).map_or(String::new(), |n| n.to_lowercase())
                     }
-                    SortColumn::Status => e.status.clone(),
-                    SortColumn::HireDate => e.hire_date.clone(),
+                    SortColumn::Status => e.status.as_str().to_owned(),
+                    SortColumn::HireDate => e.hire_date.to_string(),
                 }
             })
             .collect();
@@ -312,15 +312,15 @@ mod tests {
             first_name: "Ada".into(),
             last_name: last.into(),
             email: format!("{}@x.example", last.to_lowercase()),
-            hire_date: "2024-01-01".into(),
-            status: "active".into(),
+            hire_date: api_types::employees::IsoDate::parse("2024-01-01").unwrap(),
+            status: api_types::employees::EmployeeStatus::Active,
             version,
             ..Employee::default()
         }
     }
 
     fn event(action: &str, data: serde_json::Value) -> LiveMessage {
-        LiveMessage { channel: "employees".into(), action: action.into(), data, seq: Some(1) }
+        LiveMessage { channel: "employees".into(), action: action.into(), data, seq: Some(1), ..LiveMessage::default() }
     }
 
     fn names(store: &mut EmployeeStore, filter: &Filter, sort: Sort) -> Vec<String> {
@@ -365,7 +365,7 @@ mod tests {
         let mut a = employee(1, "alpha", 1);
         a.department_id = Some(dept);
         let mut b = employee(2, "Beta", 1);
-        b.status = "on_leave".into();
+        b.status = api_types::employees::EmployeeStatus::OnLeave;
         store.replace_all(vec![b, a, employee(3, "Gamma", 1)]);
         let by_name = Sort::default();
         assert_eq!(names(&mut store, &all(), by_name), ["alpha", "Beta", "Gamma"]);

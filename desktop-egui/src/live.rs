@@ -13,13 +13,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::api::wire::LiveMessage;
 
-/// Close codes of the router's WebSocket.
-pub mod close {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const TOKEN_EXPIRED: u16 = 4001;
-    pub const TENANT_UNAVAILABLE: u16 = 4003;
-    pub const TOO_SLOW: u16 = 4008;
-}
+pub use api_types::live::close;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveStatus {

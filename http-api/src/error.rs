@@ -2,59 +2,9 @@
 //! response, and the conversion of domain errors into it. Internal details (SQL, hosts,
 //! other tenants) are logged, never returned.
 
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, payload::Json};
 
-#[derive(Debug, Clone, Object, serde::Serialize)]
-pub struct ErrorBody {
-    /// A stable, machine-readable code, e.g. `slug_taken`.
-    pub error: String,
-    /// A sentence for humans.
-    pub message: String,
-    /// The request field the error is about, in dotted form (`admin.email`).
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Where a version check failed: the current state of the resource.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<serde_json::Value>,
-    /// With 426: the oldest client version still served.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_client_version: Option<String>,
-    /// With 426: the newest client version.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_version: Option<String>,
-    /// Every field problem found, when there are several.
-    #[oai(default, skip_serializing_if_is_empty)]
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<FieldProblem>,
-}
-
-#[derive(Debug, Clone, Object, serde::Serialize)]
-pub struct FieldProblem {
-    pub field: String,
-    pub message: String,
-}
-
-impl ErrorBody {
-    pub fn new(error: &str, message: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            message: message.into(),
-            field: None,
-            current: None,
-            min_client_version: None,
-            latest_version: None,
-            details: Vec::new(),
-        }
-    }
-
-    pub fn on_field(error: &str, field: &str, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new(error, message) }
-    }
-}
+pub use api_types::{ErrorBody, FieldProblem};
 
 #[derive(Debug, ApiResponse)]
 pub enum ApiError {

@@ -155,14 +155,3 @@ where
         }
     }
 }
-
-/// For `#[serde(default, deserialize_with = "http_api::not_null")]` on an optional field whose
-/// schema is not nullable: absent is `None`, `null` is refused (naming the field) rather than
-/// read as absent, so the API accepts exactly what its OpenAPI document declares.
-pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}

@@ -18,10 +18,11 @@ mod text_guard;
 use poem::{IntoResponse, Response};
 
 pub use allowed_methods::AllowedMethods;
+pub use api_types::not_null;
 pub use client_address::{ClientAddress, ClientIp, TrustedProxies, client_ip};
 pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout};
 pub use error::{ApiError, ErrorBody, FieldProblem};
-pub use json_body::{BodyLimit, JsonBody, not_null};
+pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;
 pub use request_log::request_log;
 pub use shutdown::shutdown_signal;

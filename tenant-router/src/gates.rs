@@ -115,13 +115,6 @@ pub async fn admit(state: &AppState, token: &str) -> Result<TenantSession, ApiEr
     Ok(TenantSession { claims, route })
 }
 
-/// Parses `MAJOR.MINOR.PATCH`.
-pub fn parse_version(raw: &str) -> Option<(u64, u64, u64)> {
-    let mut parts = raw.trim().split('.').map(|p| p.parse::<u64>().ok());
-    let version = (parts.next()??, parts.next()??, parts.next()??);
-    parts.next().is_none().then_some(version)
-}
-
 /// Middleware: a request whose `X-Client-Version` is below the minimum gets 426 with the
 /// minimum and latest versions; health and docs are always served.
 pub async fn client_version_gate<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
@@ -129,12 +122,12 @@ pub async fn client_version_gate<E: Endpoint>(next: E, req: Request) -> poem::Re
     let exempt = path == "/health" || path.starts_with("/docs") || path == "/openapi.json";
     if !exempt && let Some(raw) = req.header("x-client-version") {
         let state = req.data::<Arc<AppState>>().expect("state is attached").clone();
-        let Some(client) = parse_version(raw) else {
+        let Ok(client) = raw.parse::<api_types::Version>() else {
             return Ok(ApiError::bad_request("invalid_client_version", "X-Client-Version must look like 1.4.2")
                 .into_response());
         };
         let settings = state.settings.get().await;
-        if let Some(min) = parse_version(&settings.min_client_version)
+        if let Ok(min) = settings.min_client_version.parse::<api_types::Version>()
             && client < min
         {
             let mut body = ErrorBody::new(
@@ -147,18 +140,4 @@ pub async fn client_version_gate<E: Endpoint>(next: E, req: Request) -> poem::Re
         }
     }
     next.call(req).await.map(IntoResponse::into_response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_version;
-
-    #[test]
-    fn versions_parse_and_compare() {
-        assert_eq!(parse_version("1.4.2"), Some((1, 4, 2)));
-        assert!(parse_version("1.4.10") > parse_version("1.4.9"));
-        assert_eq!(parse_version("1.4"), None);
-        assert_eq!(parse_version("1.4.2.1"), None);
-        assert_eq!(parse_version("x.y.z"), None);
-    }
 }

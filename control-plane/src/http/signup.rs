@@ -142,7 +142,7 @@ impl TenantsApi {
     async fn options(&self) -> Json<SignupOptions> {
         let chart_templates = tenant_schema::seed::chart_templates()
             .iter()
-            .map(|t| ChartTemplateView {
+            .map(|t| ChartTemplate {
                 code: t.code.into(),
                 name: t.name.into(),
                 description: t.description.into(),
@@ -150,8 +150,8 @@ impl TenantsApi {
             })
             .collect();
         use iso_currency::IntoEnumIterator as _;
-        let mut currencies: Vec<CurrencyView> = iso_currency::Currency::iter()
-            .map(|c| CurrencyView { code: c.code().to_owned(), name: c.name().to_owned() })
+        let mut currencies: Vec<Currency> = iso_currency::Currency::iter()
+            .map(|c| Currency { code: c.code().to_owned(), name: c.name().to_owned() })
             .collect();
         currencies.sort_by(|a, b| a.code.cmp(&b.code));
         let timezones = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name().to_owned()).collect();

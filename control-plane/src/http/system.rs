@@ -96,10 +96,6 @@ impl SystemApi {
 }
 
 /// Parses `MAJOR.MINOR.PATCH` into a comparable triple.
-pub fn parse_version(field: &str, raw: &str) -> Result<(u64, u64, u64), ApiError> {
-    let parts: Vec<_> = raw.trim().split('.').map(|p| p.parse::<u64>()).collect();
-    match parts.as_slice() {
-        [Ok(a), Ok(b), Ok(c)] => Ok((*a, *b, *c)),
-        _ => Err(ApiError::field(field, "must be a version like 1.4.2")),
-    }
+pub fn parse_version(field: &str, raw: &str) -> Result<api_types::Version, ApiError> {
+    raw.parse().map_err(|e: api_types::version::NotAVersion| ApiError::field(field, e.to_string()))
 }

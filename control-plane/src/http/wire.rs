@@ -1,5 +1,5 @@
-//! Request and response bodies of the HTTP API. Domain rows are converted into these at the
-//! edge, so the API can stay stable while the catalog changes.
+//! Request and response bodies of the operator API and the conversions of catalog rows into
+//! the wire types; the bodies clients share with the app are in `api_types`.
 
 use std::collections::BTreeMap;
 
@@ -7,110 +7,18 @@ use poem_openapi::{Object, Union};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use api_types::session::{LoginRequest, LoginToken, TenantChoice, TenantSummary};
+pub use api_types::signup::{
+    ChartTemplate, CreateTenantRequest, CreateTenantResponse, Currency, SignupOptions, SlugAvailability,
+};
+pub use api_types::system::{Health, SystemStatus};
+
 use crate::catalog::tenants::TenantRow;
-
-/// The company admin's account, in a signup request.
-#[derive(Object, serde::Deserialize)]
-#[oai(skip_serializing_if_is_none)]
-pub struct AdminInput {
-    /// An e-mail address whose domain has a dot.
-    #[oai(validator(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"))]
-    pub email: String,
-    /// At least 12 characters mixing three of: lowercase, uppercase, digits, symbols (or 16+);
-    /// not built from the e-mail or the slug.
-    #[oai(write_only, validator(min_length = 12, max_length = 128))]
-    pub password: String,
-    /// 1–100 characters, no control characters.
-    #[oai(validator(min_length = 1, max_length = 100, pattern = "\\S"))]
-    pub full_name: String,
-}
-
-#[derive(Object, serde::Deserialize)]
-#[oai(skip_serializing_if_is_none)]
-pub struct CreateTenantRequest {
-    /// 2–100 characters (after trimming), no control characters.
-    #[oai(validator(min_length = 2, max_length = 100, pattern = "\\S.*\\S"))]
-    pub company_name: String,
-    /// 3–40 characters of a-z, 0-9 and hyphens, starting with a letter, no trailing or double
-    /// hyphen, not reserved; suggested from the name when absent.
-    #[oai(validator(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])+$"))]
-    #[serde(default, deserialize_with = "http_api::not_null")]
-    pub slug: Option<String>,
-    pub admin: AdminInput,
-    /// An IANA time zone, e.g. `Europe/Berlin` (see `GET /signup/options`).
-    #[oai(validator(min_length = 1, max_length = 64, pattern = "\\S"))]
-    pub timezone: String,
-    /// An ISO 4217 currency code, e.g. `EUR` (see `GET /signup/options`).
-    #[oai(validator(pattern = "^[A-Za-z]{3}$"))]
-    pub currency: String,
-    /// A chart-of-accounts template code (see `GET /signup/options`); `standard` when absent.
-    #[oai(validator(min_length = 1, max_length = 40))]
-    #[serde(default, deserialize_with = "http_api::not_null")]
-    pub chart_template: Option<String>,
-    /// Departments to create, each 1–100 characters, no duplicates; a default list when absent.
-    #[oai(validator(max_items = 50, unique_items))]
-    #[serde(default, deserialize_with = "http_api::not_null")]
-    pub departments: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct TenantSummary {
-    pub id: Uuid,
-    pub slug: String,
-    pub name: String,
-    pub status: String,
-}
 
 impl From<&TenantRow> for TenantSummary {
     fn from(t: &TenantRow) -> Self {
         Self { id: t.id, slug: t.slug.clone(), name: t.name.clone(), status: t.status.clone() }
     }
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct CreateTenantResponse {
-    pub tenant: TenantSummary,
-    /// A token for the new company's admin.
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
-    pub api_url: String,
-    pub ws_url: String,
-}
-
-#[derive(Object, serde::Deserialize)]
-#[oai(skip_serializing_if_is_none)]
-pub struct LoginRequest {
-    #[oai(validator(min_length = 1, pattern = "\\S"))]
-    pub email: String,
-    #[oai(write_only, validator(min_length = 1))]
-    pub password: String,
-    /// The company's slug; required when the user belongs to several.
-    #[serde(default, deserialize_with = "http_api::not_null")]
-    pub tenant: Option<String>,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct LoginToken {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
-    pub tenant: TenantSummary,
-    /// The user's role in this company.
-    pub role: String,
-    /// The tenant router's URL for data calls.
-    pub api_url: String,
-    pub ws_url: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct TenantChoice {
-    /// The user's active companies; log in again with `tenant` set to one of the slugs.
-    pub tenants: Vec<TenantSummary>,
 }
 
 #[derive(Debug, Union)]
@@ -256,60 +164,6 @@ pub struct ClientVersionsRequest {
     pub min_client_version: String,
     #[oai(validator(pattern = "^[0-9]+\\.[0-9]+\\.[0-9]+$"))]
     pub latest_version: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct SystemStatus {
-    pub maintenance_mode: bool,
-    pub message: Option<String>,
-    pub min_client_version: String,
-    pub latest_version: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct Health {
-    pub status: String,
-    pub version: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct ChartTemplateView {
-    pub code: String,
-    pub name: String,
-    pub description: String,
-    pub accounts: usize,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct CurrencyView {
-    pub code: String,
-    pub name: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct SignupOptions {
-    pub chart_templates: Vec<ChartTemplateView>,
-    pub default_chart_template: String,
-    pub currencies: Vec<CurrencyView>,
-    pub timezones: Vec<String>,
-    pub default_departments: Vec<String>,
-    pub password_min_length: usize,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct SlugAvailability {
-    pub slug: String,
-    pub available: bool,
-    /// Why the slug cannot be used, when it cannot.
-    pub reason: Option<String>,
-    /// A free slug close to the one asked for.
-    pub suggestion: Option<String>,
 }
 
 #[derive(Debug, Object)]

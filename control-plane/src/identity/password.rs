@@ -9,8 +9,7 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const ITERATIONS: u32 = 2;
 pub const LANES: u32 = 1;
 
-pub const MIN_LEN: usize = 12;
-pub const MAX_LEN: usize = 128;
+pub use api_types::password::{MAX_LEN, MIN_LEN, check_strength};
 
 fn hasher() -> Argon2<'static> {
     Argon2::new(
@@ -43,74 +42,9 @@ pub fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash(&SecretString::from(hex::encode(rand::random::<[u8; 16]>()))))
 }
 
-const COMMON: &[&str] = &[
-    "password", "passw0rd", "123456", "qwerty", "letmein", "welcome", "admin", "iloveyou", "monkey", "dragon",
-    "sunshine", "football", "baseball", "master", "abc123", "changeme", "trustno1",
-];
-
-/// Checks a new password; the error says what to change. `context` holds words the password
-/// must not contain (the e-mail's local part, the company's slug).
-pub fn check_strength(password: &str, context: &[&str]) -> Result<(), String> {
-    let len = password.chars().count();
-    if len < MIN_LEN {
-        return Err(format!("must be at least {MIN_LEN} characters long"));
-    }
-    if len > MAX_LEN {
-        return Err(format!("must be at most {MAX_LEN} characters long"));
-    }
-    let classes = [
-        password.chars().any(|c| c.is_lowercase()),
-        password.chars().any(|c| c.is_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password.chars().any(|c| !c.is_alphanumeric()),
-    ]
-    .iter()
-    .filter(|&&present| present)
-    .count();
-    // Long passphrases are strong without symbol soup.
-    if len < 16 && classes < 3 {
-        return Err("must mix at least three of: lowercase, uppercase, digits, symbols (or be 16+ characters)".into());
-    }
-    let distinct = {
-        let mut chars: Vec<char> = password.chars().collect();
-        chars.sort_unstable();
-        chars.dedup();
-        chars.len()
-    };
-    if distinct < 5 {
-        return Err("uses too few different characters".into());
-    }
-    let lower = password.to_lowercase();
-    if COMMON.iter().any(|word| lower.contains(word)) {
-        return Err("contains a commonly used password".into());
-    }
-    for word in context.iter().filter(|w| w.len() >= 4) {
-        if lower.contains(&word.to_lowercase()) {
-            return Err("must not contain your e-mail name or the company's name".into());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(password: &str, ok: bool) {
-        assert_eq!(check_strength(password, &["annsmith", "acme"]).is_ok(), ok, "{password:?}");
-    }
-
-    #[test]
-    fn strength_rules_accept_strong_and_refuse_weak_passwords() {
-        check("Tr0ub4dor&3x!", true);
-        check("correct horse battery staple", true);
-        check("short1A!", false);
-        check("alllowercaseletters", true);
-        check("alllowercase", false);
-        check("Password1234!", false);
-        check("Acme-Corp-2026!", false);
-        check("aaaaaaaaaaaaaaaaaaaa", false);
-    }
 
     #[test]
     fn hashes_verify_only_their_password() {

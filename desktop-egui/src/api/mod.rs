@@ -237,7 +237,7 @@ impl Client {
         }
     }
 
-    pub async fn create_employee(&self, api: &str, token: &str, input: &EmployeeInput) -> Result<Employee, ApiError> {
+    pub async fn create_employee(&self, api: &str, token: &str, input: &NewEmployee) -> Result<Employee, ApiError> {
         self.send(self.request(Method::POST, api, "/employees", Some(token)).json(input)).await
     }
 
@@ -249,12 +249,12 @@ impl Client {
         token: &str,
         id: Uuid,
         version: i64,
-        input: &EmployeeInput,
+        input: &NewEmployee,
     ) -> Result<Employee, ApiError> {
         let request = self
             .request(Method::PATCH, api, &format!("/employees/{id}"), Some(token))
             .header("If-Match", format!("\"{version}\""))
-            .json(input);
+            .json(&EmployeePatch::from(input.clone()));
         self.send(request).await
     }
 
@@ -314,15 +314,7 @@ fn error_from(status: StatusCode, body: &[u8]) -> ApiError {
     }
 }
 
-/// Compares `MAJOR.MINOR.PATCH` versions; `None` when either does not parse.
-pub fn version_below(ours: &str, minimum: &str) -> Option<bool> {
-    fn parse(v: &str) -> Option<(u64, u64, u64)> {
-        let mut parts = v.trim().split('.').map(|p| p.parse::<u64>().ok());
-        let version = (parts.next()??, parts.next()??, parts.next()??);
-        parts.next().is_none().then_some(version)
-    }
-    Some(parse(ours)? < parse(minimum)?)
-}
+pub use api_types::version::is_below as version_below;
 
 #[cfg(test)]
 mod tests {
@@ -357,10 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare_and_urls_normalize() {
-        assert_eq!(version_below("0.1.0", "0.2.0"), Some(true));
-        assert_eq!(version_below("1.10.0", "1.9.9"), Some(false));
-        assert_eq!(version_below("1.0", "1.0.0"), None);
+    fn urls_normalize() {
         assert_eq!(normalize_url(" 127.0.0.1:8080/ "), "http://127.0.0.1:8080");
         assert_eq!(normalize_url("https://x.example"), "https://x.example");
     }

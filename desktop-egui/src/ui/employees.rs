@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{FieldErrors, error_ui, field_ui, status_dot_ui};
 use crate::api::ApiError;
-use crate::api::wire::{Employee, EmployeeInput, LiveMessage};
+use crate::api::wire::{Employee, LiveMessage, NewEmployee};
 use crate::employees::{Applied, EmployeeStore, Filter, STATUSES, Sort, SortColumn, status_label};
 use crate::live::LiveStatus;
 
@@ -22,7 +22,7 @@ pub enum EmployeesAction {
     Save {
         id: Option<Uuid>,
         version: i64,
-        input: EmployeeInput,
+        input: NewEmployee,
     },
     Delete {
         id: Uuid,
@@ -53,20 +53,20 @@ impl FormFields {
             email: e.email.clone(),
             job_title: e.job_title.clone().unwrap_or_default(),
             department_id: e.department_id,
-            hire_date: e.hire_date.clone(),
-            status: e.status.clone(),
+            hire_date: e.hire_date.to_string(),
+            status: e.status.as_str().to_owned(),
         }
     }
 
-    fn input(&self) -> EmployeeInput {
-        EmployeeInput {
+    fn input(&self) -> NewEmployee {
+        NewEmployee {
             first_name: self.first_name.trim().to_owned(),
             last_name: self.last_name.trim().to_owned(),
             email: self.email.trim().to_owned(),
             job_title: Some(self.job_title.trim().to_owned()).filter(|t| !t.is_empty()),
             department_id: self.department_id,
             hire_date: self.hire_date.trim().to_owned(),
-            status: self.status.clone(),
+            status: Some(self.status.clone()),
         }
     }
 
@@ -410,10 +410,10 @@ impl EmployeesScreen {
                         ui.label(self.store.department_name(e.department_id));
                     });
                     row.col(|ui| {
-                        ui.label(status_label(&e.status));
+                        ui.label(status_label(e.status.as_str()));
                     });
                     row.col(|ui| {
-                        ui.label(&e.hire_date);
+                        ui.label(e.hire_date.to_string());
                     });
                     if hit || row.response().clicked() {
                         clicked = Some(e.id);
@@ -574,8 +574,8 @@ fn conflict_ui(
             ("E-mail", theirs.email.clone(), mine.email.clone()),
             ("Job title", theirs.job_title.clone().unwrap_or_default(), mine.job_title.clone()),
             ("Department", dept(theirs.department_id), dept(mine.department_id)),
-            ("Hire date", theirs.hire_date.clone(), mine.hire_date.clone()),
-            ("Status", status_label(&theirs.status).to_owned(), status_label(&mine.status).to_owned()),
+            ("Hire date", theirs.hire_date.to_string(), mine.hire_date.clone()),
+            ("Status", status_label(theirs.status.as_str()).to_owned(), status_label(&mine.status).to_owned()),
         ];
         egui::Grid::new("conflict_grid").num_columns(3).show(ui, |ui| {
             ui.label("");

@@ -358,7 +358,7 @@ impl Wizard {
                 let min = self.options.as_ref().map_or(12, |o| o.password_min_length.max(1));
                 if self.password.chars().count() < min {
                     e.set("admin.password", format!("Use at least {min} characters."));
-                } else if password_strength(&self.password).0 < 2 {
+                } else if api_types::password::strength(&self.password).0 < 2 {
                     e.set("admin.password", "Too weak: mix upper and lower case, digits and symbols.");
                 }
                 if self.confirm != self.password {
@@ -459,7 +459,7 @@ impl Wizard {
             field_ui(ui, "Your e-mail", &mut self.admin_email, self.errors.get("admin.email"), false);
             field_ui(ui, "Choose a password", &mut self.password, self.errors.get("admin.password"), true);
             ui.label("");
-            let (score, word) = password_strength(&self.password);
+            let (score, word) = api_types::password::strength(&self.password);
             ui.horizontal(|ui| {
                 let color = [
                     Color32::RED,
@@ -616,29 +616,6 @@ pub fn suggest_slug(name: &str) -> String {
     slug.trim_end_matches('-').chars().take(40).collect::<String>().trim_end_matches('-').to_owned()
 }
 
-/// 0–3 and a word: length and the mix of character classes.
-pub fn password_strength(password: &str) -> (u8, &'static str) {
-    let len = password.chars().count();
-    let classes = [
-        password.chars().any(|c| c.is_lowercase()),
-        password.chars().any(|c| c.is_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password.chars().any(|c| !c.is_alphanumeric()),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
-    let score = match (len, classes) {
-        (0..=7, _) => 0,
-        (8..=11, _) => 1,
-        (12..=15, 0..=2) => 1,
-        (12..=15, 3) => 2,
-        (_, 4..) | (16.., 3) => 3,
-        (16.., _) => 2,
-    };
-    (score, ["weak", "fair", "good", "strong"][score as usize])
-}
-
 fn steps_ui(ui: &mut Ui, current: usize) {
     ui.horizontal(|ui| {
         for (i, name) in STEPS.iter().enumerate() {
@@ -690,13 +667,6 @@ mod tests {
             ("!!!", ""),
         ] {
             assert_eq!(suggest_slug(name), slug, "{name}");
-        }
-    }
-
-    #[test]
-    fn password_strength_grows_with_length_and_mix() {
-        for (password, score) in [("", 0), ("abc", 0), ("abcdefghij", 1), ("Abcdefgh1234", 2), ("Str0ng&Secret!", 3)] {
-            assert_eq!(password_strength(password).0, score, "{password}");
         }
     }
 

@@ -136,6 +136,13 @@ impl Stack {
                 .json(&body),
         );
         assert_eq!(status, 200, "{answer}");
+        // The router learns of it from the catalog's notice, a moment later: the tests are
+        // about what the app does with a 426, not about that moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.send(self.http.get(format!("{}/system/status", self.router))).1["min_client_version"] != min {
+            assert!(Instant::now() < deadline, "the router learnt the new versions in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A fresh app instance pointed at this stack, settings in memory only.

@@ -37,14 +37,44 @@ pub(crate) async fn connect(base: &str, token: &str, query: &str) -> Ws {
 
 /// The next text message as JSON (pings are answered by the client library).
 async fn next_json(ws: &mut Ws) -> Value {
+    serde_json::from_str(&next_text(ws).await).unwrap()
+}
+
+/// The next text message, as sent.
+async fn next_text(ws: &mut Ws) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
         match message.expect("the socket is open").expect("no socket error") {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Text(text) => return text.to_string(),
             Message::Close(frame) => panic!("closed: {frame:?}"),
             _ => {}
         }
     }
+}
+
+#[tokio::test]
+async fn a_live_change_carries_the_row_byte_for_byte_as_a_get_of_it_answers() {
+    let stack = Stack::start().await;
+    let c = stack.signup(&unique("bytes-")).await;
+    let mut ws = connect(&stack.router, &c.token, "").await;
+    // With a job title and without a department: both an optional field present and one absent.
+    let body = serde_json::json!({"first_name": "Ada", "last_name": "Byte", "email": "ada@bytes.example.com",
+                                  "job_title": "Engineer", "hire_date": "2024-02-29"});
+    let created = stack.call(reqwest::Method::POST, "/employees", &c.token).json(&body).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let got = stack.call(reqwest::Method::GET, &format!("/employees/{id}"), &c.token).send().await.unwrap();
+    let got = got.text().await.unwrap();
+
+    let event = loop {
+        let text = next_text(&mut ws).await;
+        if text.contains("\"channel\":\"employees\"") {
+            break text;
+        }
+    };
+    // `{"channel":…,"action":…,"data":<the row>,"seq":…,"ts":…}`: the row as sent, unparsed.
+    let data = event.split_once("\"data\":").and_then(|(_, rest)| rest.rsplit_once(",\"seq\":")).map(|(d, _)| d);
+    assert_eq!(data, Some(got.as_str()), "event: {event}");
 }
 
 /// Waits for the close frame and returns its code.

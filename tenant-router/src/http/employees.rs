@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::errors::{from_data, from_pool};
 use super::security::TenantAuth;
-use super::wire::{DeletedRecord, EmployeePage, EmployeePatchRequest, EmployeeView, NewEmployeeRequest};
 use crate::state::AppState;
+use api_types::employees as wire;
 
 pub struct EmployeesApi(pub Arc<AppState>);
 
@@ -22,25 +22,25 @@ pub struct EmployeesApi(pub Arc<AppState>);
 pub enum EmployeeWritten {
     #[oai(status = 201)]
     Created(
-        JsonReply<EmployeeView>,
+        JsonReply<wire::Employee>,
         #[oai(header = "X-Event-Seq")] i64,
         #[oai(header = "ETag")] String,
         #[oai(header = "Location")] String,
     ),
     #[oai(status = 200)]
-    Updated(JsonReply<EmployeeView>, #[oai(header = "X-Event-Seq")] i64, #[oai(header = "ETag")] String),
+    Updated(JsonReply<wire::Employee>, #[oai(header = "X-Event-Seq")] i64, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum EmployeeRead {
     #[oai(status = 200)]
-    Ok(JsonReply<EmployeeView>, #[oai(header = "ETag")] String),
+    Ok(JsonReply<wire::Employee>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum EmployeeDeleted {
     #[oai(status = 200)]
-    Ok(JsonReply<DeletedRecord>, #[oai(header = "X-Event-Seq")] i64),
+    Ok(JsonReply<wire::DeletedRecord>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<Date, ApiError> {
@@ -84,7 +84,7 @@ impl EmployeesApi {
         /// `active`, `on_leave` or `terminated`.
         #[oai(validator(pattern = "^(active|on_leave|terminated)$"))]
         status: Query<Option<String>>,
-    ) -> Result<JsonReply<EmployeePage>, ApiError> {
+    ) -> Result<JsonReply<wire::EmployeePage>, ApiError> {
         let limit = limit.0.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return Err(ApiError::field("limit", "limit: must be between 1 and 200"));
@@ -93,7 +93,7 @@ impl EmployeesApi {
         let query = ListQuery { limit, cursor: cursor.0, search: q.0, department_id: department_id.0, status };
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let page = employees::list(&mut conn, &query).await.map_err(|e| from_data(e, false))?;
-        Ok(JsonReply(EmployeePage {
+        Ok(JsonReply(wire::EmployeePage {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
         }))
@@ -101,7 +101,7 @@ impl EmployeesApi {
 
     /// Creates an employee.
     #[oai(path = "/employees", method = "post")]
-    async fn create(&self, auth: TenantAuth, body: JsonBody<NewEmployeeRequest>) -> Result<EmployeeWritten, ApiError> {
+    async fn create(&self, auth: TenantAuth, body: JsonBody<wire::NewEmployee>) -> Result<EmployeeWritten, ApiError> {
         auth.0.require_writer()?;
         let b = body.0;
         let new = NewEmployee {
@@ -117,7 +117,7 @@ impl EmployeesApi {
         let change = employees::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        let view = EmployeeView::from(change.value);
+        let view = wire::Employee::from(change.value);
         let (tag, location) = (etag(view.version), format!("/employees/{}", view.id));
         Ok(EmployeeWritten::Created(JsonReply(view), seq, tag, location))
     }
@@ -142,7 +142,7 @@ impl EmployeesApi {
         /// The version being changed, as the `ETag` gave it: `"7"` (also `7` or `W/"7"`).
         #[oai(name = "If-Match", validator(pattern = "^(W/)?\"?[0-9]{1,18}\"?$"))]
         if_match: Header<Option<String>>,
-        body: JsonBody<EmployeePatchRequest>,
+        body: JsonBody<wire::EmployeePatch>,
     ) -> Result<EmployeeWritten, ApiError> {
         auth.0.require_writer()?;
         let b = body.0;
@@ -163,7 +163,7 @@ impl EmployeesApi {
             .map_err(|e| from_data(e, header_version.is_some()))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        let view = EmployeeView::from(change.value);
+        let view = wire::Employee::from(change.value);
         let tag = etag(view.version);
         Ok(EmployeeWritten::Updated(JsonReply(view), seq, tag))
     }
@@ -185,6 +185,6 @@ impl EmployeesApi {
             employees::delete(&mut conn, id.0, expected).await.map_err(|e| from_data(e, expected.is_some()))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        Ok(EmployeeDeleted::Ok(JsonReply(DeletedRecord { id: change.value, seq }), seq))
+        Ok(EmployeeDeleted::Ok(JsonReply(wire::DeletedRecord { id: change.value, seq }), seq))
     }
 }

@@ -9,28 +9,28 @@ use tenant_schema::seed::AccountType;
 
 use super::errors::{from_data, from_pool};
 use super::security::TenantAuth;
-use super::wire::{AccountView, DepartmentView, NewAccountRequest, NewDepartmentRequest};
 use crate::state::AppState;
+use api_types::ledger as wire;
 
 pub struct LedgerApi(pub Arc<AppState>);
 
 #[derive(ApiResponse)]
 pub enum DepartmentCreated {
     #[oai(status = 201)]
-    Created(JsonReply<DepartmentView>, #[oai(header = "X-Event-Seq")] i64),
+    Created(JsonReply<wire::Department>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 #[derive(ApiResponse)]
 pub enum AccountCreated {
     #[oai(status = 201)]
-    Created(JsonReply<AccountView>, #[oai(header = "X-Event-Seq")] i64),
+    Created(JsonReply<wire::Account>, #[oai(header = "X-Event-Seq")] i64),
 }
 
 #[OpenApi(tag = "super::Tag::Ledger")]
 impl LedgerApi {
     /// Departments, by name.
     #[oai(path = "/departments", method = "get")]
-    async fn departments(&self, auth: TenantAuth) -> Result<JsonReply<Vec<DepartmentView>>, ApiError> {
+    async fn departments(&self, auth: TenantAuth) -> Result<JsonReply<Vec<wire::Department>>, ApiError> {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let rows = departments::list(&mut conn).await.map_err(|e| from_data(e, false))?;
         Ok(JsonReply(rows.into_iter().map(Into::into).collect()))
@@ -41,7 +41,7 @@ impl LedgerApi {
     async fn create_department(
         &self,
         auth: TenantAuth,
-        body: JsonBody<NewDepartmentRequest>,
+        body: JsonBody<wire::NewDepartment>,
     ) -> Result<DepartmentCreated, ApiError> {
         auth.0.require_writer()?;
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
@@ -53,7 +53,7 @@ impl LedgerApi {
 
     /// The chart of accounts, by code.
     #[oai(path = "/accounts", method = "get")]
-    async fn accounts(&self, auth: TenantAuth) -> Result<JsonReply<Vec<AccountView>>, ApiError> {
+    async fn accounts(&self, auth: TenantAuth) -> Result<JsonReply<Vec<wire::Account>>, ApiError> {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let rows = accounts::list(&mut conn).await.map_err(|e| from_data(e, false))?;
         Ok(JsonReply(rows.into_iter().map(Into::into).collect()))
@@ -64,7 +64,7 @@ impl LedgerApi {
     async fn create_account(
         &self,
         auth: TenantAuth,
-        body: JsonBody<NewAccountRequest>,
+        body: JsonBody<wire::NewAccount>,
     ) -> Result<AccountCreated, ApiError> {
         auth.0.require_writer()?;
         let b = body.0;

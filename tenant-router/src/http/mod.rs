@@ -6,7 +6,7 @@ mod errors;
 mod ledger;
 mod security;
 mod system;
-pub mod wire;
+
 mod ws;
 
 use std::sync::Arc;
@@ -61,18 +61,18 @@ pub fn spec_json(state: Arc<AppState>) -> serde_json::Value {
     }
     // Request bodies refuse unknown fields (serde's `deny_unknown_fields`); poem-openapi does
     // not say so in the schema.
-    for name in ["NewEmployeeRequest", "EmployeePatchRequest", "NewDepartmentRequest", "NewAccountRequest"] {
+    for name in ["NewEmployee", "EmployeePatch", "NewDepartment", "NewAccount"] {
         if let Some(schema) = spec["components"]["schemas"][name].as_object_mut() {
             schema.insert("additionalProperties".into(), serde_json::Value::Bool(false));
         }
     }
     // `null` clears these (or, in a create, means none); OpenAPI 3.0 says so with `nullable`.
     for (name, field) in [
-        ("NewEmployeeRequest", "job_title"),
-        ("NewEmployeeRequest", "department_id"),
-        ("EmployeePatchRequest", "job_title"),
-        ("EmployeePatchRequest", "department_id"),
-        ("NewAccountRequest", "parent_code"),
+        ("NewEmployee", "job_title"),
+        ("NewEmployee", "department_id"),
+        ("EmployeePatch", "job_title"),
+        ("EmployeePatch", "department_id"),
+        ("NewAccount", "parent_code"),
     ] {
         if let Some(property) = spec["components"]["schemas"][name]["properties"][field].as_object_mut() {
             property.insert("nullable".into(), serde_json::Value::Bool(true));

@@ -3,30 +3,15 @@
 
 use std::sync::Arc;
 
+use api_types::system::{Health, SystemStatus};
 use http_api::ApiError;
 use poem::Request;
-use poem_openapi::{Object, OpenApi, payload::Json};
+use poem_openapi::{OpenApi, payload::Json};
 
 use crate::routes::Lookup;
 use crate::state::AppState;
 
 pub struct SystemApi(pub Arc<AppState>);
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct Health {
-    pub status: String,
-    pub version: String,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct SystemStatus {
-    pub maintenance_mode: bool,
-    pub message: Option<String>,
-    pub min_client_version: String,
-    pub latest_version: String,
-}
 
 #[OpenApi(tag = "super::Tag::System")]
 impl SystemApi {

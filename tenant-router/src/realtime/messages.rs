@@ -1,10 +1,11 @@
-//! The messages a WebSocket client receives (DESIGN.md): change events
-//! `{"channel","action","data","seq","ts"}` and system messages on channel `system`. Each is
-//! serialised once, into an `Arc<str>` that every recipient shares.
+//! The messages a WebSocket client receives (`api_types::live`): change events and system
+//! messages on channel `system`. Each is serialised once, into an `Arc<str>` that every
+//! recipient shares.
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use api_types::live::{ChangeData, LiveMessage, channel};
+use serde_json::Value;
 use tenant_schema::outbox::OutboxEvent;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -19,14 +20,15 @@ pub struct Event {
 
 impl Event {
     pub fn from_outbox(e: &OutboxEvent) -> Self {
-        let text = json!({
-            "channel": e.channel,
-            "action": e.action,
-            "data": e.payload,
-            "seq": e.seq,
-            "ts": e.created_at.format(&Rfc3339).unwrap_or_default(),
-        })
-        .to_string();
+        let ts = e.created_at.format(&Rfc3339).unwrap_or_default();
+        let (channel, action, seq) = (e.channel.clone(), e.action.clone(), Some(e.seq));
+        // Read back into the record's type, so that the event's `data` is written exactly as a
+        // GET of the row is (the outbox keeps it as jsonb, which reorders keys).
+        let text = match ChangeData::read_exact(&e.channel, &e.action, &e.payload) {
+            Some(data) => serde_json::to_string(&LiveMessage { channel, action, data, seq, ts }),
+            None => serde_json::to_string(&LiveMessage { channel, action, data: &e.payload, seq, ts }),
+        }
+        .unwrap_or_default();
         Self { seq: e.seq, channel: e.channel.clone(), text: text.into() }
     }
 }
@@ -49,19 +51,8 @@ pub enum Item {
 /// A message on channel `system`.
 pub fn system(action: &str, data: Value) -> Arc<str> {
     let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    json!({ "channel": "system", "action": action, "data": data, "ts": ts }).to_string().into()
+    let message = LiveMessage { channel: channel::SYSTEM.to_owned(), action: action.to_owned(), data, seq: None, ts };
+    serde_json::to_string(&message).unwrap_or_default().into()
 }
 
-/// Close codes (4000–4999 are the application's own).
-pub mod close {
-    /// The server is going away (shutdown): reconnect, elsewhere if need be.
-    pub const GOING_AWAY: u16 = 1001;
-    /// Nothing heard from the client (not even a pong) for the idle timeout.
-    pub const IDLE: u16 = 4000;
-    /// The access token expired: sign in again, then reconnect with `since`.
-    pub const TOKEN_EXPIRED: u16 = 4001;
-    /// The tenant was suspended or deleted.
-    pub const TENANT_UNAVAILABLE: u16 = 4003;
-    /// The client did not keep up with its events: reconnect with `since`.
-    pub const TOO_SLOW: u16 = 4008;
-}
+pub use api_types::live::close;

@@ -10,7 +10,7 @@ use super::{Change, DataError, Problems, Violation, map_violation, record_event}
 use crate::seed::AccountType;
 
 /// The outbox channel of account events.
-pub const CHANNEL: &str = "accounts";
+pub const CHANNEL: &str = api_types::live::channel::ACCOUNTS;
 
 /// Account codes are at most this many characters.
 pub const MAX_CODE_CHARS: usize = 20;
@@ -32,6 +32,20 @@ pub struct Account {
     /// Serialised as RFC 3339.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// The row on the wire: what the API answers and the outbox event carries.
+impl From<Account> for api_types::ledger::Account {
+    fn from(a: Account) -> Self {
+        Self {
+            id: a.id,
+            code: a.code,
+            name: a.name,
+            account_type: a.account_type.as_str().to_owned(),
+            parent_code: a.parent_code,
+            created_at: a.created_at,
+        }
+    }
 }
 
 impl FromRow<'_, PgRow> for Account {
@@ -144,7 +158,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewAccount) -> Result<Change<
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let event = record_event(&mut tx, CHANNEL, "created", account.id, &account).await?;
+    let event =
+        record_event(&mut tx, CHANNEL, "created", account.id, &api_types::ledger::Account::from(account.clone()))
+            .await?;
     tx.commit().await?;
     Ok(Change { value: account, event })
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Change, DataError, Problems, Violation, map_violation, record_event};
 
 /// The outbox channel of department events.
-pub const CHANNEL: &str = "departments";
+pub const CHANNEL: &str = api_types::live::channel::DEPARTMENTS;
 
 /// Department names are at most this many characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -26,6 +26,13 @@ pub struct Department {
     /// Serialised as RFC 3339.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// The row on the wire: what the API answers and the outbox event carries.
+impl From<Department> for api_types::ledger::Department {
+    fn from(d: Department) -> Self {
+        Self { id: d.id, name: d.name, created_at: d.created_at, updated_at: d.updated_at }
+    }
 }
 
 impl FromRow<'_, PgRow> for Department {
@@ -71,7 +78,14 @@ pub async fn create(conn: &mut PgConnection, name: &str) -> Result<Change<Depart
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let event = record_event(&mut tx, CHANNEL, "created", department.id, &department).await?;
+    let event = record_event(
+        &mut tx,
+        CHANNEL,
+        "created",
+        department.id,
+        &api_types::ledger::Department::from(department.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Change { value: department, event })
 }

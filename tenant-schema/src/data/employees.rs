@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Change, DataError, Problems, Violation, map_violation, record_event};
 
 /// The outbox channel of employee events.
-pub const CHANNEL: &str = "employees";
+pub const CHANNEL: &str = api_types::live::channel::EMPLOYEES;
 
 /// The most rows one [`list`] call returns.
 pub const MAX_PAGE_SIZE: u32 = 200;
@@ -78,31 +78,24 @@ impl FromRow<'_, PgRow> for Employee {
     }
 }
 
-/// Where an employee stands (column `employees.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmployeeStatus {
-    Active,
-    OnLeave,
-    Terminated,
-}
+pub use api_types::employees::EmployeeStatus;
 
-impl EmployeeStatus {
-    /// Every status.
-    pub const ALL: [EmployeeStatus; 3] = [EmployeeStatus::Active, EmployeeStatus::OnLeave, EmployeeStatus::Terminated];
-
-    /// The value stored in the database and used in JSON: `"active"`, `"on_leave"`, `"terminated"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EmployeeStatus::Active => "active",
-            EmployeeStatus::OnLeave => "on_leave",
-            EmployeeStatus::Terminated => "terminated",
+/// The row on the wire: what the API answers and the outbox event carries.
+impl From<Employee> for api_types::employees::Employee {
+    fn from(e: Employee) -> Self {
+        Self {
+            id: e.id,
+            first_name: e.first_name,
+            last_name: e.last_name,
+            email: e.email,
+            job_title: e.job_title,
+            department_id: e.department_id,
+            hire_date: api_types::employees::IsoDate(e.hire_date),
+            status: e.status,
+            version: e.version,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
         }
-    }
-
-    /// The status with this [`as_str`](EmployeeStatus::as_str) value.
-    pub fn parse(value: &str) -> Option<EmployeeStatus> {
-        EmployeeStatus::ALL.into_iter().find(|s| s.as_str() == value)
     }
 }
 
@@ -426,7 +419,9 @@ pub async fn create(conn: &mut PgConnection, new: &NewEmployee) -> Result<Change
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let event = record_event(&mut tx, CHANNEL, "created", employee.id, &employee).await?;
+    let event =
+        record_event(&mut tx, CHANNEL, "created", employee.id, &api_types::employees::Employee::from(employee.clone()))
+            .await?;
     tx.commit().await?;
     Ok(Change { value: employee, event })
 }
@@ -479,7 +474,9 @@ pub async fn update(
         tx.rollback().await?;
         return Err(lost_write(conn, id).await);
     };
-    let event = record_event(&mut tx, CHANNEL, "updated", employee.id, &employee).await?;
+    let event =
+        record_event(&mut tx, CHANNEL, "updated", employee.id, &api_types::employees::Employee::from(employee.clone()))
+            .await?;
     tx.commit().await?;
     Ok(Change { value: employee, event })
 }
@@ -492,11 +489,6 @@ pub async fn delete(
     id: Uuid,
     expected_version: Option<i64>,
 ) -> Result<Change<Uuid>, DataError> {
-    #[derive(Serialize)]
-    struct Deleted {
-        id: Uuid,
-    }
-
     let mut tx = conn.begin().await?;
     let deleted: Option<Uuid> =
         sqlx::query_scalar("DELETE FROM employees WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING id")
@@ -508,7 +500,7 @@ pub async fn delete(
         tx.rollback().await?;
         return Err(lost_write(conn, id).await);
     };
-    let event = record_event(&mut tx, CHANNEL, "deleted", id, &Deleted { id }).await?;
+    let event = record_event(&mut tx, CHANNEL, "deleted", id, &api_types::employees::DeletedId { id }).await?;
     tx.commit().await?;
     Ok(Change { value: id, event })
 }

@@ -1,0 +1,103 @@
+//! The WebSocket: every message is `{"channel","action","data","seq"?,"ts"}`. Change events
+//! carry `seq` and, as `data`, the same type a `GET` of the row answers; system messages are on
+//! channel `system` (`resync`, `token_expiring`, `maintenance`, …).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::employees::{DeletedId, Employee};
+use crate::ledger::{Account, Department};
+
+/// Channel names: one per kind of record, plus `system`.
+pub mod channel {
+    pub const EMPLOYEES: &str = "employees";
+    pub const DEPARTMENTS: &str = "departments";
+    pub const ACCOUNTS: &str = "accounts";
+    pub const SYSTEM: &str = "system";
+}
+
+/// One message. `D` is what `data` holds: [`ChangeData`] when the server writes a change,
+/// [`Value`] when a client reads any message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveMessage<D = Value> {
+    pub channel: String,
+    pub action: String,
+    pub data: D,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    /// RFC 3339.
+    pub ts: String,
+}
+
+impl LiveMessage<Value> {
+    /// A change's `data` as its record type; `None` for another channel or a malformed body.
+    pub fn change(&self) -> Option<ChangeData> {
+        ChangeData::read(&self.channel, &self.action, self.data.clone())
+    }
+}
+
+/// A change event's `data`, typed by its channel and action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ChangeData {
+    Employee(Employee),
+    Department(Department),
+    Account(Account),
+    /// Action `deleted` on any channel.
+    Deleted(DeletedId),
+}
+
+impl ChangeData {
+    /// [`ChangeData::read`], only when nothing is lost: the typed value writes back to exactly
+    /// `data`. For a server re-writing stored events (an older or foreign payload stays as is).
+    pub fn read_exact(channel: &str, action: &str, data: &Value) -> Option<Self> {
+        let typed = Self::read(channel, action, data.clone())?;
+        (serde_json::to_value(&typed).ok().as_ref() == Some(data)).then_some(typed)
+    }
+
+    /// A change's `data` in its record type, leniently (missing fields take defaults).
+    pub fn read(channel: &str, action: &str, data: Value) -> Option<Self> {
+        use serde_json::from_value;
+        match (channel, action) {
+            (_, "deleted") => from_value(data).ok().map(Self::Deleted),
+            (channel::EMPLOYEES, _) => from_value(data).ok().map(Self::Employee),
+            (channel::DEPARTMENTS, _) => from_value(data).ok().map(Self::Department),
+            (channel::ACCOUNTS, _) => from_value(data).ok().map(Self::Account),
+            _ => None,
+        }
+    }
+}
+
+/// Close codes (4000–4999 are the application's own).
+pub mod close {
+    /// The server is going away (shutdown): reconnect, elsewhere if need be.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Nothing heard from the client (not even a pong) for the idle timeout.
+    pub const IDLE: u16 = 4000;
+    /// The access token expired or was withdrawn: sign in again, then reconnect with `since`.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The tenant was suspended or deleted.
+    pub const TENANT_UNAVAILABLE: u16 = 4003;
+    /// The client did not keep up with its events: reconnect with `since`.
+    pub const TOO_SLOW: u16 = 4008;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_reads_keep_every_payload_they_cannot_write_back() {
+        let employee = serde_json::to_value(Employee { first_name: "Ada".into(), ..Employee::default() }).unwrap();
+        assert!(matches!(
+            ChangeData::read_exact(channel::EMPLOYEES, "updated", &employee),
+            Some(ChangeData::Employee(_))
+        ));
+        let foreign = serde_json::json!({"note": "orphan"});
+        assert!(ChangeData::read_exact(channel::EMPLOYEES, "updated", &foreign).is_none());
+        assert!(ChangeData::read(channel::EMPLOYEES, "updated", foreign).is_some(), "lenient for clients");
+        let deleted = serde_json::json!({"id": uuid::Uuid::nil()});
+        assert!(matches!(ChangeData::read_exact("anything", "deleted", &deleted), Some(ChangeData::Deleted(_))));
+    }
+}

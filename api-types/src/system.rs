@@ -1,0 +1,24 @@
+//! Health and platform status, as both services and the app read them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// `GET /system/status`: maintenance and the client versions served.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+#[serde(default)]
+pub struct SystemStatus {
+    pub maintenance_mode: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub min_client_version: String,
+    pub latest_version: String,
+}
