@@ -177,24 +177,6 @@ impl fmt::Display for Email {
     }
 }
 
-/// A member's role inside one company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberRole {
-    Admin,
-    Manager,
-    Staff,
-}
-
-impl MemberRole {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Manager => "manager",
-            Self::Staff => "staff",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,7 +84,10 @@ impl LoginService {
         if chosen.status != "active" {
             return Err(LoginError::Suspended);
         }
-        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, &chosen.role, chosen.token_epoch).await?;
+        // The catalog allows only the roles tokens know; a role this build does not know gets
+        // no token rather than a guessed one.
+        let role = tenancy::Role::parse(&chosen.role).ok_or(LoginError::NotAMember)?;
+        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, role, chosen.token_epoch).await?;
         users::touch_login(&self.catalog, user.id).await?;
         Ok(LoginOutcome::Signed { token, tenant: chosen })
     }

@@ -37,6 +37,14 @@ impl Default for TenantId {
     }
 }
 
+impl std::str::FromStr for TenantId {
+    type Err = uuid::Error;
+
+    fn from_str(raw: &str) -> Result<Self, uuid::Error> {
+        raw.parse().map(Self)
+    }
+}
+
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -9,6 +9,6 @@ pub mod ids;
 pub mod notify;
 pub mod role_key;
 
-pub use claims::Claims;
+pub use claims::{Claims, Role};
 pub use ids::{DbName, RoleName, TenantId, TenantStatus};
 pub use role_key::TenantRoleKey;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use sqlx::PgPool;
+use tenancy::TenantId;
 use uuid::Uuid;
 
 use crate::catalog;
@@ -33,7 +34,7 @@ pub enum Access {
 
 pub struct MembershipEpochs {
     catalog: PgPool,
-    cache: Cache<(Uuid, Uuid), Option<i64>>,
+    cache: Cache<(Uuid, TenantId), Option<i64>>,
     lookups: AtomicU64,
 }
 
@@ -52,7 +53,7 @@ impl MembershipEpochs {
     }
 
     /// Whether a token of `user` in `tenant` issued at `epoch` still grants access.
-    pub async fn check(&self, user: Uuid, tenant: Uuid, epoch: i64) -> Result<Access, AccessLookupError> {
+    pub async fn check(&self, user: Uuid, tenant: TenantId, epoch: i64) -> Result<Access, AccessLookupError> {
         Ok(match self.current(user, tenant).await? {
             None => Access::Removed,
             Some(current) if current == epoch => Access::Granted,
@@ -61,11 +62,11 @@ impl MembershipEpochs {
     }
 
     /// The membership's epoch now; `None` when there is no membership.
-    pub async fn current(&self, user: Uuid, tenant: Uuid) -> Result<Option<i64>, AccessLookupError> {
+    pub async fn current(&self, user: Uuid, tenant: TenantId) -> Result<Option<i64>, AccessLookupError> {
         self.cache.try_get_with((user, tenant), self.load(user, tenant)).await.map_err(|e| (*e).clone())
     }
 
-    pub async fn invalidate(&self, user: Uuid, tenant: Uuid) {
+    pub async fn invalidate(&self, user: Uuid, tenant: TenantId) {
         self.cache.invalidate(&(user, tenant)).await;
     }
 
@@ -73,12 +74,12 @@ impl MembershipEpochs {
         self.cache.invalidate_all();
     }
 
-    async fn load(&self, user: Uuid, tenant: Uuid) -> Result<Option<i64>, AccessLookupError> {
+    async fn load(&self, user: Uuid, tenant: TenantId) -> Result<Option<i64>, AccessLookupError> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         catalog::retrying(|| {
             sqlx::query_scalar("SELECT token_epoch FROM memberships WHERE user_id = $1 AND tenant_id = $2")
                 .bind(user)
-                .bind(tenant)
+                .bind(tenant.0)
                 .fetch_optional(&self.catalog)
         })
         .await

@@ -73,7 +73,7 @@ pub struct Config {
     /// The least time between two JWKS fetches triggered by unknown `kid`s.
     pub jwks_refetch_floor: Duration,
     pub pool: PoolConfig,
-    pub realtime: crate::realtime::RealtimeConfig,
+    pub realtime: RealtimeConfig,
     pub max_body_bytes: usize,
     /// Start even when the catalog URL logs in as a superuser (`NEXACORE_ALLOW_SUPERUSER_CATALOG`);
     /// off by default: routers read the catalog as the least-privileged role the control plane keeps.
@@ -96,7 +96,7 @@ impl Config {
             route_ttl: Duration::from_secs(30),
             jwks_refetch_floor: Duration::from_secs(10),
             pool: PoolConfig::default(),
-            realtime: crate::realtime::RealtimeConfig::default(),
+            realtime: RealtimeConfig::default(),
             max_body_bytes: 64 * 1024,
             allow_superuser_catalog: false,
             http: http_api::ConnectionLimits::default(),
@@ -173,4 +173,39 @@ fn var(name: &str) -> Option<String> {
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid { name, reason: reason.to_string() }
+}
+
+/// The WebSocket hubs' limits and timings.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    pub max_connections_per_tenant: usize,
+    /// Events buffered per tenant; a socket further behind than this is cut off (too slow).
+    pub queue_capacity: usize,
+    /// How often each tenant with sockets is re-read from its outbox, for events whose
+    /// wake-up was lost (a writer that died between commit and publish). Gaps seen by later
+    /// wake-ups and listener reconnects trigger a read at once; this bounds the rest.
+    pub recheck_interval: Duration,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    /// How long one send to a socket may block before the client counts as too slow.
+    pub send_timeout: Duration,
+    /// `token_expiring` is sent this long before the token expires.
+    pub token_warning: Duration,
+    /// Outbox events older than this are pruned.
+    pub retention: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            max_connections_per_tenant: 500,
+            queue_capacity: 1024,
+            recheck_interval: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
+            token_warning: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }

@@ -15,12 +15,7 @@ pub mod pools;
 pub mod realtime;
 pub mod routes;
 pub mod state;
+mod timing;
 
 pub use app::{App, StartError};
 pub use config::Config;
-
-/// A duration in whole microseconds, for the cumulative timing counters (saturating: a
-/// counter never wraps on an absurd duration).
-pub(crate) fn micros(elapsed: std::time::Duration) -> u64 {
-    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
-}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tenancy::TenantId;
 use tenancy::notify::{CHANNEL, CatalogEvent};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -30,8 +31,8 @@ pub struct Caches {
 /// once; past [`MAX_PENDING`] names everything is dropped at once instead.
 #[derive(Default)]
 struct Pending {
-    tenants: HashSet<Uuid>,
-    memberships: HashSet<(Uuid, Uuid)>,
+    tenants: HashSet<TenantId>,
+    memberships: HashSet<(Uuid, TenantId)>,
     keys: bool,
     settings: bool,
     everything: bool,
@@ -132,10 +133,10 @@ pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio:
 fn queue(notices: &Notices, payload: &str) {
     match CatalogEvent::parse(payload) {
         Some(CatalogEvent::Tenant { id }) => notices.add(|p| {
-            p.tenants.insert(id);
+            p.tenants.insert(TenantId(id));
         }),
         Some(CatalogEvent::Membership { user, tenant }) => notices.add(|p| {
-            p.memberships.insert((user, tenant));
+            p.memberships.insert((user, TenantId(tenant)));
         }),
         Some(CatalogEvent::Keys) => notices.add(|p| p.keys = true),
         Some(CatalogEvent::Settings) => notices.add(|p| p.settings = true),

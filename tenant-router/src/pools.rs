@@ -34,13 +34,13 @@ use moka::future::Cache;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
-use tenancy::TenantRoleKey;
+use tenancy::{TenantId, TenantRoleKey};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::config::PoolConfig;
-use crate::micros;
 use crate::routes::TenantRoute;
+use crate::timing::micros;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
@@ -252,7 +252,7 @@ pub struct PoolManager {
     config: PoolConfig,
     role_key: TenantRoleKey,
     budgets: Mutex<std::collections::HashMap<Uuid, Arc<ServerBudget>>>,
-    pools: Cache<Uuid, Arc<TenantPool>>,
+    pools: Cache<TenantId, Arc<TenantPool>>,
     pub stats: Arc<PoolStats>,
 }
 
@@ -607,7 +607,7 @@ impl PoolManager {
     }
 
     /// Drops a tenant's pool and closes its idle connections (suspended, deleted, moved).
-    pub async fn retire_tenant(&self, tenant: Uuid) {
+    pub async fn retire_tenant(&self, tenant: TenantId) {
         if let Some(pool) = self.pools.remove(&tenant).await {
             pool.retire();
         }

@@ -10,15 +10,16 @@ use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use sqlx::PgPool;
-use tenancy::{DbName, RoleName, TenantStatus};
+use tenancy::{DbName, RoleName, TenantId, TenantStatus};
 use uuid::Uuid;
 
-use crate::{catalog, micros};
+use crate::catalog;
+use crate::timing::micros;
 
 /// What the router needs to know to serve one tenant.
 #[derive(Debug, Clone)]
 pub struct TenantRoute {
-    pub id: Uuid,
+    pub id: TenantId,
     pub status: TenantStatus,
     pub server_id: Uuid,
     pub host: String,
@@ -43,7 +44,7 @@ pub struct LookupError(String);
 
 pub struct TenantRoutes {
     catalog: PgPool,
-    cache: Cache<Uuid, Lookup>,
+    cache: Cache<TenantId, Lookup>,
     lookups: AtomicU64,
     /// Time spent in catalog lookups, in microseconds (operators and benchmarks divide it by
     /// the lookup count).
@@ -76,11 +77,11 @@ impl TenantRoutes {
         self.cache.entry_count()
     }
 
-    pub async fn get(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
+    pub async fn get(&self, tenant: TenantId) -> Result<Lookup, LookupError> {
         self.cache.try_get_with(tenant, self.load(tenant)).await.map_err(|e| (*e).clone())
     }
 
-    pub async fn invalidate(&self, tenant: Uuid) {
+    pub async fn invalidate(&self, tenant: TenantId) {
         self.cache.invalidate(&tenant).await;
     }
 
@@ -88,7 +89,7 @@ impl TenantRoutes {
         self.cache.invalidate_all();
     }
 
-    async fn load(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
+    async fn load(&self, tenant: TenantId) -> Result<Lookup, LookupError> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let found = self.query(tenant).await;
@@ -96,7 +97,7 @@ impl TenantRoutes {
         found
     }
 
-    async fn query(&self, tenant: Uuid) -> Result<Lookup, LookupError> {
+    async fn query(&self, tenant: TenantId) -> Result<Lookup, LookupError> {
         let row = catalog::retrying(|| self.fetch_route(tenant)).await.map_err(|e| LookupError(e.to_string()))?;
         let Some((id, status, server_id, host, port, db, role, schema_version, maintenance, message, migrating)) = row
         else {
@@ -106,7 +107,7 @@ impl TenantRoutes {
         let database = DbName::parse(&db).map_err(LookupError)?;
         let role = RoleName::parse(&role).map_err(LookupError)?;
         Ok(Lookup::Found(Arc::new(TenantRoute {
-            id,
+            id: TenantId(id),
             status,
             server_id,
             host,
@@ -119,14 +120,14 @@ impl TenantRoutes {
         })))
     }
 
-    async fn fetch_route(&self, tenant: Uuid) -> Result<Option<RouteRow>, sqlx::Error> {
+    async fn fetch_route(&self, tenant: TenantId) -> Result<Option<RouteRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT t.id, t.status, t.server_id, s.host, s.port, t.database_name, t.role_name, t.schema_version,
                     t.maintenance_mode, t.maintenance_message, t.migrating
              FROM tenants t JOIN database_servers s ON s.id = t.server_id
              WHERE t.id = $1",
         )
-        .bind(tenant)
+        .bind(tenant.0)
         .fetch_optional(&self.catalog)
         .await
     }

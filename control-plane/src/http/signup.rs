@@ -124,7 +124,7 @@ impl TenantsApi {
         })?;
         let token = state
             .issuer
-            .issue(&state.keys, done.admin_user, done.tenant.id, "admin", done.admin_epoch)
+            .issue(&state.keys, done.admin_user, done.tenant.id, tenancy::Role::Admin, done.admin_epoch)
             .await
             .map_err(ApiError::internal)?;
         Ok(Created::Created(Json(CreateTenantResponse {

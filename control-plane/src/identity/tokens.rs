@@ -37,14 +37,14 @@ impl TokenIssuer {
         keys: &Keyring,
         user: Uuid,
         tenant: Uuid,
-        role: &str,
+        role: tenancy::Role,
         epoch: i64,
     ) -> Result<AccessToken, TokenError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user,
-            tid: tenant,
-            role: role.to_owned(),
+            tid: tenancy::TenantId(tenant),
+            role,
             ep: epoch,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),

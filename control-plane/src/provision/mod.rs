@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::catalog::audit::{self, Actor};
 use crate::catalog::tenants::{self, NewTenantRow, TenantRow};
 use crate::catalog::{self, servers, spares as spares_catalog, users};
-use crate::domain::{MemberRole, Slug, TenantId};
+use crate::domain::{Slug, TenantId};
 use crate::fleet::{self, Fleet, FleetError, ServerHandle};
 use crate::identity::gate::{GateError, PasswordGate};
 use crate::secrets::MasterKey;
@@ -424,7 +424,7 @@ impl Provisioner {
                 None => e.into(),
             });
         }
-        let epoch = users::add_membership(&mut *tx, admin.id(), id.0, MemberRole::Admin.as_str()).await?;
+        let epoch = users::add_membership(&mut *tx, admin.id(), id.0, tenancy::Role::Admin.as_str()).await?;
         tenants::activate(&mut *tx, id.0, self.fleet.latest_version()).await?;
         audit::record(
             &mut *tx,

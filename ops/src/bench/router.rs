@@ -2112,7 +2112,7 @@ async fn measure_memory(router: &RunningRouter, input: &ProbeInput) -> anyhow::R
 
     // Routes alone: every other tenant in the catalog, looked up without a request.
     let lookups: Vec<_> = futures::stream::iter(input.others.iter().copied())
-        .map(|id| async move { state.routes.get(id).await.is_ok() })
+        .map(|id| async move { state.routes.get(tenancy::TenantId(id)).await.is_ok() })
         .buffer_unordered(8)
         .collect()
         .await;
@@ -2123,7 +2123,7 @@ async fn measure_memory(router: &RunningRouter, input: &ProbeInput) -> anyhow::R
 
     // Pools retired, as the sweeper does after the idle timeout: connections closed.
     for (id, _) in &input.active {
-        state.pools.retire_tenant(*id).await;
+        state.pools.retire_tenant(tenancy::TenantId(*id)).await;
     }
     state.pools.sweep().await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tenancy::TenantId;
 use tenant_schema::outbox::OutboxEvent;
 use tokio::sync::broadcast;
+
+pub use crate::config::RealtimeConfig;
 use uuid::Uuid;
 
 use super::messages::{Event, Item};
@@ -42,42 +45,8 @@ const MAX_CARRIED_EVENT_BYTES: usize = 5600;
 /// How often the maintenance loop looks for hubs due for a re-check.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone)]
-pub struct RealtimeConfig {
-    pub max_connections_per_tenant: usize,
-    /// Events buffered per tenant; a socket further behind than this is cut off (too slow).
-    pub queue_capacity: usize,
-    /// How often each tenant with sockets is re-read from its outbox, for events whose
-    /// wake-up was lost (a writer that died between commit and publish). Gaps seen by later
-    /// wake-ups and listener reconnects trigger a read at once; this bounds the rest.
-    pub recheck_interval: Duration,
-    pub ping_interval: Duration,
-    pub idle_timeout: Duration,
-    /// How long one send to a socket may block before the client counts as too slow.
-    pub send_timeout: Duration,
-    /// `token_expiring` is sent this long before the token expires.
-    pub token_warning: Duration,
-    /// Outbox events older than this are pruned.
-    pub retention: Duration,
-}
-
-impl Default for RealtimeConfig {
-    fn default() -> Self {
-        Self {
-            max_connections_per_tenant: 500,
-            queue_capacity: 1024,
-            recheck_interval: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(5),
-            token_warning: Duration::from_secs(60),
-            retention: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
-
 pub struct TenantHub {
-    pub id: Uuid,
+    pub id: TenantId,
     tx: broadcast::Sender<Item>,
     /// The last seq broadcast; -1 until read from the outbox.
     last_seq: AtomicI64,
@@ -121,7 +90,7 @@ impl TenantHub {
 }
 
 /// What a carried event is sealed with besides its text: everything else a replica delivers.
-fn carried_associated_data(tenant: Uuid, seq: i64, channel: &str) -> Vec<u8> {
+fn carried_associated_data(tenant: TenantId, seq: i64, channel: &str) -> Vec<u8> {
     format!("{tenant}\n{seq}\n{channel}").into_bytes()
 }
 
@@ -147,7 +116,7 @@ pub struct Hub {
     catalog: PgPool,
     routes: Arc<TenantRoutes>,
     pools: Arc<PoolManager>,
-    tenants: Mutex<HashMap<Uuid, Arc<TenantHub>>>,
+    tenants: Mutex<HashMap<TenantId, Arc<TenantHub>>>,
 }
 
 impl Hub {
@@ -157,7 +126,7 @@ impl Hub {
 
     /// The tenant's hub, created if missing. Callers that need it to stay in the map must count
     /// themselves in while `tenants` is still locked (see [`Self::join`]).
-    fn tenant_locked(&self, tenants: &mut HashMap<Uuid, Arc<TenantHub>>, id: Uuid) -> Arc<TenantHub> {
+    fn tenant_locked(&self, tenants: &mut HashMap<TenantId, Arc<TenantHub>>, id: TenantId) -> Arc<TenantHub> {
         tenants
             .entry(id)
             .or_insert_with(|| {
@@ -175,7 +144,7 @@ impl Hub {
             .clone()
     }
 
-    pub fn existing(&self, id: Uuid) -> Option<Arc<TenantHub>> {
+    pub fn existing(&self, id: TenantId) -> Option<Arc<TenantHub>> {
         self.tenants.lock().expect("hub lock").get(&id).cloned()
     }
 
@@ -184,7 +153,11 @@ impl Hub {
     }
 
     /// Takes a connection slot of the tenant, or refuses when it is at its limit.
-    pub fn join(&self, id: Uuid, maintenance: Option<String>) -> Result<(Arc<TenantHub>, ConnectionSlot), HubError> {
+    pub fn join(
+        &self,
+        id: TenantId,
+        maintenance: Option<String>,
+    ) -> Result<(Arc<TenantHub>, ConnectionSlot), HubError> {
         // Counted in under the map's lock: [`Self::drop_unused_hubs`] removes hubs with no
         // connections under the same lock, and a hub dropped between its creation and this
         // count would leave the socket on a hub that no wake-up reaches (a benchmark run lost
@@ -206,7 +179,7 @@ impl Hub {
     /// A write committed `event` for `tenant`: deliver it here at once and wake every other
     /// replica through the catalog. Failing to publish loses nothing (the re-check finds the
     /// event), so it is logged, not returned.
-    pub async fn published(self: &Arc<Self>, tenant: Uuid, event: &OutboxEvent) {
+    pub async fn published(self: &Arc<Self>, tenant: TenantId, event: &OutboxEvent) {
         let event = Arc::new(Event::from_outbox(event));
         let seq = event.seq;
         self.offer(tenant, seq, Some(event.clone()));
@@ -226,7 +199,7 @@ impl Hub {
         }
     }
 
-    fn wake_payload(&self, tenant: Uuid, event: &Event) -> String {
+    fn wake_payload(&self, tenant: TenantId, event: &Event) -> String {
         if event.text.len() > MAX_CARRIED_EVENT_BYTES {
             return serde_json::json!({ "t": tenant, "s": event.seq }).to_string();
         }
@@ -238,7 +211,7 @@ impl Hub {
     /// A wake-up for `tenant` at `seq`, maybe with the event itself. Delivered inline when it
     /// is the next event and nobody else is updating the hub; otherwise in a task that takes
     /// its turn and reads the outbox if the carried event does not fit.
-    fn offer(self: &Arc<Self>, tenant: Uuid, seq: i64, event: Option<Arc<Event>>) {
+    fn offer(self: &Arc<Self>, tenant: TenantId, seq: i64, event: Option<Arc<Event>>) {
         let Some(hub) = self.existing(tenant) else { return };
         if hub.tx.receiver_count() == 0 || seq <= hub.last_seq() {
             return;
@@ -266,7 +239,7 @@ impl Hub {
     pub fn wake_from_payload(self: &Arc<Self>, payload: &str) {
         #[derive(serde::Deserialize)]
         struct Wake {
-            t: Uuid,
+            t: TenantId,
             s: i64,
             c: Option<String>,
             x: Option<String>,
@@ -377,7 +350,7 @@ impl Hub {
         }
     }
 
-    async fn prune(&self, tenant: Uuid) {
+    async fn prune(&self, tenant: TenantId) {
         let Ok(Lookup::Found(route)) = self.routes.get(tenant).await else { return };
         let Ok(mut conn) = self.pools.acquire(&route).await else { return };
         match tenant_schema::outbox::prune_older_than(&mut conn, self.config.retention).await {
@@ -389,7 +362,7 @@ impl Hub {
 
     /// The catalog announced a change to a tenant: close its sockets if it is no longer
     /// served, and tell them when its maintenance starts or ends.
-    pub async fn tenant_changed(&self, id: Uuid) {
+    pub async fn tenant_changed(&self, id: TenantId) {
         let Some(hub) = self.existing(id) else { return };
         match self.routes.get(id).await {
             Ok(Lookup::Found(route)) if route.status == tenancy::TenantStatus::Active => {
@@ -408,7 +381,7 @@ impl Hub {
 
     /// A user's membership in `tenant` changed: that user's sockets there whose token has
     /// another epoch than `current` (`None`: removed) close with 4001 (sign in again).
-    pub fn membership_changed(&self, tenant: Uuid, user: Uuid, current: Option<i64>) {
+    pub fn membership_changed(&self, tenant: TenantId, user: Uuid, current: Option<i64>) {
         if let Some(hub) = self.existing(tenant) {
             hub.send(Item::MembershipChanged { user, epoch: current });
         }
@@ -465,7 +438,7 @@ pub(crate) mod tests {
         };
         let mut orphaned = 0;
         for _ in 0..200_000 {
-            let id = Uuid::new_v4();
+            let id = TenantId(Uuid::new_v4());
             let (joined, slot) = hub.join(id, None).expect("under the limit");
             // What `offer` finds for the tenant must be the hub the socket listens on.
             if !hub.existing(id).is_some_and(|found| Arc::ptr_eq(&found, &joined)) {

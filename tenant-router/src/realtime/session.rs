@@ -335,7 +335,7 @@ mod tests {
     async fn a_gap_that_cannot_be_read_closes_the_socket_for_a_resume_instead_of_skipping_events() {
         let (hub, pools) = offline_hub();
         let hub = Arc::new(hub);
-        let id = Uuid::new_v4();
+        let id = tenancy::TenantId(Uuid::new_v4());
         let (tenant, _slot) = hub.join(id, None).expect("under the limit");
         let live = tenant.subscribe();
         // The tenant's database is a closed port: reading the outbox fails.
