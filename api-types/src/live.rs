@@ -69,6 +69,81 @@ impl ChangeData {
     }
 }
 
+/// A message on channel `system`, typed by its action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SystemNotice {
+    /// Events the client missed are gone: reload everything, then follow from `seq`.
+    Resync(Resync),
+    /// The access token runs out soon: sign in again before the socket closes with
+    /// [`close::TOKEN_EXPIRED`].
+    TokenExpiring(TokenExpiring),
+    /// Maintenance started (`maintenance_mode: true`) or ended.
+    Maintenance(Maintenance),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resync {
+    pub reason: String,
+    /// The last seq the reload includes.
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenExpiring {
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Maintenance {
+    pub maintenance_mode: bool,
+    pub message: Option<String>,
+}
+
+impl SystemNotice {
+    pub const RESYNC: &str = "resync";
+    pub const TOKEN_EXPIRING: &str = "token_expiring";
+    pub const MAINTENANCE: &str = "maintenance";
+
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Resync(_) => Self::RESYNC,
+            Self::TokenExpiring(_) => Self::TOKEN_EXPIRING,
+            Self::Maintenance(_) => Self::MAINTENANCE,
+        }
+    }
+
+    pub fn data(&self) -> Value {
+        let data = match self {
+            Self::Resync(d) => serde_json::to_value(d),
+            Self::TokenExpiring(d) => serde_json::to_value(d),
+            Self::Maintenance(d) => serde_json::to_value(d),
+        };
+        data.unwrap_or_default()
+    }
+
+    /// A system message's notice, leniently; `None` for an action this build does not know.
+    pub fn read(action: &str, data: Value) -> Option<Self> {
+        use serde_json::from_value;
+        match action {
+            Self::RESYNC => from_value(data).ok().map(Self::Resync),
+            Self::TOKEN_EXPIRING => from_value(data).ok().map(Self::TokenExpiring),
+            Self::MAINTENANCE => from_value(data).ok().map(Self::Maintenance),
+            _ => None,
+        }
+    }
+}
+
+impl LiveMessage<Value> {
+    /// The notice of a message on channel `system`; `None` for a change or an unknown action.
+    pub fn system(&self) -> Option<SystemNotice> {
+        (self.channel == channel::SYSTEM).then(|| SystemNotice::read(&self.action, self.data.clone()))?
+    }
+}
+
 /// Close codes (4000–4999 are the application's own).
 pub mod close {
     /// The server is going away (shutdown): reconnect, elsewhere if need be.
@@ -99,5 +174,26 @@ mod tests {
         assert!(ChangeData::read(channel::EMPLOYEES, "updated", foreign).is_some(), "lenient for clients");
         let deleted = serde_json::json!({"id": uuid::Uuid::nil()});
         assert!(matches!(ChangeData::read_exact("anything", "deleted", &deleted), Some(ChangeData::Deleted(_))));
+    }
+
+    #[test]
+    fn system_notices_write_and_read_back_by_action() {
+        let notices = [
+            SystemNotice::Resync(Resync { reason: "gone".into(), seq: 7 }),
+            SystemNotice::TokenExpiring(TokenExpiring { expires_at: 1_900_000_000 }),
+            SystemNotice::Maintenance(Maintenance { maintenance_mode: true, message: Some("back at 6".into()) }),
+        ];
+        for notice in notices {
+            let message = LiveMessage {
+                channel: channel::SYSTEM.into(),
+                action: notice.action().into(),
+                data: notice.data(),
+                ..LiveMessage::default()
+            };
+            assert_eq!(message.system(), Some(notice));
+        }
+        let change =
+            LiveMessage { channel: channel::EMPLOYEES.into(), action: "resync".into(), ..LiveMessage::default() };
+        assert_eq!(change.system(), None, "only channel system carries notices");
     }
 }

@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::api::wire::LiveMessage;
+use crate::api::wire::{LiveMessage, SystemNotice};
 
 pub use api_types::live::close;
 
@@ -92,10 +92,8 @@ impl Cursor {
         if let Some(seq) = message.seq {
             self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
         }
-        if message.channel == "system" && message.action == "resync" {
-            if let Some(seq) = message.data.get("seq").and_then(|s| s.as_i64()) {
-                self.last_seq = Some(seq);
-            }
+        if let Some(SystemNotice::Resync(resync)) = message.system() {
+            self.last_seq = Some(resync.seq);
             return Some(LiveUpdate::Resync);
         }
         Some(LiveUpdate::Message(message))

@@ -4,7 +4,7 @@
 
 pub use api_types::employees::{Employee, EmployeePage, EmployeePatch, NewEmployee};
 pub use api_types::ledger::Department;
-pub use api_types::live::LiveMessage;
+pub use api_types::live::{LiveMessage, SystemNotice, channel};
 pub use api_types::session::{LoginRequest, LoginToken, TenantSummary};
 pub use api_types::signup::{
     AdminInput, ChartTemplate, CreateTenantRequest, Currency, SignupOptions, SlugAvailability,

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use api_types::live::{Maintenance, SystemNotice};
 use sqlx::PgPool;
 use tenancy::TenantId;
 use tenant_schema::outbox::OutboxEvent;
@@ -401,10 +402,8 @@ impl Hub {
 }
 
 fn maintenance_message(maintenance: &Option<String>) -> Arc<str> {
-    super::messages::system(
-        "maintenance",
-        serde_json::json!({ "maintenance_mode": maintenance.is_some(), "message": maintenance }),
-    )
+    let notice = Maintenance { maintenance_mode: maintenance.is_some(), message: maintenance.clone() };
+    super::messages::system(SystemNotice::Maintenance(notice))
 }
 
 #[cfg(test)]

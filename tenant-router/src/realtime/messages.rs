@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use api_types::live::{ChangeData, LiveMessage, channel};
-use serde_json::Value;
+use api_types::live::{ChangeData, LiveMessage, SystemNotice, channel};
 use tenant_schema::outbox::OutboxEvent;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -49,9 +48,10 @@ pub enum Item {
 }
 
 /// A message on channel `system`.
-pub fn system(action: &str, data: Value) -> Arc<str> {
+pub fn system(notice: SystemNotice) -> Arc<str> {
     let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let message = LiveMessage { channel: channel::SYSTEM.to_owned(), action: action.to_owned(), data, seq: None, ts };
+    let (action, data) = (notice.action().to_owned(), notice.data());
+    let message = LiveMessage { channel: channel::SYSTEM.to_owned(), action, data, seq: None, ts };
     serde_json::to_string(&message).unwrap_or_default().into()
 }
 

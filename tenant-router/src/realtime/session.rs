@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_types::live::{Resync, SystemNotice, TokenExpiring};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use poem::web::websocket::Message;
 use tokio::sync::broadcast;
@@ -118,8 +119,8 @@ impl Session<'_> {
                 },
                 _ = sleep_until(warn_at), if !warned => {
                     warned = true;
-                    let data = serde_json::json!({ "expires_at": params.token_expires_at });
-                    send(&mut sink, Message::Text(system("token_expiring", data).to_string()), config.send_timeout).await
+                    let notice = SystemNotice::TokenExpiring(TokenExpiring { expires_at: params.token_expires_at });
+                    send(&mut sink, Message::Text(system(notice).to_string()), config.send_timeout).await
                 },
                 _ = sleep_until(expires_at) => {
                     Step::End(close_with(&mut sink, close::TOKEN_EXPIRED, "token expired: sign in again").await)
@@ -157,8 +158,9 @@ impl Session<'_> {
         let pruned = first.is_some_and(|first| since + 1 < first) || (first.is_none() && since < last);
         if pruned || since > last {
             // Events after `since` are gone (or `since` is from another life): start afresh.
-            let data = serde_json::json!({ "reason": "events after since are no longer retained", "seq": last });
-            if let Step::End(e) = send(sink, Message::Text(system("resync", data).to_string()), timeout).await {
+            let notice =
+                SystemNotice::Resync(Resync { reason: "events after since are no longer retained".into(), seq: last });
+            if let Step::End(e) = send(sink, Message::Text(system(notice).to_string()), timeout).await {
                 return Err(e);
             }
             return Ok(last);
@@ -225,9 +227,9 @@ impl Session<'_> {
             if missing.first().is_none_or(|e| e.seq > *sent + 1) {
                 // Committed before this event yet gone (all or the oldest of them): pruned by
                 // retention. The client must reload, as after a `since` older than the window.
-                let data =
-                    serde_json::json!({ "reason": "missed events are no longer retained", "seq": event.seq - 1 });
-                if let Step::End(ended) = send(sink, Message::Text(system("resync", data).to_string()), timeout).await {
+                let reason = "missed events are no longer retained".into();
+                let notice = SystemNotice::Resync(Resync { reason, seq: event.seq - 1 });
+                if let Step::End(ended) = send(sink, Message::Text(system(notice).to_string()), timeout).await {
                     return Step::End(ended);
                 }
                 break;

@@ -1,0 +1,239 @@
+//! The app: which screen shows, the signed-in session (in memory only), the blocking dialogs,
+//! and the glue that turns what screens ask for into background jobs and their answers back
+//! into screen state. Nothing here blocks: every call goes through [`Backend`].
+
+mod actions;
+mod answers;
+mod session;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use egui::Ui;
+use uuid::Uuid;
+
+use crate::CLIENT_VERSION;
+use crate::api::ApiError;
+use crate::api::wire::*;
+use crate::backend::Backend;
+use crate::live::LiveUpdate;
+use crate::settings::Settings;
+use crate::ui::dialogs::{self, Reauth, ReauthAction};
+use crate::ui::employees::EmployeesScreen;
+use crate::ui::sign_in::SignIn;
+use crate::ui::wizard::Wizard;
+use session::LiveHandle;
+
+/// How often the maintenance dialog asks whether maintenance is over.
+pub const MAINTENANCE_POLL: Duration = Duration::from_secs(2);
+
+/// Answers from the background.
+#[derive(Debug)]
+pub enum Msg {
+    ServerChecked(Result<(Health, SystemStatus), ApiError>),
+    Login { reauth: bool, email: String, result: Result<LoginOutcome, ApiError> },
+    Status(Result<SystemStatus, ApiError>),
+    Data(DataAnswer),
+    Wizard(WizardAnswer),
+    Live(LiveUpdate),
+}
+
+/// Answers to the employees screen's data calls.
+#[derive(Debug)]
+pub enum DataAnswer {
+    Employees(Result<Vec<Employee>, ApiError>),
+    Departments(Result<Vec<Department>, ApiError>),
+    Saved(Result<Employee, ApiError>),
+    Deleted(Uuid, Result<(), ApiError>),
+    DepartmentCreated(Result<Department, ApiError>),
+}
+
+impl DataAnswer {
+    pub fn error(&self) -> Option<&ApiError> {
+        match self {
+            Self::Employees(r) => r.as_ref().err(),
+            Self::Departments(r) => r.as_ref().err(),
+            Self::Saved(r) => r.as_ref().err(),
+            Self::Deleted(_, r) => r.as_ref().err(),
+            Self::DepartmentCreated(r) => r.as_ref().err(),
+        }
+    }
+}
+
+/// Answers to the company wizard's calls.
+#[derive(Debug)]
+pub enum WizardAnswer {
+    Options(Result<SignupOptions, ApiError>),
+    SlugChecked { asked: String, result: Result<SlugAvailability, ApiError> },
+    Created(Result<CreatedTenant, ApiError>),
+}
+
+/// The signed-in user's session. Kept in memory only; sign-out drops it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub api_url: String,
+    pub ws_url: String,
+    pub tenant: TenantSummary,
+    pub email: String,
+}
+
+#[derive(Debug)]
+pub enum Screen {
+    SignIn(Box<SignIn>),
+    Wizard(Box<Wizard>),
+    Employees(Box<EmployeesScreen>),
+    UpdateRequired { minimum: String, latest: String },
+}
+
+impl Screen {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Screen::SignIn(_) => "sign-in",
+            Screen::Wizard(_) => "wizard",
+            Screen::Employees(_) => "employees",
+            Screen::UpdateRequired { .. } => "update-required",
+        }
+    }
+}
+
+/// Where the app keeps its settings: the platform's config dir, a given file, or nowhere
+/// (tests).
+#[derive(Debug, Clone)]
+pub enum SettingsStore {
+    File(PathBuf),
+    Memory,
+}
+
+pub struct NexaApp {
+    backend: Backend<Msg>,
+    settings: Settings,
+    store: SettingsStore,
+    pub screen: Screen,
+    pub session: Option<Session>,
+    live: Option<LiveHandle>,
+    /// The operator's message while maintenance lasts: a blocking dialog.
+    pub maintenance: Option<String>,
+    status_in_flight: bool,
+    data_started: bool,
+    pub reauth: Option<Reauth>,
+    started: bool,
+}
+
+impl NexaApp {
+    pub fn new(store: SettingsStore) -> Self {
+        let settings = match &store {
+            SettingsStore::File(path) => Settings::load(path),
+            SettingsStore::Memory => Settings::default(),
+        };
+        Self::with_settings(settings, store)
+    }
+
+    pub fn with_settings(settings: Settings, store: SettingsStore) -> Self {
+        let sign_in =
+            SignIn::new(settings.server_url.clone(), settings.last_email.clone(), settings.last_company.clone());
+        Self {
+            backend: Backend::new(),
+            settings,
+            store,
+            screen: Screen::SignIn(Box::new(sign_in)),
+            session: None,
+            live: None,
+            maintenance: None,
+            status_in_flight: false,
+            data_started: false,
+            reauth: None,
+            started: false,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn save_settings(&self) {
+        if let SettingsStore::File(path) = &self.store
+            && let Err(error) = self.settings.save(path)
+        {
+            tracing::warn!(%error, "could not save the settings");
+        }
+    }
+
+    /// One frame: take in the background's answers, then draw.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        self.backend.attach(ui.ctx());
+        if !self.started {
+            self.started = true;
+            if self.settings.ui_scale != 1.0 {
+                ui.ctx().set_zoom_factor(self.settings.ui_scale.clamp(0.5, 3.0));
+            }
+            self.check_server(self.settings.server_url.clone());
+        }
+        for msg in self.backend.drain() {
+            self.handle(msg);
+        }
+        let zoom = ui.ctx().zoom_factor();
+        if (zoom - self.settings.ui_scale).abs() > 0.01 {
+            self.settings.ui_scale = zoom;
+            self.save_settings();
+        }
+        match &mut self.screen {
+            Screen::SignIn(sign_in) => {
+                let action = egui::CentralPanel::default_margins()
+                    .show(ui, |ui| egui::ScrollArea::vertical().show(ui, |ui| sign_in.ui(ui)).inner)
+                    .inner;
+                if let Some(action) = action {
+                    self.on_sign_in_action(action);
+                }
+            }
+            Screen::Wizard(wizard) => {
+                let actions = egui::CentralPanel::default_margins().show(ui, |ui| wizard.ui(ui)).inner;
+                for action in actions {
+                    self.on_wizard_action(action);
+                }
+            }
+            Screen::Employees(screen) => {
+                let actions = screen.ui(ui);
+                for action in actions {
+                    self.on_employees_action(action);
+                }
+            }
+            Screen::UpdateRequired { minimum, latest } => {
+                let back = egui::CentralPanel::default_margins()
+                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest))
+                    .inner;
+                if back {
+                    self.sign_out();
+                }
+            }
+        }
+        if let Some(message) = self.maintenance.clone()
+            && matches!(self.screen, Screen::Employees(_))
+            && dialogs::maintenance_ui(ui, &message)
+        {
+            self.check_status(Duration::ZERO);
+        }
+        if let (Some(reauth), Some(session)) = (self.reauth.as_mut(), self.session.as_ref())
+            && self.maintenance.is_none()
+            && let Some(action) = dialogs::reauth_ui(ui, reauth, &session.email, &session.tenant.name)
+        {
+            match action {
+                ReauthAction::SignIn(password) => {
+                    let request = LoginRequest {
+                        email: session.email.clone(),
+                        password,
+                        tenant: Some(session.tenant.slug.clone()),
+                    };
+                    self.login(request, true);
+                }
+                ReauthAction::SignOut => self.sign_out(),
+            }
+        }
+    }
+}
+
+impl eframe::App for NexaApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        NexaApp::ui(self, ui);
+    }
+}

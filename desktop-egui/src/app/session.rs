@@ -1,0 +1,152 @@
+//! The signed-in session's life: entering a company, the status check that gates data calls,
+//! loading, the live connection, maintenance, re-authentication, sign-out.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, Screen, Session};
+use crate::api::ApiError;
+use crate::api::wire::LoginToken;
+use crate::live::{self, LiveCommand};
+use crate::ui::dialogs::Reauth;
+use crate::ui::employees::EmployeesScreen;
+use crate::ui::sign_in::{ServerCheck, SignIn};
+
+/// The WebSocket task's handle: dropping it stops the task.
+pub(super) struct LiveHandle {
+    pub(super) commands: mpsc::UnboundedSender<LiveCommand>,
+    pub(super) abort: tokio::task::AbortHandle,
+}
+
+impl Drop for LiveHandle {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
+impl NexaApp {
+    /// Signed in (login, or the wizard's new company): open the employees screen. Data calls
+    /// wait for the status check.
+    pub fn enter_company(&mut self, token: LoginToken, email: String) {
+        self.settings.last_email = email.clone();
+        self.settings.last_company = token.tenant.slug.clone();
+        self.save_settings();
+        self.screen = Screen::Employees(Box::new(EmployeesScreen::new(token.tenant.name.clone(), email.clone())));
+        self.session = Some(Session {
+            token: token.access_token,
+            api_url: token.api_url,
+            ws_url: token.ws_url,
+            tenant: token.tenant,
+            email,
+        });
+        self.live = None;
+        self.maintenance = None;
+        self.reauth = None;
+        self.data_started = false;
+        self.check_status(Duration::ZERO);
+    }
+
+    /// Reads the router's `/system/status` (after `delay`): before any data call, and while the
+    /// maintenance dialog waits.
+    pub(super) fn check_status(&mut self, delay: Duration) {
+        let Some(session) = &self.session else { return };
+        if self.status_in_flight {
+            return;
+        }
+        self.status_in_flight = true;
+        let client = self.backend.client.clone();
+        let (api, token) = (session.api_url.clone(), session.token.clone());
+        self.backend.spawn_after(delay, async move { Msg::Status(client.system_status(&api, Some(&token)).await) });
+    }
+
+    pub(super) fn start_data(&mut self) {
+        self.data_started = true;
+        self.start_live();
+        self.reload();
+    }
+
+    pub(super) fn reload(&mut self) {
+        let Some(session) = self.session.clone() else { return };
+        if let Screen::Employees(screen) = &mut self.screen {
+            screen.loading = true;
+            screen.load_error = None;
+            screen.store.begin_load();
+        }
+        let client = self.backend.client.clone();
+        let (api, token) = (session.api_url.clone(), session.token.clone());
+        self.backend.spawn(async move { Msg::Data(DataAnswer::Departments(client.departments(&api, &token).await)) });
+        let client = self.backend.client.clone();
+        let (api, token) = (session.api_url, session.token);
+        self.backend.spawn(async move { Msg::Data(DataAnswer::Employees(client.all_employees(&api, &token).await)) });
+    }
+
+    pub(super) fn start_live(&mut self) {
+        let Some(session) = &self.session else { return };
+        if self.live.is_some() {
+            return;
+        }
+        let (commands, rx) = mpsc::unbounded_channel();
+        let sink = self.backend.sink();
+        let task = live::run(session.ws_url.clone(), session.token.clone(), move |u| sink.send(Msg::Live(u)), rx);
+        let abort = self.backend.spawn_task(task);
+        self.live = Some(LiveHandle { commands, abort });
+    }
+
+    pub(super) fn sign_out(&mut self) {
+        self.live = None;
+        self.session = None;
+        self.maintenance = None;
+        self.reauth = None;
+        self.data_started = false;
+        let mut sign_in = SignIn::new(
+            self.settings.server_url.clone(),
+            self.settings.last_email.clone(),
+            self.settings.last_company.clone(),
+        );
+        sign_in.check = ServerCheck::Checking;
+        self.screen = Screen::SignIn(Box::new(sign_in));
+        self.check_server(self.settings.server_url.clone());
+    }
+
+    pub(super) fn update_required(&mut self, minimum: String, latest: String) {
+        self.live = None;
+        self.maintenance = None;
+        self.reauth = None;
+        self.screen = Screen::UpdateRequired { minimum, latest };
+    }
+
+    pub(super) fn ask_to_sign_in_again(&mut self, reason: &str) {
+        if self.session.is_none() {
+            return;
+        }
+        match &mut self.reauth {
+            Some(r) => r.reason = reason.to_owned(),
+            None => self.reauth = Some(Reauth { reason: reason.to_owned(), ..Reauth::default() }),
+        }
+    }
+
+    pub(super) fn enter_maintenance(&mut self, message: String) {
+        self.maintenance = Some(message);
+        self.check_status(MAINTENANCE_POLL);
+    }
+
+    /// Errors any data call may meet, handled the same everywhere. True when handled.
+    pub(super) fn handle_global_error(&mut self, error: &ApiError) -> bool {
+        match error {
+            ApiError::UpgradeRequired { min_client_version, latest_version } => {
+                self.update_required(min_client_version.clone(), latest_version.clone());
+                true
+            }
+            ApiError::Maintenance(message) => {
+                self.enter_maintenance(message.clone());
+                true
+            }
+            ApiError::Http { status: 401, .. } => {
+                self.ask_to_sign_in_again("Your session has expired.");
+                true
+            }
+            _ => false,
+        }
+    }
+}
