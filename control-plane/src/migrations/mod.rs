@@ -25,7 +25,7 @@ mod engine;
 mod recorder;
 pub mod recover;
 mod service;
-mod set;
+pub mod set;
 
 use std::time::Duration;
 
