@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::security::OperatorAuth;
 use crate::catalog::migration_runs::{self as runs, AttemptRow, RunTenantRow, TimingSummary};
-use crate::migrations::{Canary, CreateError, FailurePolicy, RunActionError, RunRequest, RunSummary, tenant_status};
+use crate::migrations::{Canary, CreateError, FailurePolicy, RunActionError, RunRequest, RunSummary, RunTenantStatus};
 use crate::state::AppState;
 use http_api::{ApiError, ErrorBody, JsonBody};
 
@@ -398,9 +398,10 @@ impl MigrationsApi {
     ) -> Result<Json<RunTenantPage>, ApiError> {
         let status = status.0.filter(|s| !s.is_empty());
         if let Some(s) = &status
-            && !tenant_status::ALL.contains(&s.as_str())
+            && RunTenantStatus::parse(s).is_none()
         {
-            return Err(ApiError::field("status", format!("status: must be one of {}", tenant_status::ALL.join(", "))));
+            let all = RunTenantStatus::ALL.map(|status| status.as_str());
+            return Err(ApiError::field("status", format!("status: must be one of {}", all.join(", "))));
         }
         let limit = limit.0.unwrap_or(100);
         if !(1..=1000).contains(&limit) {

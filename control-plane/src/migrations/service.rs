@@ -11,9 +11,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::engine::{self, Engine};
+use super::engine::Engine;
+use super::locks;
 use super::recover::{self, RecoveryReport};
-use super::{Canary, FailurePolicy, MAX_CONCURRENCY, MigrationSet, MigrationSettings, RunState};
+use super::set::MigrationSet;
+use super::settings::{MAX_CONCURRENCY, MigrationSettings};
+use super::status::RunState;
 use crate::catalog::audit::{self, Actor};
 use crate::catalog::migration_runs::{self as runs, Candidate, NewRun, RunRow, RunTotals, TimingSummary};
 use crate::fleet::Fleet;
@@ -31,6 +34,35 @@ pub struct RunRequest {
     pub statement_timeout: Option<Duration>,
     /// Only these tenants (ids or slugs); every active or suspended tenant when `None`.
     pub tenants: Option<Vec<String>>,
+}
+
+/// What a run does when tenants fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Start no more tenants once `max_failures` tenants have failed (those in flight finish).
+    Stop { max_failures: u32 },
+    /// Give every tenant its turn and report the failures at the end.
+    Continue,
+}
+
+impl FailurePolicy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Stop { .. } => "stop",
+            Self::Continue => "continue",
+        }
+    }
+}
+
+/// Which tenants form the canary wave, migrated (and required to succeed) before the others.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Canary {
+    #[default]
+    None,
+    /// The first n tenants of the run.
+    First(u32),
+    /// These tenants (ids or slugs).
+    Tenants(Vec<String>),
 }
 
 /// A run with its totals and where its time went.
@@ -222,7 +254,7 @@ impl Migrations {
             created_by: &actor.0,
         };
         // Taken before the run says `running`, and handed to the engine: see `engine`.
-        let lock = engine::try_lock(self.catalog(), req.dry_run).await?;
+        let lock = locks::try_lock(self.catalog(), req.dry_run).await?;
         let mut tx = self.catalog().begin().await?;
         runs::lock_creation(&mut tx).await?;
         if !req.dry_run
@@ -264,7 +296,7 @@ impl Migrations {
         match RunState::parse(&run.state) {
             Some(RunState::Paused) => {}
             Some(RunState::Running) => {
-                if !runs::transition(self.catalog(), id, &["running"], "paused", None).await? {
+                if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Paused, None).await? {
                     return Err(self.wrong_state(id, "only a running run can be paused").await);
                 }
                 self.audited(actor, "migration.paused", &run).await?;
@@ -282,11 +314,19 @@ impl Migrations {
         if !matches!(RunState::parse(&run.state), Some(RunState::Paused | RunState::Interrupted | RunState::Running)) {
             return Err(wrong(&run, hint));
         }
-        let lock = engine::try_lock(self.catalog(), run.dry_run).await?;
-        if !runs::transition(self.catalog(), id, &["paused", "interrupted", "running"], "running", None).await? {
+        let lock = locks::try_lock(self.catalog(), run.dry_run).await?;
+        if !runs::transition(
+            self.catalog(),
+            id,
+            &[RunState::Paused, RunState::Interrupted, RunState::Running],
+            RunState::Running,
+            None,
+        )
+        .await?
+        {
             return Err(self.wrong_state(id, hint).await);
         }
-        if run.state != "running" {
+        if RunState::parse(&run.state) != Some(RunState::Running) {
             self.audited(actor, "migration.resumed", &run).await?;
         }
         self.spawn(id, run.dry_run, lock);
@@ -299,13 +339,21 @@ impl Migrations {
         match RunState::parse(&run.state) {
             Some(RunState::Cancelled | RunState::Cancelling) => {}
             Some(RunState::Running) => {
-                if !runs::transition(self.catalog(), id, &["running"], "cancelling", None).await? {
+                if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Cancelling, None).await? {
                     return Err(self.wrong_state(id, "it is no longer running").await);
                 }
                 self.audited(actor, "migration.cancelled", &run).await?;
             }
             Some(RunState::Paused | RunState::Interrupted) => {
-                if !runs::transition(self.catalog(), id, &["paused", "interrupted"], "cancelled", None).await? {
+                if !runs::transition(
+                    self.catalog(),
+                    id,
+                    &[RunState::Paused, RunState::Interrupted],
+                    RunState::Cancelled,
+                    None,
+                )
+                .await?
+                {
                     return Err(self.wrong_state(id, "it changed meanwhile").await);
                 }
                 self.audited(actor, "migration.cancelled", &run).await?;
@@ -326,11 +374,12 @@ impl Migrations {
         if totals.failed == 0 && totals.pending == 0 {
             return Err(wrong(&run, "no tenant failed or is left to migrate"));
         }
-        let lock = engine::try_lock(self.catalog(), run.dry_run).await?;
+        let lock = locks::try_lock(self.catalog(), run.dry_run).await?;
         let mut tx = self.catalog().begin().await?;
         let reset = runs::reset_failed(&mut *tx, id).await?;
-        let from = ["completed", "stopped", "cancelled", "paused", "interrupted"];
-        match runs::transition(&mut *tx, id, &from, "running", None).await {
+        let from =
+            [RunState::Completed, RunState::Stopped, RunState::Cancelled, RunState::Paused, RunState::Interrupted];
+        match runs::transition(&mut *tx, id, &from, RunState::Running, None).await {
             Ok(true) => {}
             Ok(false) => return Err(self.wrong_state(id, hint).await),
             Err(e) if crate::catalog::unique_violation(&e).is_some() => {

@@ -1,11 +1,8 @@
 //! Executing a run: templates, the canary wave, then everyone else, under the concurrency
 //! limits and the failure policy, until done, paused, cancelled, stopped or shut down.
 //!
-//! One engine executes runs that change databases at a time, anywhere: it holds a session
-//! advisory lock on the catalog ([`ENGINE_LOCK_KEY`]) from before the run's state says
-//! `running` (the API takes it, then hands it over) until it lets go. So whoever can take that
-//! lock knows that every `running` row it sees was left by a dead engine (see `recover`).
-//! Dry runs share another lock ([`PLANNER_LOCK_KEY`]); they change nothing.
+//! The engine executes only while it holds the engine lock (the planner lock for a dry run; see
+//! `locks`), so that recovery can tell its `running` rows from a dead engine's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,38 +17,19 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::database::{self, Timeouts, error_text, millis};
+use super::locks::{lock_key, try_lock};
 use super::recorder::Recorder;
-use super::{MigrationSet, MigrationSettings, RunState, tenant_status};
-use crate::catalog::migration_runs::{self as runs, AttemptTarget, RunRow, TenantEnd, WorkRow};
+use super::recover;
+use super::set::MigrationSet;
+use super::settings::MigrationSettings;
+use super::status::{RunState, RunTenantStatus};
+use crate::catalog::migration_runs::{self as runs, AttemptStep, AttemptTarget, RunRow, TenantEnd, WorkRow};
 use crate::catalog::servers;
 use crate::domain::{DbName, RoleName};
 use crate::fleet::{self, Fleet, SCHEMA_OWNER_ROLE, ServerHandle};
 
-/// Held (exclusively) by the one engine executing runs that change databases.
-pub const ENGINE_LOCK_KEY: i64 = 0x6d69_6772_6174_6532;
-/// Held (shared) by engines executing dry runs; taken exclusively only by `recover`.
-pub const PLANNER_LOCK_KEY: i64 = 0x6d69_6772_6174_6533;
-
 /// How often a running wave reads its run's state (to notice a pause or a cancel).
 const STATE_POLL: Duration = Duration::from_millis(100);
-
-pub fn lock_key(dry_run: bool) -> i64 {
-    if dry_run { PLANNER_LOCK_KEY } else { ENGINE_LOCK_KEY }
-}
-
-/// Takes the engine (or planner) lock on a dedicated catalog connection without waiting;
-/// `None` when someone holds it.
-pub async fn try_lock(catalog: &PgPool, dry_run: bool) -> Result<Option<PgConnection>, sqlx::Error> {
-    let mut conn = catalog.acquire().await?.detach();
-    let sql = if dry_run { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" };
-    let got: bool = sqlx::query_scalar(sql).bind(lock_key(dry_run)).fetch_one(&mut conn).await?;
-    if got {
-        Ok(Some(conn))
-    } else {
-        conn.close().await.ok();
-        Ok(None)
-    }
-}
 
 /// Why a wave stopped starting tenants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +44,6 @@ enum Halt {
     Catalog(String),
     /// Someone moved the run out of `running` in a way we do not handle (it is gone).
     Gone,
-}
-
-/// How one tenant's turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Succeeded,
-    Failed,
-    Drifted,
-    Skipped,
-    Planned,
 }
 
 pub struct Engine {
@@ -123,9 +91,14 @@ impl Engine {
             if let Err(error) = self.drive(run_id).await {
                 tracing::error!(run = %run_id, %error, "migration run interrupted by a catalog error");
                 let reason = "the control plane lost its catalog connection; resume the run";
-                let _ =
-                    runs::transition(&self.catalog, run_id, &["running", "cancelling"], "interrupted", Some(reason))
-                        .await;
+                let _ = runs::transition(
+                    &self.catalog,
+                    run_id,
+                    &[RunState::Running, RunState::Cancelling],
+                    RunState::Interrupted,
+                    Some(reason),
+                )
+                .await;
                 break;
             }
             // Someone resumed the run while we were finishing: carry on rather than hand over.
@@ -172,12 +145,12 @@ impl Engine {
         // Left by an engine that died: settle them before anything starts (we hold the lock,
         // so nobody else is migrating them).
         for (_, row) in runs::running_rows(&self.catalog, Some(run.id)).await? {
-            super::recover::settle_tenant(&self.catalog, &self.fleet, &run, &row).await?;
+            recover::settle_tenant(&self.catalog, &self.fleet, &run, &row).await?;
         }
         match RunState::parse(&run.state) {
             Some(RunState::Running) => {}
             Some(RunState::Cancelling) => {
-                runs::transition(&self.catalog, run.id, &["cancelling"], "cancelled", None).await?;
+                runs::transition(&self.catalog, run.id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
                 return Ok(());
             }
             _ => return Ok(()),
@@ -213,25 +186,32 @@ impl Engine {
         let id = run.id;
         match halt {
             None => {
-                if !runs::transition(&self.catalog, id, &["running"], "completed", None).await? {
-                    runs::transition(&self.catalog, id, &["cancelling"], "cancelled", None).await?;
+                if !runs::transition(&self.catalog, id, &[RunState::Running], RunState::Completed, None).await? {
+                    runs::transition(&self.catalog, id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
                 }
             }
             Some(Halt::Cancelling) => {
-                runs::transition(&self.catalog, id, &["cancelling"], "cancelled", None).await?;
+                runs::transition(&self.catalog, id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
             }
             Some(Halt::Shutdown) => {
                 let reason = "the control plane shut down; resume the run";
-                runs::transition(&self.catalog, id, &["running"], "interrupted", Some(reason)).await?;
-                runs::transition(&self.catalog, id, &["cancelling"], "cancelled", None).await?;
+                runs::transition(&self.catalog, id, &[RunState::Running], RunState::Interrupted, Some(reason)).await?;
+                runs::transition(&self.catalog, id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
             }
             Some(Halt::Stop(reason)) => {
                 tracing::warn!(run = %id, %reason, "migration run stopped");
-                runs::transition(&self.catalog, id, &["running"], "stopped", Some(&reason)).await?;
-                runs::transition(&self.catalog, id, &["cancelling"], "cancelled", None).await?;
+                runs::transition(&self.catalog, id, &[RunState::Running], RunState::Stopped, Some(&reason)).await?;
+                runs::transition(&self.catalog, id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
             }
             Some(Halt::Catalog(reason)) => {
-                runs::transition(&self.catalog, id, &["running", "cancelling"], "interrupted", Some(&reason)).await?;
+                runs::transition(
+                    &self.catalog,
+                    id,
+                    &[RunState::Running, RunState::Cancelling],
+                    RunState::Interrupted,
+                    Some(&reason),
+                )
+                .await?;
             }
             Some(Halt::Paused | Halt::Gone) => {}
         }
@@ -270,7 +250,7 @@ impl Engine {
         canary: bool,
         failed: &mut u32,
     ) -> Result<Option<Halt>, sqlx::Error> {
-        let items = runs::work(&self.catalog, run.id, tenant_status::PENDING, canary).await?;
+        let items = runs::work(&self.catalog, run.id, RunTenantStatus::Pending, canary).await?;
         if items.is_empty() {
             return Ok(None);
         }
@@ -281,7 +261,7 @@ impl Engine {
             queues.entry(item.server_id).or_default().push_back(item);
         }
         let mut busy: HashMap<Uuid, i32> = HashMap::new();
-        let mut inflight: JoinSet<(Uuid, Result<Outcome, sqlx::Error>)> = JoinSet::new();
+        let mut inflight: JoinSet<(Uuid, Result<RunTenantStatus, sqlx::Error>)> = JoinSet::new();
         let (recorder, writer) = Recorder::spawn(self.catalog.clone());
         let mut halt = None;
         let mut looked: Option<Instant> = None;
@@ -324,7 +304,7 @@ impl Engine {
                 Ok((server, outcome)) => {
                     *busy.entry(server).or_default() -= 1;
                     match outcome {
-                        Ok(Outcome::Failed) => *failed += 1,
+                        Ok(RunTenantStatus::Failed) => *failed += 1,
                         Ok(_) => {}
                         Err(error) => {
                             tracing::error!(run = %run.id, %error, "recording a tenant's migration failed");
@@ -359,7 +339,7 @@ impl Engine {
         run: &RunRow,
         tenant: Uuid,
         end: TenantEnd,
-        attempts: Option<(Vec<i64>, Vec<runs::AttemptStep>)>,
+        attempts: Option<(Vec<i64>, Vec<AttemptStep>)>,
     ) -> Result<(), sqlx::Error> {
         let (ids, steps) = attempts.unwrap_or_default();
         let mut delay = Duration::from_millis(100);
@@ -384,10 +364,10 @@ impl Engine {
         run: &RunRow,
         item: &WorkRow,
         error: String,
-    ) -> Result<Outcome, sqlx::Error> {
+    ) -> Result<RunTenantStatus, sqlx::Error> {
         tracing::warn!(run = %run.id, tenant = %item.slug, %error, "tenant migration failed");
         let end = TenantEnd {
-            status: tenant_status::FAILED,
+            status: RunTenantStatus::Failed,
             from_version: None,
             to_version: None,
             error: Some(error),
@@ -397,17 +377,17 @@ impl Engine {
             count_attempt: true,
         };
         self.end(rec, run, item.tenant_id, end, None).await?;
-        Ok(Outcome::Failed)
+        Ok(RunTenantStatus::Failed)
     }
 
     /// A tenant the run no longer concerns (deleted meanwhile).
-    async fn skip(&self, rec: &Recorder, run: &RunRow, item: &WorkRow) -> Result<Option<Outcome>, sqlx::Error> {
+    async fn skip(&self, rec: &Recorder, run: &RunRow, item: &WorkRow) -> Result<Option<RunTenantStatus>, sqlx::Error> {
         if matches!(item.tenant_status.as_str(), "active" | "suspended") {
             return Ok(None);
         }
         let reason = format!("the tenant is {}", item.tenant_status);
         let end = TenantEnd {
-            status: tenant_status::SKIPPED,
+            status: RunTenantStatus::Skipped,
             from_version: None,
             to_version: None,
             error: Some(reason),
@@ -417,11 +397,16 @@ impl Engine {
             count_attempt: false,
         };
         self.end(rec, run, item.tenant_id, end, None).await?;
-        Ok(Some(Outcome::Skipped))
+        Ok(Some(RunTenantStatus::Skipped))
     }
 
     /// One tenant: inspect under its migration lock, then flag, apply, commit, record.
-    async fn migrate_tenant(&self, run: &RunRow, item: &WorkRow, rec: &Recorder) -> Result<Outcome, sqlx::Error> {
+    async fn migrate_tenant(
+        &self,
+        run: &RunRow,
+        item: &WorkRow,
+        rec: &Recorder,
+    ) -> Result<RunTenantStatus, sqlx::Error> {
         if let Some(skipped) = self.skip(rec, run, item).await? {
             return Ok(skipped);
         }
@@ -464,7 +449,7 @@ impl Engine {
         conn: &mut PgConnection,
         connect: Duration,
         clock: Instant,
-    ) -> Result<Outcome, sqlx::Error> {
+    ) -> Result<RunTenantStatus, sqlx::Error> {
         let locking = Instant::now();
         let mut tx = match conn.begin().await {
             Ok(tx) => tx,
@@ -490,7 +475,7 @@ impl Engine {
             let reason = format!("not migrated: its history departs from the code: {drift}");
             tracing::warn!(run = %run.id, tenant = %item.slug, %reason, "drifted tenant skipped");
             let end = TenantEnd {
-                status: tenant_status::DRIFTED,
+                status: RunTenantStatus::Drifted,
                 from_version: check.applied_version,
                 to_version: check.applied_version,
                 error: Some(reason),
@@ -500,12 +485,12 @@ impl Engine {
                 count_attempt: false,
             };
             self.end(rec, run, item.tenant_id, end, None).await?;
-            return Ok(Outcome::Drifted);
+            return Ok(RunTenantStatus::Drifted);
         }
         if check.pending.is_empty() {
             tx.rollback().await.ok();
             let end = TenantEnd {
-                status: tenant_status::SUCCEEDED,
+                status: RunTenantStatus::Succeeded,
                 from_version: check.applied_version,
                 to_version: check.applied_version,
                 error: None,
@@ -515,7 +500,7 @@ impl Engine {
                 count_attempt: false,
             };
             self.end(rec, run, item.tenant_id, end, None).await?;
-            return Ok(Outcome::Succeeded);
+            return Ok(RunTenantStatus::Succeeded);
         }
 
         // The router lock and the attempt records, committed before any DDL.
@@ -581,7 +566,7 @@ impl Engine {
             "commit_ms": millis(commit),
         });
         let end = TenantEnd {
-            status: if committed { tenant_status::SUCCEEDED } else { tenant_status::FAILED },
+            status: if committed { RunTenantStatus::Succeeded } else { RunTenantStatus::Failed },
             from_version: check.applied_version,
             to_version,
             error: error.clone(),
@@ -594,7 +579,7 @@ impl Engine {
             tracing::warn!(run = %run.id, tenant = %item.slug, %error, "tenant migration failed and was rolled back");
         }
         self.end(rec, run, item.tenant_id, end, Some((ids, records))).await?;
-        Ok(if committed { Outcome::Succeeded } else { Outcome::Failed })
+        Ok(if committed { RunTenantStatus::Succeeded } else { RunTenantStatus::Failed })
     }
 
     /// The crash test hook: die right after the n-th commit, before the catalog knows.
@@ -607,7 +592,7 @@ impl Engine {
     }
 
     /// Dry run: what a run would do to this tenant. Reads only; takes no lock.
-    async fn plan_tenant(&self, run: &RunRow, item: &WorkRow, rec: &Recorder) -> Result<Outcome, sqlx::Error> {
+    async fn plan_tenant(&self, run: &RunRow, item: &WorkRow, rec: &Recorder) -> Result<RunTenantStatus, sqlx::Error> {
         if let Some(skipped) = self.skip(rec, run, item).await? {
             return Ok(skipped);
         }
@@ -629,14 +614,14 @@ impl Engine {
         let (status, from, pending, reason) = match inspected {
             Ok(check) => match &check.drift {
                 Some(drift) => (
-                    tenant_status::DRIFTED,
+                    RunTenantStatus::Drifted,
                     check.applied_version,
                     Vec::new(),
                     Some(format!("would not be migrated: its history departs from the code: {drift}")),
                 ),
-                None => (tenant_status::PLANNED, check.applied_version, check.pending, None),
+                None => (RunTenantStatus::Planned, check.applied_version, check.pending, None),
             },
-            Err(error) => (tenant_status::FAILED, None, Vec::new(), Some(error)),
+            Err(error) => (RunTenantStatus::Failed, None, Vec::new(), Some(error)),
         };
         runs::record_plan(
             &self.catalog,
@@ -648,11 +633,7 @@ impl Engine {
             reason.as_deref(),
         )
         .await?;
-        Ok(match status {
-            tenant_status::DRIFTED => Outcome::Drifted,
-            tenant_status::FAILED => Outcome::Failed,
-            _ => Outcome::Planned,
-        })
+        Ok(status)
     }
 
     /// Brings every active server's template database to the target first, so that tenants
@@ -697,7 +678,7 @@ impl Engine {
                 return Ok(match self.fleet.ensure_template(server).await {
                     Ok(()) => TemplateEntry {
                         server: server.name.clone(),
-                        status: "succeeded",
+                        status: RunTenantStatus::Succeeded,
                         to_version: Some(self.set.latest_version()),
                         ..TemplateEntry::default()
                     },
@@ -728,7 +709,7 @@ impl Engine {
             Err(error) => Ok(TemplateEntry::failed(&server.name, format!("cannot connect: {}", error_text(&error)))),
         };
         if let Ok(entry) = &entry
-            && entry.status == "succeeded"
+            && entry.status == RunTenantStatus::Succeeded
             && entry.to_version != entry.from_version
         {
             // The server's spare databases are copies of the old template: retired before the
@@ -778,13 +759,13 @@ impl Engine {
         };
         if let Some(drift) = &check.drift {
             tx.rollback().await.ok();
-            entry.status = "drifted";
+            entry.status = RunTenantStatus::Drifted;
             entry.error = Some(drift.to_string());
             return Ok(entry);
         }
         if run.dry_run || check.pending.is_empty() {
             tx.rollback().await.ok();
-            entry.status = if run.dry_run { "planned" } else { "succeeded" };
+            entry.status = if run.dry_run { RunTenantStatus::Planned } else { RunTenantStatus::Succeeded };
             return Ok(entry);
         }
         let (applied, mut failure) = database::apply_pending(&mut tx, &self.set, &check.pending).await;
@@ -817,10 +798,10 @@ impl Engine {
         record.commit().await?;
         if committed {
             entry.to_version = check.pending.last().map(|m| m.version);
-            entry.status = "succeeded";
+            entry.status = RunTenantStatus::Succeeded;
             tracing::info!(server = %server.name, version = ?entry.to_version, "migrated the template database");
         } else {
-            entry.status = "failed";
+            entry.status = RunTenantStatus::Failed;
             entry.error = error;
         }
         Ok(entry)
@@ -844,8 +825,8 @@ struct TenantDatabase<'a> {
 #[derive(Debug, Clone, Default)]
 struct TemplateEntry {
     server: String,
-    /// `succeeded`, `planned`, `drifted` or `failed`.
-    status: &'static str,
+    /// `Succeeded`, `Planned`, `Drifted` or `Failed`.
+    status: RunTenantStatus,
     from_version: Option<i32>,
     to_version: Option<i32>,
     pending: Vec<PendingMigration>,
@@ -855,13 +836,15 @@ struct TemplateEntry {
 
 impl TemplateEntry {
     fn failed(server: &str, error: String) -> Self {
-        Self { server: server.to_owned(), status: "failed", error: Some(error), ..Self::default() }
+        Self { server: server.to_owned(), status: RunTenantStatus::Failed, error: Some(error), ..Self::default() }
     }
 
     fn stop_reason(&self) -> Option<String> {
         match self.status {
-            "failed" => Some(format!("failed: {}", self.error.as_deref().unwrap_or("unknown error"))),
-            "drifted" => Some(format!("has drifted: {}", self.error.as_deref().unwrap_or("unknown drift"))),
+            RunTenantStatus::Failed => Some(format!("failed: {}", self.error.as_deref().unwrap_or("unknown error"))),
+            RunTenantStatus::Drifted => {
+                Some(format!("has drifted: {}", self.error.as_deref().unwrap_or("unknown drift")))
+            }
             _ => None,
         }
     }
@@ -871,7 +854,7 @@ impl TemplateEntry {
             "server_id": server_id,
             "server": self.server,
             "database": database.as_str(),
-            "status": self.status,
+            "status": self.status.as_str(),
             "from_version": self.from_version,
             "to_version": self.to_version,
             "pending": pending_json(&self.pending),

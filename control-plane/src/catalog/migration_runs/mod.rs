@@ -8,6 +8,8 @@ use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::migrations::status::{AttemptStatus, RunState, RunTenantStatus};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
     pub id: Uuid,
@@ -120,11 +122,12 @@ pub async fn open_run(db: impl PgExecutor<'_>) -> Result<Option<RunRow>, sqlx::E
 }
 
 /// Runs in `states`, oldest first.
-pub async fn runs_in(db: impl PgExecutor<'_>, states: &[&str]) -> Result<Vec<RunRow>, sqlx::Error> {
+pub async fn runs_in(db: impl PgExecutor<'_>, states: &[RunState]) -> Result<Vec<RunRow>, sqlx::Error> {
+    let states: Vec<&str> = states.iter().map(RunState::as_str).collect();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM migration_runs WHERE state = ANY($1) ORDER BY created_at, id"
     )))
-    .bind(states)
+    .bind(&states)
     .fetch_all(db)
     .await
 }
@@ -148,10 +151,11 @@ pub async fn list_runs(db: &PgPool, before: Option<Uuid>, limit: i64) -> Result<
 pub async fn transition(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    from: &[&str],
-    to: &str,
+    from: &[RunState],
+    to: RunState,
     reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
+    let from: Vec<&str> = from.iter().map(RunState::as_str).collect();
     let done = sqlx::query(
         "UPDATE migration_runs SET state = $3, updated_at = now(),
              stop_reason = CASE WHEN $3 = 'running' THEN NULL ELSE coalesce($4, stop_reason) END,
@@ -159,8 +163,8 @@ pub async fn transition(
          WHERE id = $1 AND state = ANY($2)",
     )
     .bind(id)
-    .bind(from)
-    .bind(to)
+    .bind(&from)
+    .bind(to.as_str())
     .bind(reason)
     .execute(db)
     .await?;
@@ -309,7 +313,12 @@ pub struct WorkRow {
 }
 
 /// The run's tenants in `status`, in position order; only canaries or only the rest.
-pub async fn work(db: impl PgExecutor<'_>, run: Uuid, status: &str, canary: bool) -> Result<Vec<WorkRow>, sqlx::Error> {
+pub async fn work(
+    db: impl PgExecutor<'_>,
+    run: Uuid,
+    status: RunTenantStatus,
+    canary: bool,
+) -> Result<Vec<WorkRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.tenant_id, t.slug, t.status AS tenant_status, t.server_id, t.database_name, t.role_name,
                 r.position, r.canary, r.attempts
@@ -318,7 +327,7 @@ pub async fn work(db: impl PgExecutor<'_>, run: Uuid, status: &str, canary: bool
          ORDER BY r.position",
     )
     .bind(run)
-    .bind(status)
+    .bind(status.as_str())
     .bind(canary)
     .fetch_all(db)
     .await
@@ -375,7 +384,7 @@ pub async fn reset_failed(db: impl PgExecutor<'_>, run: Uuid) -> Result<u64, sql
 pub struct AttemptStep {
     pub version: i32,
     pub name: String,
-    pub status: &'static str,
+    pub status: AttemptStatus,
     pub started_at: Option<OffsetDateTime>,
     pub duration_ms: Option<f64>,
     pub error: Option<String>,
@@ -419,7 +428,7 @@ pub async fn start_attempts(
 
 /// Records the outcome of attempts started with [`start_attempts`] (`ids[i]` ↔ `steps[i]`).
 pub async fn finish_attempts(db: impl PgExecutor<'_>, ids: &[i64], steps: &[AttemptStep]) -> Result<(), sqlx::Error> {
-    let statuses: Vec<&str> = steps.iter().map(|s| s.status).collect();
+    let statuses: Vec<&str> = steps.iter().map(|s| s.status.as_str()).collect();
     let started: Vec<Option<OffsetDateTime>> = steps.iter().map(|s| s.started_at).collect();
     let durations: Vec<Option<f64>> = steps.iter().map(|s| s.duration_ms).collect();
     let errors: Vec<Option<&str>> = steps.iter().map(|s| s.error.as_deref()).collect();
@@ -552,7 +561,7 @@ pub async fn begin_tenant(
 /// How a tenant's turn in a run ended.
 #[derive(Debug, Clone)]
 pub struct TenantEnd {
-    pub status: &'static str,
+    pub status: RunTenantStatus,
     pub from_version: Option<i32>,
     pub to_version: Option<i32>,
     pub error: Option<String>,
@@ -574,7 +583,7 @@ pub async fn end_tenant(
     ids: &[i64],
     steps: &[AttemptStep],
 ) -> Result<(), sqlx::Error> {
-    let statuses: Vec<&str> = steps.iter().map(|s| s.status).collect();
+    let statuses: Vec<&str> = steps.iter().map(|s| s.status.as_str()).collect();
     let started: Vec<Option<OffsetDateTime>> = steps.iter().map(|s| s.started_at).collect();
     let durations: Vec<Option<f64>> = steps.iter().map(|s| s.duration_ms).collect();
     let errors: Vec<Option<&str>> = steps.iter().map(|s| s.error.as_deref()).collect();
@@ -598,7 +607,7 @@ pub async fn end_tenant(
     )
     .bind(run)
     .bind(tenant)
-    .bind(end.status)
+    .bind(end.status.as_str())
     .bind(end.from_version)
     .bind(end.to_version)
     .bind(&end.error)
@@ -621,7 +630,7 @@ pub async fn record_plan(
     db: impl PgExecutor<'_>,
     run: Uuid,
     tenant: Uuid,
-    status: &str,
+    status: RunTenantStatus,
     from_version: Option<i32>,
     pending: &Value,
     reason: Option<&str>,
@@ -634,7 +643,7 @@ pub async fn record_plan(
     )
     .bind(run)
     .bind(tenant)
-    .bind(status)
+    .bind(status.as_str())
     .bind(from_version)
     .bind(pending)
     .bind(reason)
