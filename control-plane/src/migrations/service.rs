@@ -80,7 +80,7 @@ pub enum CreateError {
     #[error(
         "migration run {id} is {state}: only one run at a time; wait for it to finish, or resume, retry or cancel it"
     )]
-    RunOpen { id: Uuid, state: String },
+    RunOpen { id: Uuid, state: RunState },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -90,9 +90,9 @@ pub enum RunActionError {
     #[error("no migration run with this id")]
     NotFound,
     #[error("the run is {state}: {hint}")]
-    WrongState { state: String, hint: &'static str },
+    WrongState { state: RunState, hint: &'static str },
     #[error("migration run {id} is {state}: only one run at a time; finish or cancel it first")]
-    RunOpen { id: Uuid, state: String },
+    RunOpen { id: Uuid, state: RunState },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -286,16 +286,22 @@ impl Migrations {
     }
 
     async fn audited(&self, actor: &Actor, action: &str, run: &RunRow) -> Result<(), sqlx::Error> {
-        audit::record(self.catalog(), actor, action, None, serde_json::json!({ "run": run.id, "from": run.state }))
-            .await
+        audit::record(
+            self.catalog(),
+            actor,
+            action,
+            None,
+            serde_json::json!({ "run": run.id, "from": run.state.as_str() }),
+        )
+        .await
     }
 
     /// Starts no more tenants; those in flight finish.
     pub async fn pause(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
-        match RunState::parse(&run.state) {
-            Some(RunState::Paused) => {}
-            Some(RunState::Running) => {
+        match run.state {
+            RunState::Paused => {}
+            RunState::Running => {
                 if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Paused, None).await? {
                     return Err(self.wrong_state(id, "only a running run can be paused").await);
                 }
@@ -311,7 +317,7 @@ impl Migrations {
     pub async fn resume(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
         let hint = "only a paused or interrupted run can be resumed (retry a finished one)";
-        if !matches!(RunState::parse(&run.state), Some(RunState::Paused | RunState::Interrupted | RunState::Running)) {
+        if !matches!(run.state, RunState::Paused | RunState::Interrupted | RunState::Running) {
             return Err(wrong(&run, hint));
         }
         let lock = locks::try_lock(self.catalog(), run.dry_run).await?;
@@ -326,7 +332,7 @@ impl Migrations {
         {
             return Err(self.wrong_state(id, hint).await);
         }
-        if RunState::parse(&run.state) != Some(RunState::Running) {
+        if run.state != RunState::Running {
             self.audited(actor, "migration.resumed", &run).await?;
         }
         self.spawn(id, run.dry_run, lock);
@@ -336,15 +342,15 @@ impl Migrations {
     /// Starts no more tenants; those in flight finish; then the run is `cancelled`.
     pub async fn cancel(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
-        match RunState::parse(&run.state) {
-            Some(RunState::Cancelled | RunState::Cancelling) => {}
-            Some(RunState::Running) => {
+        match run.state {
+            RunState::Cancelled | RunState::Cancelling => {}
+            RunState::Running => {
                 if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Cancelling, None).await? {
                     return Err(self.wrong_state(id, "it is no longer running").await);
                 }
                 self.audited(actor, "migration.cancelled", &run).await?;
             }
-            Some(RunState::Paused | RunState::Interrupted) => {
+            RunState::Paused | RunState::Interrupted => {
                 if !runs::transition(
                     self.catalog(),
                     id,
@@ -367,7 +373,7 @@ impl Migrations {
     pub async fn retry(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
         let hint = "wait for it to finish (or pause it) before retrying";
-        if matches!(RunState::parse(&run.state), Some(RunState::Running | RunState::Cancelling) | None) {
+        if matches!(run.state, RunState::Running | RunState::Cancelling) {
             return Err(wrong(&run, hint));
         }
         let totals = runs::totals(self.catalog(), id).await?;
@@ -391,7 +397,7 @@ impl Migrations {
             }
             Err(e) => return Err(e.into()),
         }
-        let details = serde_json::json!({ "run": id, "from": run.state, "failed_tenants_requeued": reset });
+        let details = serde_json::json!({ "run": id, "from": run.state.as_str(), "failed_tenants_requeued": reset });
         audit::record(&mut *tx, actor, "migration.retried", None, details).await?;
         tx.commit().await?;
         self.spawn(id, run.dry_run, lock);
@@ -407,7 +413,7 @@ impl Migrations {
 }
 
 fn wrong(run: &RunRow, hint: &'static str) -> RunActionError {
-    RunActionError::WrongState { state: run.state.clone(), hint }
+    RunActionError::WrongState { state: run.state, hint }
 }
 
 fn invalid(field: &'static str, message: String) -> CreateError {

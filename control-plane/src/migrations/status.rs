@@ -2,11 +2,12 @@
 //! within the run, and each attempt of each migration. The catalog keeps them as text (the same
 //! words the API shows); `as_str` gives that text and `parse` reads it back.
 //!
-//! This module depends on nothing, so the catalog's queries can take these types while the
-//! engine, recovery and the service depend on the catalog.
+//! This module depends on nothing in the crate, so the catalog's queries can take and return
+//! these types while the engine, recovery and the service depend on the catalog.
 
-/// Declares a status kept as text: the enum, every value in order (`ALL`), its text (`as_str`)
-/// and back (`parse`). One list of variant and text, so the two directions cannot drift apart.
+/// Declares a status kept as text: the enum, every value in order (`ALL`), its text (`as_str`,
+/// `Display`) and back (`parse`, and decoding from a catalog row). One list of variant and text,
+/// so the two directions cannot drift apart.
 macro_rules! text_status {
     (
         $(#[$meta:meta])*
@@ -31,6 +32,30 @@ macro_rules! text_status {
 
             pub fn parse(raw: &str) -> Option<Self> {
                 Self::ALL.into_iter().find(|s| s.as_str() == raw)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        // Read from the catalog's text column; a word this code does not know is a decoding error.
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let raw = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+                Self::parse(raw).ok_or_else(|| format!("unknown {} {raw:?}", stringify!($name)).into())
             }
         }
     };

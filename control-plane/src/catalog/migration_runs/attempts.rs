@@ -112,7 +112,7 @@ pub struct AttemptRow {
     pub attempt: i32,
     pub version: i32,
     pub name: String,
-    pub status: String,
+    pub status: AttemptStatus,
     pub started_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
     pub duration_ms: Option<f64>,

@@ -54,7 +54,7 @@ pub struct RunTenantRow {
     pub position: i32,
     pub canary: bool,
     pub server_id: Uuid,
-    pub status: String,
+    pub status: RunTenantStatus,
     pub from_version: Option<i32>,
     pub to_version: Option<i32>,
     pub pending: Value,
@@ -70,7 +70,7 @@ pub struct RunTenantRow {
 pub async fn run_tenants(
     db: impl PgExecutor<'_>,
     run: Uuid,
-    status: Option<&str>,
+    status: Option<RunTenantStatus>,
     after: Option<i32>,
     limit: i64,
 ) -> Result<Vec<RunTenantRow>, sqlx::Error> {
@@ -82,7 +82,7 @@ pub async fn run_tenants(
          ORDER BY r.position LIMIT $4",
     )
     .bind(run)
-    .bind(status)
+    .bind(status.map(|s| s.as_str()))
     .bind(after)
     .bind(limit)
     .fetch_all(db)
@@ -149,7 +149,7 @@ pub async fn running_rows(db: impl PgExecutor<'_>, run: Option<Uuid>) -> Result<
 pub async fn unsuccessful_canaries(
     db: impl PgExecutor<'_>,
     run: Uuid,
-) -> Result<Vec<(String, String, Option<String>)>, sqlx::Error> {
+) -> Result<Vec<(String, RunTenantStatus, Option<String>)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.slug, r.status, r.error FROM migration_run_tenants r JOIN tenants t ON t.id = r.tenant_id
          WHERE r.run_id = $1 AND r.canary AND r.status NOT IN ('succeeded', 'skipped') ORDER BY r.position",

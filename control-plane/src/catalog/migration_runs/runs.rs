@@ -10,7 +10,7 @@ use crate::migrations::status::RunState;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
     pub id: Uuid,
-    pub state: String,
+    pub state: RunState,
     pub dry_run: bool,
     pub target_version: i32,
     pub concurrency: i32,
@@ -145,7 +145,7 @@ pub async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn state_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn state_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RunState>, sqlx::Error> {
     sqlx::query_scalar("SELECT state FROM migration_runs WHERE id = $1").bind(id).fetch_optional(db).await
 }
 

@@ -135,7 +135,7 @@ impl Engine {
     }
 
     async fn state(&self, run_id: Uuid) -> Option<RunState> {
-        runs::state_of(&self.catalog, run_id).await.ok().flatten().and_then(|s| RunState::parse(&s))
+        runs::state_of(&self.catalog, run_id).await.ok().flatten()
     }
 
     /// One pass over the run, with the lock held.
@@ -146,9 +146,9 @@ impl Engine {
         for (_, row) in runs::running_rows(&self.catalog, Some(run.id)).await? {
             recover::settle_tenant(&self.catalog, &self.fleet, &run, &row).await?;
         }
-        match RunState::parse(&run.state) {
-            Some(RunState::Running) => {}
-            Some(RunState::Cancelling) => {
+        match run.state {
+            RunState::Running => {}
+            RunState::Cancelling => {
                 runs::transition(&self.catalog, run.id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
                 return Ok(());
             }
@@ -233,7 +233,7 @@ impl Engine {
 
     /// Whether to start more tenants, by the run's state in the catalog (pause, cancel).
     async fn catalog_halt(&self, run: &RunRow) -> Result<Option<Halt>, sqlx::Error> {
-        let state = runs::state_of(&self.catalog, run.id).await?.and_then(|s| RunState::parse(&s));
+        let state = runs::state_of(&self.catalog, run.id).await?;
         Ok(match state {
             Some(RunState::Running) => None,
             Some(RunState::Paused) => Some(Halt::Paused),
