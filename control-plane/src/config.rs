@@ -1,5 +1,9 @@
 //! Typed configuration of the control plane, loaded from `NEXACORE_*` environment variables.
 //! Secrets have no defaults: the process refuses to start without them.
+//!
+//! Each component owns the type of its own part (`fleet::CreateDatabaseStrategy`,
+//! `identity::throttle::ThrottleConfig`, `migrations::MigrationSettings`, …); this module only
+//! assembles them, so that no component depends back on it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,6 +11,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::domain::DbName;
+use crate::fleet::CreateDatabaseStrategy;
+use crate::identity::throttle::ThrottleConfig;
 use crate::migrations::{MigrationSet, MigrationSettings};
 use crate::provision::ProvisionStep;
 
@@ -25,46 +31,6 @@ pub enum SignupPolicy {
     Public,
     /// Only callers with the operator token may create companies.
     OperatorOnly,
-}
-
-/// How `CREATE DATABASE … TEMPLATE` copies the template (Postgres 15+).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreateDatabaseStrategy {
-    FileCopy,
-    WalLog,
-}
-
-impl CreateDatabaseStrategy {
-    pub fn sql_keyword(&self) -> &'static str {
-        match self {
-            Self::FileCopy => "FILE_COPY",
-            Self::WalLog => "WAL_LOG",
-        }
-    }
-}
-
-/// Limits on password attempts (see `identity::throttle`): attempts per key within `window`
-/// before further ones are refused; a right password does not count.
-#[derive(Debug, Clone)]
-pub struct ThrottleConfig {
-    /// For one e-mail address from one client address.
-    pub max_failures_per_email_and_client: u32,
-    /// For one e-mail address from anywhere (guessing from many addresses).
-    pub max_failures_per_email: u32,
-    /// From one client address, whatever the e-mail (one address guessing many accounts).
-    pub max_failures_per_client: u32,
-    pub window: Duration,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        Self {
-            max_failures_per_email_and_client: 5,
-            max_failures_per_email: 20,
-            max_failures_per_client: 50,
-            window: Duration::from_secs(15 * 60),
-        }
-    }
 }
 
 #[derive(Debug)]

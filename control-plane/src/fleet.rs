@@ -27,9 +27,8 @@ use uuid::Uuid;
 use crate::catalog::access;
 use crate::catalog::audit::{self, Actor};
 use crate::catalog::{self, is_duplicate, servers::ServerRow};
-use crate::config::CreateDatabaseStrategy;
 use crate::domain::{DbName, RoleName};
-use crate::migrations::MigrationSet;
+use crate::migrations::set::MigrationSet;
 use crate::secrets::MasterKey;
 
 /// The role that owns the objects of every template database. A new tenant database starts
@@ -97,6 +96,22 @@ pub async fn hand_over(conn: &mut PgConnection, role: &RoleName) -> Result<(), s
     );
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
     Ok(())
+}
+
+/// How `CREATE DATABASE … TEMPLATE` copies the template (Postgres 15+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateDatabaseStrategy {
+    FileCopy,
+    WalLog,
+}
+
+impl CreateDatabaseStrategy {
+    pub fn sql_keyword(&self) -> &'static str {
+        match self {
+            Self::FileCopy => "FILE_COPY",
+            Self::WalLog => "WAL_LOG",
+        }
+    }
 }
 
 pub struct Fleet {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::security::OperatorAuth;
 use crate::catalog::migration_runs::{self as runs, AttemptRow, RunTenantRow, TimingSummary};
-use crate::migrations::{Canary, CreateError, FailurePolicy, RunActionError, RunRequest, RunSummary, tenant_status};
+use crate::migrations::{Canary, CreateError, FailurePolicy, RunActionError, RunRequest, RunSummary, RunTenantStatus};
 use crate::state::AppState;
 use http_api::{ApiError, ErrorBody, JsonBody};
 
@@ -159,12 +159,12 @@ fn timings_view(t: &TimingSummary) -> Option<TimingsView> {
 impl From<RunSummary> for RunView {
     fn from(s: RunSummary) -> Self {
         let t = s.totals;
-        let over = matches!(s.run.state.as_str(), "completed" | "cancelled" | "stopped");
+        let over = s.run.state.is_final();
         let reached_target = over && !s.run.dry_run && t.pending + t.running + t.failed + t.drifted + t.planned == 0;
         let templates = s.run.templates.as_array().cloned().unwrap_or_default();
         Self {
             id: s.run.id,
-            state: s.run.state,
+            state: s.run.state.to_string(),
             dry_run: s.run.dry_run,
             target_version: s.run.target_version,
             concurrency: s.run.concurrency,
@@ -250,7 +250,7 @@ impl From<RunTenantRow> for RunTenantView {
             position: r.position,
             canary: r.canary,
             server_id: r.server_id,
-            status: r.status,
+            status: r.status.to_string(),
             from_version: r.from_version,
             to_version: r.to_version,
             pending,
@@ -303,7 +303,7 @@ impl From<AttemptRow> for AttemptView {
             attempt: a.attempt,
             version: a.version,
             name: a.name,
-            status: a.status,
+            status: a.status.to_string(),
             started_at: a.started_at,
             finished_at: a.finished_at,
             duration_ms: a.duration_ms,
@@ -396,12 +396,16 @@ impl MigrationsApi {
         after: Query<Option<i32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<i64>>,
     ) -> Result<Json<RunTenantPage>, ApiError> {
-        let status = status.0.filter(|s| !s.is_empty());
-        if let Some(s) = &status
-            && !tenant_status::ALL.contains(&s.as_str())
-        {
-            return Err(ApiError::field("status", format!("status: must be one of {}", tenant_status::ALL.join(", "))));
-        }
+        let status = match status.0.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match RunTenantStatus::parse(&s) {
+                Some(status) => Some(status),
+                None => {
+                    let all = RunTenantStatus::ALL.map(|status| status.as_str());
+                    return Err(ApiError::field("status", format!("status: must be one of {}", all.join(", "))));
+                }
+            },
+        };
         let limit = limit.0.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::field("limit", "limit: must be between 1 and 1000"));
@@ -409,7 +413,7 @@ impl MigrationsApi {
         if self.0.migrations.summary(id.0).await?.is_none() {
             return Err(ApiError::not_found("no migration run with this id"));
         }
-        let mut rows = runs::run_tenants(&self.0.catalog, id.0, status.as_deref(), after.0, limit + 1).await?;
+        let mut rows = runs::run_tenants(&self.0.catalog, id.0, status, after.0, limit + 1).await?;
         let next_cursor = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.position)

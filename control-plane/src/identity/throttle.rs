@@ -19,10 +19,32 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
-use crate::config::ThrottleConfig;
-
 /// The longest backoff: 64 windows.
 const MAX_STRIKES: u32 = 6;
+
+/// Limits on password attempts: attempts per key within `window` before further ones are
+/// refused; a right password does not count.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// For one e-mail address from one client address.
+    pub max_failures_per_email_and_client: u32,
+    /// For one e-mail address from anywhere (guessing from many addresses).
+    pub max_failures_per_email: u32,
+    /// From one client address, whatever the e-mail (one address guessing many accounts).
+    pub max_failures_per_client: u32,
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_email_and_client: 5,
+            max_failures_per_email: 20,
+            max_failures_per_client: 50,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
 
 pub struct PasswordThrottle {
     windows: Cache<String, Window>,

@@ -14,7 +14,8 @@ use sqlx::postgres::PgDatabaseError;
 use tenant_schema::{PendingMigration, SchemaError};
 use time::OffsetDateTime;
 
-use super::MigrationSet;
+use super::set::MigrationSet;
+use super::status::AttemptStatus;
 use crate::catalog::migration_runs::AttemptStep;
 use crate::domain::RoleName;
 
@@ -155,9 +156,9 @@ pub fn attempt_records(pending: &[PendingMigration], steps: &[Step], committed: 
                 version: step.version,
                 name: step.name.clone(),
                 status: match (&step.error, committed) {
-                    (Some(_), _) => "failed",
-                    (None, true) => "succeeded",
-                    (None, false) => "rolled_back",
+                    (Some(_), _) => AttemptStatus::Failed,
+                    (None, true) => AttemptStatus::Succeeded,
+                    (None, false) => AttemptStatus::RolledBack,
                 },
                 started_at: Some(step.started_at),
                 duration_ms: Some(millis(step.duration)),
@@ -166,7 +167,7 @@ pub fn attempt_records(pending: &[PendingMigration], steps: &[Step], committed: 
             None => AttemptStep {
                 version: migration.version,
                 name: migration.name.clone(),
-                status: "skipped",
+                status: AttemptStatus::Skipped,
                 started_at: None,
                 duration_ms: None,
                 error: None,
@@ -218,7 +219,7 @@ mod tests {
     }
 
     fn statuses(records: &[AttemptStep]) -> Vec<&str> {
-        records.iter().map(|r| r.status).collect()
+        records.iter().map(|r| r.status.as_str()).collect()
     }
 
     #[test]

@@ -15,12 +15,11 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::database::error_text;
+use super::locks::{ENGINE_LOCK_KEY, PLANNER_LOCK_KEY};
+use super::status::{AttemptStatus, RunState, RunTenantStatus};
 use crate::catalog::migration_runs::{self as runs, AttemptStep, RunRow, TenantEnd, WorkRow};
 use crate::domain::{DbName, RoleName};
 use crate::fleet::Fleet;
-
-use super::engine::{ENGINE_LOCK_KEY, PLANNER_LOCK_KEY};
-use super::tenant_status;
 
 /// What one recovery pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +64,12 @@ pub async fn recover(catalog: &PgPool, fleet: &Fleet) -> Result<RecoveryReport, 
     // Dry runs change nothing; they only need their state corrected.
     if let Some(lock) = try_exclusive(catalog, PLANNER_LOCK_KEY).await? {
         let outcome = async {
-            for run in runs::runs_in(catalog, &["running", "cancelling"]).await? {
+            for run in runs::runs_in(catalog, &[RunState::Running, RunState::Cancelling]).await? {
                 if run.dry_run {
                     let reason = "the control plane stopped during the dry run; resume it or plan again";
-                    runs::transition(catalog, run.id, &["running"], "interrupted", Some(reason)).await?;
-                    runs::transition(catalog, run.id, &["cancelling"], "cancelled", None).await?;
+                    runs::transition(catalog, run.id, &[RunState::Running], RunState::Interrupted, Some(reason))
+                        .await?;
+                    runs::transition(catalog, run.id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
                     report.interrupted += 1;
                 }
             }
@@ -98,13 +98,13 @@ async fn recover_locked(
         runs::clear_migrating(catalog, tenant, None).await?;
         report.unlocked += 1;
     }
-    for run in runs::runs_in(catalog, &["running", "cancelling"]).await? {
+    for run in runs::runs_in(catalog, &[RunState::Running, RunState::Cancelling]).await? {
         if run.dry_run || run.updated_at >= locked_at {
             continue;
         }
         let reason = "the control plane stopped while the run was in progress; resume it";
-        runs::transition(catalog, run.id, &["running"], "interrupted", Some(reason)).await?;
-        runs::transition(catalog, run.id, &["cancelling"], "cancelled", None).await?;
+        runs::transition(catalog, run.id, &[RunState::Running], RunState::Interrupted, Some(reason)).await?;
+        runs::transition(catalog, run.id, &[RunState::Cancelling], RunState::Cancelled, None).await?;
         tracing::warn!(run = %run.id, "marked an orphaned migration run interrupted");
         report.interrupted += 1;
     }
@@ -132,7 +132,7 @@ pub async fn settle_tenant(catalog: &PgPool, fleet: &Fleet, run: &RunRow, row: &
         .map(|(_, version)| AttemptStep {
             version: *version,
             name: String::new(),
-            status: if committed { "succeeded" } else { "interrupted" },
+            status: if committed { AttemptStatus::Succeeded } else { AttemptStatus::Interrupted },
             started_at: None,
             duration_ms: None,
             error: (!committed).then(|| interrupted.clone()),
@@ -141,7 +141,7 @@ pub async fn settle_tenant(catalog: &PgPool, fleet: &Fleet, run: &RunRow, row: &
     let ids: Vec<i64> = attempts.iter().map(|(id, _)| *id).collect();
     let error = (!committed).then(|| format!("interrupted: {interrupted}"));
     let end = TenantEnd {
-        status: if committed { tenant_status::SUCCEEDED } else { tenant_status::PENDING },
+        status: if committed { RunTenantStatus::Succeeded } else { RunTenantStatus::Pending },
         from_version: None,
         to_version: current,
         error,

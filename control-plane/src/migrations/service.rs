@@ -11,9 +11,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::engine::{self, Engine};
+use super::engine::Engine;
+use super::locks;
 use super::recover::{self, RecoveryReport};
-use super::{Canary, FailurePolicy, MAX_CONCURRENCY, MigrationSet, MigrationSettings, RunState};
+use super::set::MigrationSet;
+use super::settings::{MAX_CONCURRENCY, MigrationSettings};
+use super::status::RunState;
 use crate::catalog::audit::{self, Actor};
 use crate::catalog::migration_runs::{self as runs, Candidate, NewRun, RunRow, RunTotals, TimingSummary};
 use crate::fleet::Fleet;
@@ -33,6 +36,35 @@ pub struct RunRequest {
     pub tenants: Option<Vec<String>>,
 }
 
+/// What a run does when tenants fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Start no more tenants once `max_failures` tenants have failed (those in flight finish).
+    Stop { max_failures: u32 },
+    /// Give every tenant its turn and report the failures at the end.
+    Continue,
+}
+
+impl FailurePolicy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Stop { .. } => "stop",
+            Self::Continue => "continue",
+        }
+    }
+}
+
+/// Which tenants form the canary wave, migrated (and required to succeed) before the others.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Canary {
+    #[default]
+    None,
+    /// The first n tenants of the run.
+    First(u32),
+    /// These tenants (ids or slugs).
+    Tenants(Vec<String>),
+}
+
 /// A run with its totals and where its time went.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -48,7 +80,7 @@ pub enum CreateError {
     #[error(
         "migration run {id} is {state}: only one run at a time; wait for it to finish, or resume, retry or cancel it"
     )]
-    RunOpen { id: Uuid, state: String },
+    RunOpen { id: Uuid, state: RunState },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -58,9 +90,9 @@ pub enum RunActionError {
     #[error("no migration run with this id")]
     NotFound,
     #[error("the run is {state}: {hint}")]
-    WrongState { state: String, hint: &'static str },
+    WrongState { state: RunState, hint: &'static str },
     #[error("migration run {id} is {state}: only one run at a time; finish or cancel it first")]
-    RunOpen { id: Uuid, state: String },
+    RunOpen { id: Uuid, state: RunState },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -222,7 +254,7 @@ impl Migrations {
             created_by: &actor.0,
         };
         // Taken before the run says `running`, and handed to the engine: see `engine`.
-        let lock = engine::try_lock(self.catalog(), req.dry_run).await?;
+        let lock = locks::try_lock(self.catalog(), req.dry_run).await?;
         let mut tx = self.catalog().begin().await?;
         runs::lock_creation(&mut tx).await?;
         if !req.dry_run
@@ -254,17 +286,23 @@ impl Migrations {
     }
 
     async fn audited(&self, actor: &Actor, action: &str, run: &RunRow) -> Result<(), sqlx::Error> {
-        audit::record(self.catalog(), actor, action, None, serde_json::json!({ "run": run.id, "from": run.state }))
-            .await
+        audit::record(
+            self.catalog(),
+            actor,
+            action,
+            None,
+            serde_json::json!({ "run": run.id, "from": run.state.as_str() }),
+        )
+        .await
     }
 
     /// Starts no more tenants; those in flight finish.
     pub async fn pause(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
-        match RunState::parse(&run.state) {
-            Some(RunState::Paused) => {}
-            Some(RunState::Running) => {
-                if !runs::transition(self.catalog(), id, &["running"], "paused", None).await? {
+        match run.state {
+            RunState::Paused => {}
+            RunState::Running => {
+                if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Paused, None).await? {
                     return Err(self.wrong_state(id, "only a running run can be paused").await);
                 }
                 self.audited(actor, "migration.paused", &run).await?;
@@ -279,14 +317,22 @@ impl Migrations {
     pub async fn resume(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
         let hint = "only a paused or interrupted run can be resumed (retry a finished one)";
-        if !matches!(RunState::parse(&run.state), Some(RunState::Paused | RunState::Interrupted | RunState::Running)) {
+        if !matches!(run.state, RunState::Paused | RunState::Interrupted | RunState::Running) {
             return Err(wrong(&run, hint));
         }
-        let lock = engine::try_lock(self.catalog(), run.dry_run).await?;
-        if !runs::transition(self.catalog(), id, &["paused", "interrupted", "running"], "running", None).await? {
+        let lock = locks::try_lock(self.catalog(), run.dry_run).await?;
+        if !runs::transition(
+            self.catalog(),
+            id,
+            &[RunState::Paused, RunState::Interrupted, RunState::Running],
+            RunState::Running,
+            None,
+        )
+        .await?
+        {
             return Err(self.wrong_state(id, hint).await);
         }
-        if run.state != "running" {
+        if run.state != RunState::Running {
             self.audited(actor, "migration.resumed", &run).await?;
         }
         self.spawn(id, run.dry_run, lock);
@@ -296,16 +342,24 @@ impl Migrations {
     /// Starts no more tenants; those in flight finish; then the run is `cancelled`.
     pub async fn cancel(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
-        match RunState::parse(&run.state) {
-            Some(RunState::Cancelled | RunState::Cancelling) => {}
-            Some(RunState::Running) => {
-                if !runs::transition(self.catalog(), id, &["running"], "cancelling", None).await? {
+        match run.state {
+            RunState::Cancelled | RunState::Cancelling => {}
+            RunState::Running => {
+                if !runs::transition(self.catalog(), id, &[RunState::Running], RunState::Cancelling, None).await? {
                     return Err(self.wrong_state(id, "it is no longer running").await);
                 }
                 self.audited(actor, "migration.cancelled", &run).await?;
             }
-            Some(RunState::Paused | RunState::Interrupted) => {
-                if !runs::transition(self.catalog(), id, &["paused", "interrupted"], "cancelled", None).await? {
+            RunState::Paused | RunState::Interrupted => {
+                if !runs::transition(
+                    self.catalog(),
+                    id,
+                    &[RunState::Paused, RunState::Interrupted],
+                    RunState::Cancelled,
+                    None,
+                )
+                .await?
+                {
                     return Err(self.wrong_state(id, "it changed meanwhile").await);
                 }
                 self.audited(actor, "migration.cancelled", &run).await?;
@@ -319,18 +373,19 @@ impl Migrations {
     pub async fn retry(&self, actor: &Actor, id: Uuid) -> Result<RunSummary, RunActionError> {
         let run = self.get(id).await?;
         let hint = "wait for it to finish (or pause it) before retrying";
-        if matches!(RunState::parse(&run.state), Some(RunState::Running | RunState::Cancelling) | None) {
+        if matches!(run.state, RunState::Running | RunState::Cancelling) {
             return Err(wrong(&run, hint));
         }
         let totals = runs::totals(self.catalog(), id).await?;
         if totals.failed == 0 && totals.pending == 0 {
             return Err(wrong(&run, "no tenant failed or is left to migrate"));
         }
-        let lock = engine::try_lock(self.catalog(), run.dry_run).await?;
+        let lock = locks::try_lock(self.catalog(), run.dry_run).await?;
         let mut tx = self.catalog().begin().await?;
         let reset = runs::reset_failed(&mut *tx, id).await?;
-        let from = ["completed", "stopped", "cancelled", "paused", "interrupted"];
-        match runs::transition(&mut *tx, id, &from, "running", None).await {
+        let from =
+            [RunState::Completed, RunState::Stopped, RunState::Cancelled, RunState::Paused, RunState::Interrupted];
+        match runs::transition(&mut *tx, id, &from, RunState::Running, None).await {
             Ok(true) => {}
             Ok(false) => return Err(self.wrong_state(id, hint).await),
             Err(e) if crate::catalog::unique_violation(&e).is_some() => {
@@ -342,7 +397,7 @@ impl Migrations {
             }
             Err(e) => return Err(e.into()),
         }
-        let details = serde_json::json!({ "run": id, "from": run.state, "failed_tenants_requeued": reset });
+        let details = serde_json::json!({ "run": id, "from": run.state.as_str(), "failed_tenants_requeued": reset });
         audit::record(&mut *tx, actor, "migration.retried", None, details).await?;
         tx.commit().await?;
         self.spawn(id, run.dry_run, lock);
@@ -358,7 +413,7 @@ impl Migrations {
 }
 
 fn wrong(run: &RunRow, hint: &'static str) -> RunActionError {
-    RunActionError::WrongState { state: run.state.clone(), hint }
+    RunActionError::WrongState { state: run.state, hint }
 }
 
 fn invalid(field: &'static str, message: String) -> CreateError {

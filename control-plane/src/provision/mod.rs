@@ -13,6 +13,7 @@
 //! lost its provisioner, so it drops whatever exists of its database and role and deletes the
 //! row. A tenant therefore ends as either fully `active` or gone.
 
+mod error;
 pub mod reconcile;
 pub mod spares;
 pub mod validate;
@@ -26,9 +27,10 @@ use crate::catalog::audit::{self, Actor};
 use crate::catalog::tenants::{self, NewTenantRow, TenantRow};
 use crate::catalog::{self, servers, spares as spares_catalog, users};
 use crate::domain::{Slug, TenantId};
-use crate::fleet::{self, Fleet, FleetError, ServerHandle};
+use crate::fleet::{self, Fleet, ServerHandle};
 use crate::identity::gate::{GateError, PasswordGate};
 use crate::secrets::MasterKey;
+pub use error::ProvisionError;
 pub use spares::SparePool;
 pub use validate::{SignupRequest, ValidSignup};
 
@@ -65,30 +67,6 @@ impl ProvisionStep {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    #[error("the slug {0} is already taken")]
-    SlugTaken(String),
-    #[error("this e-mail address already has an account; sign up with its current password")]
-    EmailTaken,
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyMismatch,
-    #[error("a request with this Idempotency-Key is still being processed")]
-    InProgress,
-    #[error("no database server has room for another tenant")]
-    NoCapacity,
-    #[error("too many failed attempts; try again later")]
-    Throttled(std::time::Duration),
-    #[error("the service is busy checking passwords; try again in a moment")]
-    Busy(std::time::Duration),
-    #[error("database server: {0}")]
-    Fleet(#[from] FleetError),
-    #[error("catalog: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("tenant schema: {0}")]
-    Schema(#[from] tenant_schema::SchemaError),
 }
 
 /// A provisioned (or replayed) tenant and its admin.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::ProvisionError;
+use super::error::ProvisionError;
 use crate::catalog::tenants::{self, TenantRow};
 use crate::domain::TenantStatus;
 use crate::fleet::Fleet;

@@ -30,7 +30,7 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::ProvisionError;
+use super::error::ProvisionError;
 use crate::catalog::{servers, spares};
 use crate::domain::TenantId;
 use crate::fleet::{self, Fleet, FleetError, ServerHandle};
