@@ -1,10 +1,10 @@
 //! A small client of the control plane's operator API. Where to connect and the operator token
 //! come from flags, the environment, or `./.nexacore/stack.env` written by `ops up`.
 
-use std::path::Path;
-
 use anyhow::{Context as _, bail};
 use serde_json::Value;
+
+use crate::local_files::{default_path, read_env_file};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Target {
@@ -14,17 +14,6 @@ pub struct Target {
     /// The operator token (default: NEXACORE_OPERATOR_TOKEN, then ./.nexacore/stack.env).
     #[arg(long, env = "NEXACORE_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
-}
-
-/// Reads `KEY=value` lines.
-pub fn read_env_file(path: &Path) -> std::io::Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect())
 }
 
 /// The URL and the token, as a pair from one place: both from flags or the environment, or
@@ -57,7 +46,7 @@ pub struct Api {
 
 impl Api {
     pub fn from_target(target: Target) -> anyhow::Result<Self> {
-        let stack = read_env_file(Path::new(crate::stack::DEFAULT_DIR).join("stack.env").as_path()).unwrap_or_default();
+        let stack = read_env_file(&default_path("stack.env")).unwrap_or_default();
         let (base, token) = resolve(target, &stack)?;
         Ok(Self { base: base.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
     }

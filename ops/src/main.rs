@@ -3,9 +3,10 @@
 
 mod api;
 mod bench;
+mod local_files;
 mod migrate;
-mod stack;
 mod tenants;
+mod up;
 
 use std::process::ExitCode;
 
@@ -21,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the platform locally: a private Postgres under ./.nexacore/ and the control plane.
-    Up(stack::UpArgs),
+    Up(up::UpArgs),
     /// Tenants: list, show, suspend, resume, delete.
     Tenants {
         #[command(subcommand)]
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => stack::up(args).await,
+            Command::Up(args) => up::up(args).await,
             Command::Tenants { command, target } => tenants::run(command, target).await,
             Command::Keys { command, target } => tenants::run_keys(command, target).await,
             Command::Migrate { command, target } => migrate::run(command, target).await,

@@ -120,21 +120,11 @@ pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()
     match command {
         KeysCommand::RoleKey => print_role_key(),
         KeysCommand::RouterUrl { database_url, catalog } => {
-            let from_file = || {
-                let path = std::path::Path::new(crate::stack::DEFAULT_DIR).join("stack.env");
-                crate::api::read_env_file(&path)
-                    .ok()?
-                    .into_iter()
-                    .find(|(k, _)| k == "NEXACORE_DATABASE_URL")
-                    .map(|(_, v)| v)
-            };
+            let from_file = || crate::local_files::lookup("stack.env", "NEXACORE_DATABASE_URL");
             let url = database_url
                 .or_else(from_file)
                 .ok_or_else(|| anyhow::anyhow!("pass --database-url or set NEXACORE_DATABASE_URL (or run `ops up`)"))?;
-            let catalog =
-                control_plane::domain::DbName::parse(&catalog).map_err(|e| anyhow::anyhow!("--catalog: {e}"))?;
-            let router_url = control_plane::catalog::access::router_catalog_url(&url, &catalog)
-                .map_err(|e| anyhow::anyhow!("--database-url is not a URL: {e}"))?;
+            let router_url = stack::wiring::router_catalog_url(&url, &catalog).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{router_url}");
             Ok(())
         }
@@ -161,16 +151,13 @@ pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()
 }
 
 fn print_role_key() -> anyhow::Result<()> {
-    let from_file = || {
-        let path = std::path::Path::new(crate::stack::DEFAULT_DIR).join("secrets.env");
-        crate::api::read_env_file(&path).ok()?.into_iter().find(|(k, _)| k == "NEXACORE_MASTER_KEY").map(|(_, v)| v)
-    };
+    let from_file = || crate::local_files::lookup("secrets.env", "NEXACORE_MASTER_KEY");
     let master = std::env::var("NEXACORE_MASTER_KEY")
         .ok()
         .or_else(from_file)
         .ok_or_else(|| anyhow::anyhow!("set NEXACORE_MASTER_KEY (or run `ops up` once)"))?;
-    let key = control_plane::secrets::MasterKey::from_base64(&secrecy::SecretString::from(master))?;
-    println!("{}", secrecy::ExposeSecret::expose_secret(&key.tenant_role_key().to_hex()));
+    let key = stack::wiring::tenant_role_key_hex(&secrecy::SecretString::from(master))?;
+    println!("{}", secrecy::ExposeSecret::expose_secret(&key));
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 mod company;
 mod platform;
 mod service;
+pub mod wiring;
 
 pub use company::{Company, TEST_PASSWORD};
 pub use platform::{Platform, PlatformBuilder};
@@ -33,6 +34,8 @@ pub enum StackError {
     Serve(#[from] std::io::Error),
     #[error("a service task panicked")]
     Panicked,
+    #[error("{0}")]
+    Wiring(String),
 }
 
 impl From<sqlx::Error> for StackError {

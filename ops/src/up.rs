@@ -2,14 +2,13 @@
 //! and the control plane on it, with generated secrets kept in `./.nexacore/secrets.env`.
 //! Ctrl-C stops the control plane (in-flight requests finish), then Postgres.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use local_postgres::LocalCluster;
 use secrecy::SecretString;
 
-pub const DEFAULT_DIR: &str = ".nexacore";
+use crate::local_files::{DEFAULT_DIR, read_env_file, write_private};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -112,13 +111,13 @@ struct Secrets {
 /// Dev secrets, generated once and kept (mode 0600) so data survives restarts.
 fn load_or_create_secrets(dir: &Path) -> anyhow::Result<Secrets> {
     let path = dir.join("secrets.env");
-    if let Ok(pairs) = crate::api::read_env_file(&path) {
+    if let Ok(pairs) = read_env_file(&path) {
         let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         if let (Some(master_key), Some(operator_token)) = (get("NEXACORE_MASTER_KEY"), get("NEXACORE_OPERATOR_TOKEN")) {
             return Ok(Secrets { master_key, operator_token });
         }
     }
-    let (master, token) = control_plane::app::generated_secrets();
+    let (master, token) = stack::wiring::generated_secrets();
     use secrecy::ExposeSecret as _;
     let secrets =
         Secrets { master_key: master.expose_secret().to_owned(), operator_token: token.expose_secret().to_owned() };
@@ -130,14 +129,4 @@ fn load_or_create_secrets(dir: &Path) -> anyhow::Result<Secrets> {
         ),
     )?;
     Ok(secrets)
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
 }
