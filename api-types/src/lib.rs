@@ -8,6 +8,7 @@ pub mod error;
 pub mod ledger;
 pub mod live;
 pub mod password;
+pub mod people;
 pub mod session;
 pub mod signup;
 pub mod system;
