@@ -2,7 +2,6 @@
 //! outcome to an exit code scripts can trust (0 success, 1 failure, 2 usage error).
 
 mod api;
-mod bench;
 mod migrate;
 mod stack;
 mod tenants;
@@ -43,14 +42,6 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
-    /// Migrates one database in this process (the baseline of `ops bench migrate`).
-    #[command(hide = true)]
-    MigrateOne(migrate::MigrateOneArgs),
-    /// Benchmarks that print their figures next to a baseline measured in the same run.
-    Bench {
-        #[command(subcommand)]
-        command: bench::BenchCommand,
-    },
 }
 
 fn main() -> ExitCode {
@@ -63,8 +54,6 @@ fn main() -> ExitCode {
             Command::Tenants { command, target } => tenants::run(command, target).await,
             Command::Keys { command, target } => tenants::run_keys(command, target).await,
             Command::Migrate { command, target } => migrate::run(command, target).await,
-            Command::MigrateOne(args) => migrate::migrate_one(args).await,
-            Command::Bench { command } => bench::run(command).await,
         }
     });
     match outcome {

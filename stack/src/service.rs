@@ -86,6 +86,12 @@ pub struct RouterHandle {
 }
 
 impl RouterHandle {
+    /// A replica built from `config` alone, outside any [`crate::Platform`]: for a process
+    /// that holds nothing but a router (the router benchmark's memory probe).
+    pub async fn start(config: tenant_router::Config) -> Result<Self, StackError> {
+        Ok(Self::serve(tenant_router::App::build(config).await?))
+    }
+
     pub(crate) fn serve(app: tenant_router::App) -> Self {
         let url = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
