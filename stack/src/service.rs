@@ -81,7 +81,7 @@ impl ControlPlaneHandle {
 pub struct RouterHandle {
     pub url: String,
     /// The router's state, for tests and benchmarks that read its counters and caches.
-    pub state: Arc<tenant_router::state::AppState>,
+    pub state: Arc<tenant_router::AppState>,
     serving: Serving,
 }
 

@@ -11,7 +11,10 @@ use super::output::progress;
 
 /// The platform on the server `admin_url`, no router replica yet, signups never throttled;
 /// `tweak` then sets what the benchmark needs (catalog, template, token lifetime, …).
-pub fn builder(admin_url: &str, tweak: impl FnOnce(&mut control_plane::Config) + Send + 'static) -> PlatformBuilder {
+pub fn builder(
+    admin_url: &str,
+    tweak: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
+) -> PlatformBuilder {
     PlatformBuilder::new(admin_url).routers(0).control_plane(move |config| {
         // Operator-token calls bypass it anyway; high so that nothing is ever throttled.
         config.signup_limit_per_hour = 1_000_000;

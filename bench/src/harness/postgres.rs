@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{Context, anyhow};
-use control_plane::domain::{DbName, RoleName};
 use local_postgres::LocalCluster;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tenancy::{DbName, RoleName};
 
 use super::machine::postmaster_pid;
 

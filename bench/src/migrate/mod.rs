@@ -22,12 +22,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use control_plane::domain::DbName;
-use control_plane::migrations::MigrationSet;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use stack::PlatformBuilder;
+use stack::control::MigrationSet;
+use tenancy::DbName;
 
 use crate::harness::postgres::{self, Server, ServerChoice, ServerInfo};
 use crate::harness::{machine, output, platform, until_interrupted};

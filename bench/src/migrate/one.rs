@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use control_plane::domain::RoleName;
-use control_plane::migrations::MigrationSet;
 use serde_json::json;
 use sqlx::Connection as _;
+use stack::control::MigrationSet;
+use tenancy::RoleName;
 
 #[derive(Args)]
 pub struct MigrateOneArgs {

@@ -8,12 +8,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use control_plane::migrations::MigrationSet;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use stack::Platform;
+use stack::control::MigrationSet;
 
 use super::tenants::BenchTenant;
 use crate::harness::machine::{CLOCK_TICKS_PER_S, own_stat, postgres_ticks};

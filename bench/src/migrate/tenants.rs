@@ -6,12 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use control_plane::catalog::tenants::{self, NewTenantRow};
-use control_plane::domain::{DbName, TenantId};
-use control_plane::fleet::SCHEMA_OWNER_ROLE;
 use futures::StreamExt as _;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use stack::control::SCHEMA_OWNER_ROLE;
+use stack::control::{self as catalog, NewTenantRow};
+use tenancy::{DbName, TenantId};
 
 use super::{BENCH_MIGRATION_NAME, BENCH_MIGRATION_SQL, catalog_name, template_name};
 use crate::harness::output::progress;
@@ -133,7 +133,7 @@ async fn create_tenant(prep: &Prep<'_>, n: u32) -> anyhow::Result<BenchTenant> {
         currency: "EUR",
         chart_template: "standard",
     };
-    tenants::insert_provisioning(catalog, &row).await?;
+    catalog::insert_provisioning(catalog, &row).await?;
     let mut conn = PgConnection::connect_with(admin).await?;
     // FILE_COPY with fsync off: a file copy and two cheap checkpoints, instead of the whole
     // template through the WAL.
@@ -178,7 +178,7 @@ async fn create_tenant(prep: &Prep<'_>, n: u32) -> anyhow::Result<BenchTenant> {
     .await?;
     tx.commit().await?;
     conn.close().await.ok();
-    tenants::activate(catalog, id.0, version).await?;
+    catalog::activate(catalog, id.0, version).await?;
     Ok(BenchTenant { id })
 }
 

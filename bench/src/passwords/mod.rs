@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
-use control_plane::domain::DbName;
-use control_plane::identity::hashing::HashingConfig;
 use serde::Serialize;
 use serde_json::json;
+use stack::control::HashingConfig;
 use stack::{Platform, TEST_PASSWORD};
+use tenancy::DbName;
 
 use crate::harness::machine::PeakRss;
 use crate::harness::output::progress;

@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use control_plane::config::CreateDatabaseStrategy;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use stack::control::CreateDatabaseStrategy;
 use stack::{Platform, PlatformBuilder};
 
 use super::{RunNames, Settings, WARM_UP_TENANTS};

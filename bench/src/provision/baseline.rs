@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use control_plane::config::CreateDatabaseStrategy;
-use control_plane::identity::password;
 use hdrhistogram::Histogram;
 use sqlx::{Connection, PgConnection};
 use stack::TEST_PASSWORD;
+use stack::control::CreateDatabaseStrategy;
+use stack::control::hash_password;
 
 use super::RunNames;
 use crate::harness::output::progress;
@@ -107,7 +107,7 @@ pub async fn measure_hash() -> anyhow::Result<Histogram<u64>> {
         let elapsed = tokio::task::spawn_blocking(|| {
             let password = TEST_PASSWORD.to_owned().into();
             let started = Instant::now();
-            std::hint::black_box(password::hash(&password));
+            std::hint::black_box(hash_password(&password));
             started.elapsed()
         })
         .await

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use control_plane::domain::{DbName, RoleName};
 use sqlx::{Connection, PgConnection};
+use tenancy::{DbName, RoleName};
 
 use crate::harness::postgres::{self, Server, ServerChoice};
 use crate::harness::{output, until_interrupted};

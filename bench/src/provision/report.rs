@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use comfy_table::Table;
-use control_plane::config::CreateDatabaseStrategy;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use stack::control::CreateDatabaseStrategy;
 
 use super::api::{Concurrent, Sequential};
 use super::baseline::Baseline;

@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use control_plane::domain::DbName;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 use stack::Platform;
+use tenancy::DbName;
 
 use super::PROVISION_CONCURRENCY;
 use super::report::Dist;

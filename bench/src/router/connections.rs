@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::{Connection, PgConnection};
-use tenant_router::state::AppState;
+use stack::router::AppState;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -74,7 +74,7 @@ async fn cold_one_at_a_time(
     fleet: &Fleet,
     warm: &Company,
 ) -> anyhow::Result<IsolatedCold> {
-    settle(&platform.admin_url()).await?;
+    settle(platform.admin_url()).await?;
     let router = platform
         .start_router(format!("bench-router-isolated-{}", platform.run_id), |c| settings.many_tenant_pool(c))
         .await?;
@@ -117,7 +117,7 @@ async fn zipf_run(
     warm: &Company,
     arrivals: ZipfArrivals,
 ) -> anyhow::Result<ZipfRun> {
-    settle(&platform.admin_url()).await?;
+    settle(platform.admin_url()).await?;
     let application_name = format!("bench-router-many-{}", platform.run_id);
     let router = platform.start_router(application_name, |c| settings.many_tenant_pool(c)).await?;
     let outcome = async {
@@ -127,8 +127,7 @@ async fn zipf_run(
         fetch(&clients[0], &employees_url(&router.url), &warm.token).await;
         let state = router.state.clone();
         let sampler =
-            Sampler::start(&platform.admin_url(), move || state.pools.open_connections_total(), settings.budget)
-                .await?;
+            Sampler::start(platform.admin_url(), move || state.pools.open_connections_total(), settings.budget).await?;
         let before = Counters::read(&router.state);
         let cpu_before = CpuTicks::now(platform.postmaster);
         let load = match arrivals {
@@ -298,12 +297,12 @@ async fn floor_run(
     options: &[PgConnectOptions],
     rate: f64,
 ) -> anyhow::Result<FloorRun> {
-    settle(&platform.admin_url()).await?;
+    settle(platform.admin_url()).await?;
     let tenants = options.len();
     let pool = Arc::new(floor::FloorPool::new(options.to_vec(), settings.budget));
     // Sampled like the router, so that both sides pay for the sampling.
     let counted = pool.clone();
-    let sampler = Sampler::start(&platform.admin_url(), move || counted.open_connections(), settings.budget).await?;
+    let sampler = Sampler::start(platform.admin_url(), move || counted.open_connections(), settings.budget).await?;
     let cpu_before = CpuTicks::now(platform.postmaster);
     let load = zipf_open_loop(tenants, rate, settings.zipf_run, |tenant, _| {
         let pool = pool.clone();

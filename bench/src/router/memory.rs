@@ -89,7 +89,7 @@ pub async fn probe() -> anyhow::Result<()> {
     let mut raw = Vec::new();
     tokio::io::stdin().read_to_end(&mut raw).await.context("reading the probe's input")?;
     let input: ProbeInput = serde_json::from_slice(&raw).context("parsing the probe's input")?;
-    let config = tenant_router::Config::new(
+    let config = stack::RouterConfig::new(
         SecretString::from(input.catalog_url.clone()),
         SecretString::from(input.role_key.clone()),
         input.jwks_url.clone(),

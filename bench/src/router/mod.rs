@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use sqlx::{Connection, PgConnection};
-use tenant_router::config::PoolConfig;
+use stack::router::PoolConfig;
 
 use crate::harness::machine::{huge_pages_in_use, load_average, proc_stat};
 use crate::harness::{output, postgres, until_interrupted};
@@ -156,7 +156,7 @@ impl Settings {
 
 impl Settings {
     /// The pool of the many-tenant phases' routers: the connection budget and per-tenant share.
-    fn many_tenant_pool(&self, config: &mut tenant_router::Config) {
+    fn many_tenant_pool(&self, config: &mut stack::RouterConfig) {
         config.pool.budget_per_server = self.budget;
         config.pool.max_per_tenant = self.zipf_share;
     }

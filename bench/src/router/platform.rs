@@ -92,7 +92,7 @@ impl BenchPlatform {
     pub async fn start_router(
         &self,
         application_name: String,
-        tweak: impl FnOnce(&mut tenant_router::Config),
+        tweak: impl FnOnce(&mut stack::RouterConfig),
     ) -> anyhow::Result<RouterHandle> {
         let router = self.stack.start_router(|config| {
             config.pool.application_name = application_name;

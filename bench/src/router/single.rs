@@ -10,9 +10,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use stack::router::AppState;
+use stack::router::Lookup;
 use stack::{Company, RouterHandle};
-use tenant_router::routes::Lookup;
-use tenant_router::state::AppState;
 use tenant_schema::data::employees::{self, ListQuery};
 
 use super::baseline::Baseline;
@@ -317,7 +317,7 @@ async fn time_router_steps(
     let mut h = histogram_ns();
     for _ in 0..samples {
         let started = Instant::now();
-        black_box(tenant_router::gates::admit(state, token).await.is_ok());
+        black_box(stack::router::admit(state, token).await.is_ok());
         record_ns(&mut h, started.elapsed());
     }
     steps.push(StepCost::of("all gates (gates::admit)", &h));

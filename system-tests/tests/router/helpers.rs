@@ -22,7 +22,7 @@ pub struct Stack {
     pub router_catalog_url: String,
     /// The control plane's signing key, so tests can sign tokens with chosen claims.
     pub signing_key: ed25519_dalek::SigningKey,
-    pub router_state: std::sync::Arc<tenant_router::state::AppState>,
+    pub router_state: std::sync::Arc<tenant_router::AppState>,
     /// What a second router replica needs: the role key (hex) and the JWKS URL.
     pub role_key_hex: String,
     pub jwks_url: String,
