@@ -2,7 +2,6 @@
 //! outcome to an exit code scripts can trust (0 success, 1 failure, 2 usage error).
 
 mod api;
-mod bench;
 mod local_files;
 mod migrate;
 mod tenants;
@@ -44,14 +43,6 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
-    /// Migrates one database in this process (the baseline of `ops bench migrate`).
-    #[command(hide = true)]
-    MigrateOne(migrate::MigrateOneArgs),
-    /// Benchmarks that print their figures next to a baseline measured in the same run.
-    Bench {
-        #[command(subcommand)]
-        command: bench::BenchCommand,
-    },
 }
 
 fn main() -> ExitCode {
@@ -64,8 +55,6 @@ fn main() -> ExitCode {
             Command::Tenants { command, target } => tenants::run(command, target).await,
             Command::Keys { command, target } => tenants::run_keys(command, target).await,
             Command::Migrate { command, target } => migrate::run(command, target).await,
-            Command::MigrateOne(args) => migrate::migrate_one(args).await,
-            Command::Bench { command } => bench::run(command).await,
         }
     });
     match outcome {

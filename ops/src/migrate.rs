@@ -1,12 +1,8 @@
 //! `ops migrate plan|run|status|retry|cancel|pause|resume`: bulk schema migrations of every
 //! tenant database through the control plane's API, with a live progress bar and a summary of
 //! what failed. `run`, `retry`, and `status` exit 0 only if every tenant reached the target.
-//!
-//! Also the hidden `ops migrate-one`: one database migrated by one process, the way an operator
-//! without the control plane would do it (the baseline of `ops bench migrate`).
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -434,62 +430,4 @@ fn print_plan(run: &Value, tenants: &[Value]) {
             );
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// `ops migrate-one`: the baseline
-
-#[derive(Args)]
-pub struct MigrateOneArgs {
-    /// Superuser URL of the database to migrate.
-    #[arg(long, env = "NEXACORE_MIGRATE_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
-    /// The role that owns the database's objects; migrations run as it.
-    #[arg(long)]
-    role: Option<String>,
-    /// `V<n>__<name>.sql` files to apply (default: the tenant schema compiled in).
-    #[arg(long)]
-    migrations_dir: Option<PathBuf>,
-}
-
-/// Migrates one database in this process: connect, become the owner, `migrate_with` (one
-/// transaction, tenant-schema's advisory lock), done. Prints its own timings as JSON.
-pub async fn migrate_one(args: MigrateOneArgs) -> anyhow::Result<()> {
-    use control_plane::domain::RoleName;
-    use control_plane::migrations::MigrationSet;
-    use sqlx::Connection as _;
-
-    let started = Instant::now();
-    let set = match &args.migrations_dir {
-        Some(dir) => MigrationSet::from_dir(dir).map_err(anyhow::Error::msg)?,
-        None => MigrationSet::embedded(),
-    };
-    let role = args.role.as_deref().map(RoleName::parse).transpose().map_err(anyhow::Error::msg)?;
-    let mut conn = sqlx::PgConnection::connect(&args.database_url).await.context("connecting")?;
-    let connected = started.elapsed();
-    // A tenant role is NOINHERIT, so owning the database does not let it create in `public`:
-    // granted for the migration, revoked after, as the control plane does.
-    if let Some(role) = &role {
-        let sql = format!("GRANT CREATE ON SCHEMA public TO {r}; SET ROLE {r}", r = role.quoted());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
-    }
-    let report = tenant_schema::migrate_with(&mut conn, set.as_slice()).await.context("migrating")?;
-    if let Some(role) = &role {
-        let sql = format!("RESET ROLE; REVOKE CREATE ON SCHEMA public FROM {}", role.quoted());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
-    }
-    let migrated = started.elapsed();
-    conn.close().await.ok();
-    println!(
-        "{}",
-        json!({
-            "connect_ms": connected.as_secs_f64() * 1000.0,
-            "migrate_ms": (migrated - connected).as_secs_f64() * 1000.0,
-            "total_ms": started.elapsed().as_secs_f64() * 1000.0,
-            "from": report.previous_version,
-            "to": report.current_version,
-            "applied": report.applied.len(),
-        })
-    );
-    Ok(())
 }

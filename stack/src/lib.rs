@@ -17,6 +17,27 @@ pub use service::{ControlPlaneHandle, RouterHandle};
 /// The services' configurations, for builder tweaks in crates that depend on no service.
 pub use {control_plane::Config as ControlPlaneConfig, tenant_router::Config as RouterConfig};
 
+/// What the benchmarks name of the tenant router besides [`RouterConfig`]: its pool settings,
+/// and the state a running replica shares ([`RouterHandle::state`]) with its admission gates, so
+/// that one benchmark can time each step of a request alone.
+pub mod router {
+    pub use tenant_router::config::PoolConfig;
+    pub use tenant_router::{App, AppState, Lookup, admit};
+}
+
+/// What the benchmarks name of the control plane besides [`ControlPlaneConfig`]: settings they
+/// vary, the migration list they hand a control plane, the password hash a signup pays, and, for
+/// tenants copied from the template without the signup API, the catalog rows and the role that
+/// owns a fresh copy's objects.
+pub mod control {
+    pub use control_plane::catalog::tenants::{NewTenantRow, activate, insert_provisioning};
+    pub use control_plane::fleet::CreateDatabaseStrategy;
+    pub use control_plane::fleet::SCHEMA_OWNER_ROLE;
+    pub use control_plane::identity::hashing::HashingConfig;
+    pub use control_plane::identity::password::hash as hash_password;
+    pub use control_plane::migrations::MigrationSet;
+}
+
 /// Why the platform did not start, or a call through it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {

@@ -81,11 +81,17 @@ impl ControlPlaneHandle {
 pub struct RouterHandle {
     pub url: String,
     /// The router's state, for tests and benchmarks that read its counters and caches.
-    pub state: Arc<tenant_router::state::AppState>,
+    pub state: Arc<tenant_router::AppState>,
     serving: Serving,
 }
 
 impl RouterHandle {
+    /// A replica built from `config` alone, outside any [`crate::Platform`]: for a process
+    /// that holds nothing but a router (the router benchmark's memory probe).
+    pub async fn start(config: tenant_router::Config) -> Result<Self, StackError> {
+        Ok(Self::serve(tenant_router::App::build(config).await?))
+    }
+
     pub(crate) fn serve(app: tenant_router::App) -> Self {
         let url = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();

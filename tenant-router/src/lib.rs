@@ -3,19 +3,34 @@
 //!
 //! Entry point: [`App::build`] then [`App::run_until_stopped`]. See ARCHITECTURE.md.
 
-pub mod access;
-pub mod app;
-pub mod auth;
-pub mod catalog;
+mod access;
+mod app;
+mod auth;
+mod catalog;
 pub mod config;
-pub mod gates;
-pub mod http;
-pub mod listener;
-pub mod pools;
-pub mod realtime;
-pub mod routes;
-pub mod state;
+mod gates;
+mod http;
+mod listener;
+mod pools;
+mod realtime;
+mod routes;
+mod state;
 mod timing;
 
 pub use app::{App, StartError};
 pub use config::Config;
+
+// What a process holding a running router (through `App::state()`) may look at: the shared
+// state with its counters and caches, for the system tests and for the router benchmark, which
+// times each step of a request alone (token, settings, route, gates, pool) to show where the
+// router's added time goes. Nothing else of the router's modules is public.
+
+/// The state every request handler shares: verifier, caches, pools, hub and their counters.
+pub use state::AppState;
+
+/// A cached route lookup (`state.routes.get(tid)`): the tenant's route, or that there is none.
+pub use routes::Lookup;
+
+/// Every admission check a request passes before it reaches a pooled connection: the token,
+/// platform maintenance, the route, membership and the tenant's status and schema version.
+pub use gates::admit;

@@ -6,8 +6,8 @@ use anyhow::Context as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = tenant_router::Config::from_env().context("reading configuration")?;
-    tenant_router::App::build(config)
+    let config = stack::RouterConfig::from_env().context("reading configuration")?;
+    stack::router::App::build(config)
         .await
         .context("starting the tenant router")?
         .run_until_stopped(http_api::shutdown_signal())

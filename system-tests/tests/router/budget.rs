@@ -135,8 +135,8 @@ async fn an_exhausted_budget_and_a_dead_database_are_different_clear_503s() {
     // Tenant A holds the whole budget (as two long requests would).
     assert_eq!(stack.call(Method::GET, "/employees", &a.token).send().await.unwrap().status(), 200);
     let route = match state.routes.get(a.id.parse().unwrap()).await.unwrap() {
-        tenant_router::routes::Lookup::Found(route) => route,
-        tenant_router::routes::Lookup::Unknown => panic!("A is known"),
+        stack::router::Lookup::Found(route) => route,
+        stack::router::Lookup::Unknown => panic!("A is known"),
     };
     let held = (state.pools.acquire(&route).await.unwrap(), state.pools.acquire(&route).await.unwrap());
     let starved = stack.call(Method::GET, "/employees", &b.token).send().await.unwrap();

@@ -208,7 +208,7 @@ async fn staff_may_read_but_not_change_and_only_admins_delete() {
     let emp = stack.add_employee(&c.token, "someone@x.example.com").await;
     // Add a staff member and a manager directly in the catalog (invitations are a later feature).
     let mut catalog = stack.catalog().await;
-    let hash = control_plane::identity::password::hash(&secrecy::SecretString::from(PASSWORD));
+    let hash = stack::control::hash_password(&secrecy::SecretString::from(PASSWORD));
     let mut tokens = Vec::new();
     for role in ["staff", "manager"] {
         let email = format!("{role}@{}.example.com", c.slug);

@@ -22,7 +22,7 @@ pub struct Stack {
     pub router_catalog_url: String,
     /// The control plane's signing key, so tests can sign tokens with chosen claims.
     pub signing_key: ed25519_dalek::SigningKey,
-    pub router_state: std::sync::Arc<tenant_router::state::AppState>,
+    pub router_state: std::sync::Arc<stack::router::AppState>,
     /// What a second router replica needs: the role key (hex) and the JWKS URL.
     pub role_key_hex: String,
     pub jwks_url: String,
@@ -41,7 +41,7 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(tweak_router: impl FnOnce(&mut tenant_router::Config)) -> Self {
+    pub async fn start_with(tweak_router: impl FnOnce(&mut stack::RouterConfig)) -> Self {
         let signing_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
         let pem = signing_key.to_pkcs8_pem(Default::default()).unwrap().to_string();
         let mut platform = stack::Platform::builder_for_tests()

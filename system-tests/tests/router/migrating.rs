@@ -11,12 +11,12 @@ use crate::helpers::{eventually_within, unique};
 
 /// The embedded migrations plus N+1, which takes `employees`' exclusive lock: a test holding a
 /// share lock on it keeps the migration "in progress" for as long as it likes.
-fn with_next() -> control_plane::migrations::MigrationSet {
+fn with_next() -> stack::control::MigrationSet {
     let mut list = tenant_schema::migrations();
     let next = format!("V{}__nicknames", tenant_schema::latest_version() + 1);
     let sql = "ALTER TABLE employees ADD COLUMN nickname text NOT NULL DEFAULT ''";
     list.push(refinery::Migration::unapplied(&next, sql).unwrap());
-    control_plane::migrations::MigrationSet::new(list).unwrap()
+    stack::control::MigrationSet::new(list).unwrap()
 }
 
 /// Polls a migration run until `done` says so (or panics after `timeout`).

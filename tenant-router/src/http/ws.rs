@@ -101,7 +101,7 @@ pub async fn ws(
     Ok(socket.protocols([PROTOCOL]).config(socket_config()).on_upgrade(move |stream| async move {
         // Held for the socket's life: counts against the tenant's connection limit.
         let _slot = slot;
-        let session = Session { hub: &state.realtime, tenant, pools: &state.pools, shutdown: state.shutdown.clone() };
+        let session = Session { hub: &state.realtime, pools: &state.pools, shutdown: state.shutdown.clone() };
         let ended = session.run(stream, params, live).await;
         tracing::debug!(?ended, "websocket session ended");
     }))

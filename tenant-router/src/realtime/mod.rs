@@ -5,4 +5,4 @@ pub mod hub;
 pub mod messages;
 pub mod session;
 
-pub use hub::{Hub, RealtimeConfig};
+pub use hub::Hub;

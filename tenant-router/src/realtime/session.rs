@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, sleep_until};
 
-use super::hub::{Hub, TenantHub};
+use super::hub::Hub;
 use super::messages::{Event, Item, close, system};
 use crate::pools::PoolManager;
 use crate::routes::TenantRoute;
@@ -45,7 +45,6 @@ pub enum Ended {
 
 pub struct Session<'a> {
     pub hub: &'a Arc<Hub>,
-    pub tenant: Arc<TenantHub>,
     pub pools: &'a PoolManager,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -366,9 +365,9 @@ mod tests {
         let (outgoing, mut sent_to_client) = mpsc::unbounded();
         let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let session = {
-            let (hub, tenant, pools) = (hub.clone(), tenant.clone(), pools.clone());
+            let (hub, pools) = (hub.clone(), pools.clone());
             tokio::spawn(async move {
-                let session = Session { hub: &hub, tenant, pools: &pools, shutdown };
+                let session = Session { hub: &hub, pools: &pools, shutdown };
                 session.run(ChannelSocket { incoming, outgoing }, params, live).await
             })
         };
