@@ -21,7 +21,9 @@ use crate::identity::keys::Keyring;
 use crate::identity::throttle::PasswordThrottle;
 use crate::identity::tokens::TokenIssuer;
 use crate::login::LoginService;
+use crate::mail::sender::MailSender;
 use crate::migrations::Migrations;
+use crate::people::People;
 use crate::provision::{Provisioner, SparePool, reconcile};
 use crate::rate_limit::RateLimiter;
 use crate::secrets::MasterKey;
@@ -43,6 +45,8 @@ pub enum StartError {
     Keys(#[from] crate::identity::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -135,12 +139,24 @@ impl App {
             throttle: PasswordThrottle::new(config.login_throttle.clone()),
             hashing: PasswordHashing::new(config.password_hashing),
         });
+        let mail = Arc::new(MailSender::new(pool.clone(), master.clone(), config.mail.clone())?);
+        let people = People {
+            catalog: pool.clone(),
+            master: master.clone(),
+            keys: keys.clone(),
+            issuer: issuer.clone(),
+            passwords: passwords.clone(),
+            mail: mail.clone(),
+            settings: config.people.clone(),
+            code_attempts: RateLimiter::new(30, Duration::from_secs(15 * 60)),
+        };
         let provisioner = Arc::new(Provisioner::new(
             pool.clone(),
             fleet.clone(),
             master.clone(),
             spares.clone(),
             passwords.clone(),
+            mail.clone(),
             config.crash_after,
         ));
         let state = Arc::new(AppState {
@@ -149,6 +165,8 @@ impl App {
             provisioner,
             migrations,
             login: LoginService { catalog: pool.clone(), keys: keys.clone(), issuer: issuer.clone(), passwords },
+            people,
+            mail,
             keys,
             issuer,
             operator_token_digest: Sha256::digest(config.operator_token.expose_secret().as_bytes()).into(),
@@ -231,6 +249,10 @@ impl App {
         // shutdown, with the engines.
         let migration_recovery = state.migrations.recover_periodically(self.reconcile_interval);
 
+        // Mail sender: delivers the outbox; stops on shutdown (a message in flight is retried
+        // by the next start if its commit did not happen).
+        let mailer = tokio::spawn(state.mail.clone().run(stop_rx.clone()));
+
         let migrations = state.migrations.clone();
         let routes = crate::http::routes(state);
         let limits = self.state.http.clone();
@@ -246,6 +268,7 @@ impl App {
         let _ = reconciler.await;
         let _ = refiller.await;
         let _ = key_reloader.await;
+        let _ = mailer.await;
         result
     }
 }

@@ -83,6 +83,11 @@ pub struct Config {
     pub http: http_api::ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` names the client (`NEXACORE_TRUSTED_PROXIES`).
     pub trusted_proxies: http_api::TrustedProxies,
+    /// Outgoing e-mail (`NEXACORE_SMTP_URL`, `NEXACORE_MAIL_FROM`, `NEXACORE_MAIL_DIR`,
+    /// `NEXACORE_APP_DOWNLOAD_URL`).
+    pub mail: crate::mail::MailSettings,
+    /// Invitation and password reset code lifetimes.
+    pub people: crate::people::PeopleSettings,
 }
 
 impl Config {
@@ -115,6 +120,8 @@ impl Config {
             migrations: MigrationSettings::default(),
             http: http_api::ConnectionLimits::default(),
             trusted_proxies: http_api::TrustedProxies::default(),
+            mail: crate::mail::MailSettings::default(),
+            people: crate::people::PeopleSettings::default(),
         }
     }
 
@@ -147,6 +154,18 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_ROUTER_URL") {
             config.router_url = v;
+        }
+        if let Some(v) = var("NEXACORE_SMTP_URL") {
+            config.mail.smtp_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = var("NEXACORE_MAIL_DIR") {
+            config.mail.directory = Some(v.into());
+        }
+        if let Some(v) = var("NEXACORE_MAIL_FROM") {
+            config.mail.from = v;
+        }
+        if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL") {
+            config.mail.download_url = v;
         }
         if let Some(v) = var("NEXACORE_TOKEN_TTL_SECS") {
             config.token_ttl = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_TOKEN_TTL_SECS", e))?);

@@ -69,6 +69,12 @@ impl MasterKey {
         hex::encode(self.derive(b"request-fingerprint", canonical_request))
     }
 
+    /// A keyed hash of a one-time code (invitation, password reset): the catalog keeps only this,
+    /// so whoever reads it cannot use a code. Codes are compared after [`normalize_code`].
+    pub fn code_hash(&self, code: &str) -> Vec<u8> {
+        self.derive(b"one-time-code", normalize_code(code).as_bytes()).to_vec()
+    }
+
     fn cipher(&self) -> ChaCha20Poly1305 {
         let key = self.derive(b"at-rest-encryption", b"v1");
         ChaCha20Poly1305::new(Key::from_slice(&key))
@@ -93,6 +99,11 @@ impl MasterKey {
         let (nonce, ciphertext) = sealed.split_at(12);
         self.cipher().decrypt(Nonce::from_slice(nonce), ciphertext).map_err(|_| SecretError::Unseal)
     }
+}
+
+/// A code as typed or pasted: case, spaces and hyphens do not matter.
+pub fn normalize_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
 /// PBKDF2 iterations of a tenant role's SCRAM verifier.

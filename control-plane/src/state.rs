@@ -9,7 +9,9 @@ use crate::fleet::Fleet;
 use crate::identity::keys::Keyring;
 use crate::identity::tokens::TokenIssuer;
 use crate::login::LoginService;
+use crate::mail::sender::MailSender;
 use crate::migrations::Migrations;
+use crate::people::People;
 use crate::provision::Provisioner;
 use crate::rate_limit::RateLimiter;
 
@@ -19,6 +21,8 @@ pub struct AppState {
     pub provisioner: Arc<Provisioner>,
     pub migrations: Arc<Migrations>,
     pub login: LoginService,
+    pub people: People,
+    pub mail: Arc<MailSender>,
     pub keys: Arc<Keyring>,
     pub issuer: TokenIssuer,
     /// SHA-256 of the operator token: the token itself is not kept after start-up.

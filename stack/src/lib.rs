@@ -9,6 +9,7 @@
 mod company;
 mod platform;
 mod service;
+pub mod smtp_sink;
 pub mod wiring;
 
 pub use company::{Company, TEST_PASSWORD};

@@ -3,7 +3,10 @@
 
 pub mod access;
 pub mod audit;
+pub mod invitations;
+pub mod mail;
 pub mod migration_runs;
+pub mod password_resets;
 pub mod servers;
 pub mod settings;
 pub mod spares;

@@ -4,6 +4,7 @@
 mod auth;
 mod migrations;
 mod operator;
+mod people;
 mod security;
 mod signup;
 mod system;
@@ -26,7 +27,8 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             signup::TenantsApi(state.clone()),
             auth::AuthApi(state.clone()),
             operator::OperatorApi(state.clone()),
-            migrations::MigrationsApi(state),
+            migrations::MigrationsApi(state.clone()),
+            people::PeopleApi(state),
         ),
         API_TITLE,
         env!("CARGO_PKG_VERSION"),

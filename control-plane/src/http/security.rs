@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::catalog::audit::Actor;
+use crate::catalog::users;
+use crate::people::Caller;
 use crate::state::AppState;
 use http_api::ApiError;
 
@@ -28,6 +30,24 @@ async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<Actor> {
 pub fn is_operator_token(state: &AppState, token: &str) -> bool {
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     bool::from(digest.ct_eq(&state.operator_token_digest))
+}
+
+/// A signed-in user's access token: verified as routers verify it, and its membership's epoch
+/// read fresh from the catalog, so a removal, role or password change takes effect at once.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_user")]
+pub struct UserAuth(pub Caller);
+
+async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
+    let state = req.data::<Arc<AppState>>().expect("state is attached to every route");
+    let refused =
+        || ApiError::unauthorized("the access token is missing, invalid, expired or withdrawn; sign in again");
+    let claims = state.issuer.verify(&state.keys, &bearer.token).await.map_err(|_| refused())?;
+    let epoch = users::token_epoch(&state.catalog, claims.sub, claims.tid.0).await.map_err(ApiError::internal)?;
+    if epoch != Some(claims.ep) {
+        return Err(refused().into());
+    }
+    Ok(Caller { user: claims.sub, tenant: claims.tid.0, role: claims.role })
 }
 
 /// True when the request carries the operator token as a bearer token.

@@ -31,6 +31,8 @@ pub enum Tag {
     Identity,
     /// Database servers, keys and the audit log (operator token).
     Operations,
+    /// A company's members and invitations, and each user's own password.
+    People,
 }
 
 #[derive(ApiResponse)]

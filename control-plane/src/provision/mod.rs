@@ -29,6 +29,7 @@ use crate::catalog::{self, servers, spares as spares_catalog, users};
 use crate::domain::{Slug, TenantId};
 use crate::fleet::{self, Fleet, ServerHandle};
 use crate::identity::gate::{GateError, PasswordGate};
+use crate::mail::{self, sender::MailSender};
 use crate::secrets::MasterKey;
 pub use error::ProvisionError;
 pub use spares::SparePool;
@@ -86,6 +87,8 @@ pub struct Provisioner {
     master: Arc<MasterKey>,
     spares: Arc<SparePool>,
     passwords: Arc<PasswordGate>,
+    /// The welcome e-mail goes out through its outbox.
+    mail: Arc<MailSender>,
     crash_after: Option<ProvisionStep>,
 }
 
@@ -112,9 +115,10 @@ impl Provisioner {
         master: Arc<MasterKey>,
         spares: Arc<SparePool>,
         passwords: Arc<PasswordGate>,
+        mail: Arc<MailSender>,
         crash_after: Option<ProvisionStep>,
     ) -> Self {
-        Self { catalog, fleet, master, spares, passwords, crash_after }
+        Self { catalog, fleet, master, spares, passwords, mail, crash_after }
     }
 
     /// The test hook: abort the whole process after `step`, as a crash would.
@@ -413,7 +417,11 @@ impl Provisioner {
         )
         .await?;
         let tenant = tenants::get(&mut *tx, id.0).await?.expect("inserted above");
+        let download = &self.mail.settings().download_url;
+        let welcome = mail::templates::welcome(id.0, &tenant.name, req.admin_email.as_str(), download);
+        mail::enqueue(&mut *tx, &self.master, &welcome).await?;
         tx.commit().await?;
+        self.mail.wake();
         Ok((tenant, epoch))
     }
 }

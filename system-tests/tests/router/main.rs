@@ -9,6 +9,7 @@ mod helpers;
 mod isolation;
 mod migrating;
 mod openapi;
+mod people;
 mod realtime;
 mod revocation;
 mod tokens;
