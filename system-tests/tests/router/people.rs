@@ -245,3 +245,73 @@ async fn mail_waits_out_an_smtp_outage_and_a_restart_and_arrives_once() {
     assert_eq!(status, 200);
     platform.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn passwords_change_and_reset_by_mailed_code_and_end_every_earlier_token() {
+    let sink = SmtpSink::start().await.unwrap();
+    let platform = platform_mailing_to(sink.url()).await;
+    let company = platform.signup(&unique("pwd-")).await.unwrap();
+    let login = |password: &str| {
+        call(
+            &platform,
+            Method::POST,
+            "/auth/login",
+            "",
+            Some(json!({"email": company.admin_email, "password": password})),
+        )
+    };
+
+    // Change: the current password is checked, the new one must be strong, old tokens end.
+    let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (status, body) = call(
+        &platform,
+        Method::POST,
+        "/auth/password",
+        &company.token,
+        Some(change("wrong-password-1!", STAFF_PASSWORD)),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("current_password")));
+    let (status, body) =
+        call(&platform, Method::POST, "/auth/password", &company.token, Some(change(TEST_PASSWORD, "short"))).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("new_password")), "{body}");
+    assert_eq!(router(&platform, Method::GET, "/employees", &company.token, None).await, 200, "nothing changed");
+    let (status, _) =
+        call(&platform, Method::POST, "/auth/password", &company.token, Some(change(TEST_PASSWORD, STAFF_PASSWORD)))
+            .await;
+    assert_eq!(status, 204);
+    until_refused(&platform, &company.token).await;
+    assert_eq!(login(TEST_PASSWORD).await.0, 401);
+    let (status, signed) = login(STAFF_PASSWORD).await;
+    assert_eq!(status, 200);
+    let token = signed["access_token"].as_str().unwrap().to_owned();
+    assert!(sink.wait_for(Duration::from_secs(10), |m| m.contains("password was changed")).await.is_some());
+
+    // Reset: always 202; a code by e-mail for a real account only; single use.
+    let reset = |email: &str| call(&platform, Method::POST, "/auth/password-reset", "", Some(json!({"email": email})));
+    assert_eq!(reset("nobody@nowhere.example.com").await.0, 202);
+    assert_eq!(reset(&company.admin_email).await.0, 202);
+    let mail = sink
+        .wait_for(Duration::from_secs(10), |m| m.contains("Reset your NexaCore password"))
+        .await
+        .expect("the reset code arrives")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let code = code_in(&mail);
+    let confirm = |new: &str| json!({"code": code, "new_password": new});
+    let (status, body) = call(&platform, Method::POST, "/auth/password-reset/confirm", "", Some(confirm("weak"))).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("new_password")));
+    let (status, _) =
+        call(&platform, Method::POST, "/auth/password-reset/confirm", "", Some(confirm("Green-Valley-2027?"))).await;
+    assert_eq!(status, 204, "a refused weak password left the code usable");
+    let (status, body) =
+        call(&platform, Method::POST, "/auth/password-reset/confirm", "", Some(confirm("Other-Valley-2028?"))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_code")));
+    until_refused(&platform, &token).await;
+    assert_eq!(login("Green-Valley-2027?").await.0, 200);
+    assert!(
+        sink.messages().iter().all(|m| !m.contains("nobody@nowhere.example.com")),
+        "no mail for an address without an account"
+    );
+    platform.stop().await.unwrap();
+}
