@@ -4,6 +4,7 @@
 mod api;
 mod local_files;
 mod migrate;
+mod people;
 mod tenants;
 mod up;
 
@@ -43,6 +44,20 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
+    /// A tenant's people: list, invite, remove, set-role (`--tenant <id|slug>`).
+    Users {
+        #[command(subcommand)]
+        command: people::UsersCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// The e-mail outbox: what waits, was sent, or failed.
+    Mail {
+        #[command(subcommand)]
+        command: people::MailCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +70,8 @@ fn main() -> ExitCode {
             Command::Tenants { command, target } => tenants::run(command, target).await,
             Command::Keys { command, target } => tenants::run_keys(command, target).await,
             Command::Migrate { command, target } => migrate::run(command, target).await,
+            Command::Users { command, target } => people::run_users(command, target).await,
+            Command::Mail { command, target } => people::run_mail(command, target).await,
         }
     });
     match outcome {

@@ -63,10 +63,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::Result<()> {
     // The router gets only the key that derives tenant role passwords, not the master key, and
     // logs into the catalog as the control plane's least-privileged role for routers.
+    // Without an SMTP server, mail becomes .eml files a developer can open.
+    let smtp_url = std::env::var("NEXACORE_SMTP_URL").ok();
+    let mail_dir = std::path::absolute(args.dir.join("mail")).unwrap_or_else(|_| args.dir.join("mail"));
+    let mail_to = match &smtp_url {
+        Some(_) => "SMTP (NEXACORE_SMTP_URL)".to_owned(),
+        None => format!("{}/<id>.eml", mail_dir.display()),
+    };
     let platform = stack::PlatformBuilder::new(database_url)
         .secrets(SecretString::from(secrets.master_key.clone()), SecretString::from(secrets.operator_token.clone()))
         .control_plane_listen(([127, 0, 0, 1], args.port).into())
         .router_listens(vec![([127, 0, 0, 1], args.router_port).into()])
+        .control_plane(move |c| match smtp_url {
+            Some(url) => c.mail.smtp_url = Some(SecretString::from(url)),
+            None => c.mail.directory = Some(mail_dir),
+        })
         .start()
         .await
         .context("starting the platform")?;
@@ -88,6 +99,7 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     println!("  tenant router   {router_url}   (API docs: {router_url}/docs)");
     println!("  operator token  {}", secrets.operator_token);
     println!("  database        {database_url}");
+    println!("  e-mail          {mail_to}");
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
 

@@ -25,7 +25,7 @@ pub struct NewInvitation<'a> {
     pub role: &'a str,
     pub full_name: Option<&'a str>,
     pub code_hash: &'a [u8],
-    pub invited_by: Uuid,
+    pub invited_by: Option<Uuid>,
     pub expires_at: OffsetDateTime,
 }
 

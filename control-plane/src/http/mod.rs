@@ -8,6 +8,7 @@ mod people;
 mod security;
 mod signup;
 mod system;
+mod tenant_people;
 pub mod wire;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             auth::AuthApi(state.clone()),
             operator::OperatorApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
-            people::PeopleApi(state),
+            people::PeopleApi(state.clone()),
+            tenant_people::TenantPeopleApi(state),
         ),
         API_TITLE,
         env!("CARGO_PKG_VERSION"),

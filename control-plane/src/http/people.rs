@@ -23,7 +23,7 @@ use http_api::{ApiError, ErrorBody, JsonBody};
 pub struct PeopleApi(pub Arc<AppState>);
 
 #[derive(ApiResponse)]
-pub enum InvitationCreated {
+pub(super) enum InvitationCreated {
     #[oai(status = 201)]
     Created(Json<Invitation>),
 }
@@ -36,7 +36,7 @@ pub enum SignedIn {
 }
 
 #[derive(ApiResponse)]
-pub enum Done {
+pub(super) enum Done {
     #[oai(status = 204)]
     NoContent,
 }
@@ -48,7 +48,7 @@ pub enum Accepted202 {
     Accepted,
 }
 
-fn api_error(e: PeopleError) -> ApiError {
+pub(super) fn api_error(e: PeopleError) -> ApiError {
     match e {
         PeopleError::Forbidden(m) => ApiError::forbidden("forbidden", m),
         PeopleError::NotFound(m) => ApiError::not_found(m),

@@ -47,7 +47,7 @@ async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     if epoch != Some(claims.ep) {
         return Err(refused().into());
     }
-    Ok(Caller { user: claims.sub, tenant: claims.tid.0, role: claims.role })
+    Ok(Caller::user(claims.sub, claims.tid.0, claims.role))
 }
 
 /// True when the request carries the operator token as a bearer token.

@@ -198,3 +198,22 @@ pub struct AuditEntryView {
 pub struct Deleted {
     pub tenant: TenantSummary,
 }
+
+/// One outgoing e-mail as operators see it (`GET /mail`): never its body.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MailView {
+    pub id: Uuid,
+    /// What caused it: `invitation`, `welcome`, `password_reset`, `password_changed`.
+    pub kind: String,
+    pub tenant_id: Option<Uuid>,
+    pub recipient: String,
+    pub subject: String,
+    /// `pending` (waiting or retrying), `sent`, or `failed` (gave up after the last attempt).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub sent_at: Option<OffsetDateTime>,
+}

@@ -67,7 +67,7 @@ impl People {
                 role: new.role.as_str(),
                 full_name: name.as_deref(),
                 code_hash: &self.master.code_hash(&code),
-                invited_by: caller.user,
+                invited_by: caller.as_user(),
                 expires_at,
             },
         )
@@ -82,7 +82,7 @@ impl People {
             }
             Err(e) => return Err(e.into()),
         };
-        self.enqueue_invitation(&mut tx, &tenant, &row, caller.user, &code).await?;
+        self.enqueue_invitation(&mut tx, &tenant, &row, caller.as_user(), &code).await?;
         let details = json!({ "invitation": row.id, "email": row.email, "role": row.role });
         audit::record(&mut *tx, &caller.actor(), "invitation.created", Some(caller.tenant), details).await?;
         tx.commit().await?;
@@ -95,10 +95,14 @@ impl People {
         tx: &mut sqlx::PgConnection,
         tenant: &tenants::TenantRow,
         row: &InvitationRow,
-        inviter: Uuid,
+        inviter: Option<Uuid>,
         code: &str,
     ) -> Result<(), PeopleError> {
-        let inviter = users::by_id(&mut *tx, inviter).await?.map(|u| u.full_name).unwrap_or_else(|| "An admin".into());
+        let inviter = match inviter {
+            Some(id) => users::by_id(&mut *tx, id).await?.map(|u| u.full_name),
+            None => None,
+        };
+        let inviter = inviter.unwrap_or_else(|| format!("The {} team", tenant.name));
         let message = templates::invitation(&templates::Invitation {
             tenant: tenant.id,
             company: &tenant.name,
@@ -138,7 +142,7 @@ impl People {
         let tenant = tenants::get(&mut *tx, caller.tenant).await?.ok_or_else(gone)?;
         let row = pending_invitation(&mut tx, caller.tenant, id).await?;
         let row = rows::renew(&mut *tx, row.id, &self.master.code_hash(&code), expires_at).await?;
-        self.enqueue_invitation(&mut tx, &tenant, &row, caller.user, &code).await?;
+        self.enqueue_invitation(&mut tx, &tenant, &row, caller.as_user(), &code).await?;
         let details = json!({ "invitation": row.id, "email": row.email });
         audit::record(&mut *tx, &caller.actor(), "invitation.resent", Some(caller.tenant), details).await?;
         tx.commit().await?;

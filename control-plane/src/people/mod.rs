@@ -37,17 +37,32 @@ impl Default for PeopleSettings {
 }
 
 /// Who calls: a signed-in user of one company, with the role of a token whose epoch still
-/// matches the membership.
+/// matches the membership; or an operator acting on a company (as its admin).
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub user: Uuid,
     pub tenant: Uuid,
     pub role: Role,
+    pub operator: bool,
 }
 
 impl Caller {
+    pub fn user(user: Uuid, tenant: Uuid, role: Role) -> Self {
+        Self { user, tenant, role, operator: false }
+    }
+
+    /// The operator token's holder, with an admin's rights over `tenant`.
+    pub fn operator(tenant: Uuid) -> Self {
+        Self { user: Uuid::nil(), tenant, role: Role::Admin, operator: true }
+    }
+
     fn actor(&self) -> Actor {
-        Actor(format!("user:{}", self.user))
+        if self.operator { Actor::operator(None) } else { Actor(format!("user:{}", self.user)) }
+    }
+
+    /// The inviting user, if a user invites.
+    fn as_user(&self) -> Option<Uuid> {
+        (!self.operator).then_some(self.user)
     }
 
     fn require(&self, allowed: bool, what: &str) -> Result<(), PeopleError> {

@@ -109,6 +109,37 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
         assert_eq!(employees.status(), 200);
         let list = http.get(format!("{base}/tenants")).bearer_auth(&token).send().await.unwrap();
         assert_eq!(list.status(), 200);
+        // With no SMTP server, the welcome e-mail is a file a developer can open.
+        let admin_email = format!("admin@{slug}.example.com");
+        let mail_dir = stack_dir.join("mail");
+        let has_mail_to = |to: &str| {
+            std::fs::read_dir(&mail_dir).into_iter().flatten().flatten().any(|f| {
+                f.path().extension().is_some_and(|e| e == "eml")
+                    && std::fs::read_to_string(f.path()).is_ok_and(|m| m.contains(&format!("To: {to}")))
+            })
+        };
+        assert!(wait_for(Duration::from_secs(20), || has_mail_to(&admin_email)), "a welcome .eml under {mail_dir:?}");
+        // Operators manage people and see the outbox.
+        let ops = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_ops"))
+                .args(args)
+                .args(["--url", &base, "--token", &token])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "ops {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+            text
+        };
+        let invitee = format!("staff@{slug}.example.com");
+        ops(&["users", "invite", "--tenant", &slug, &invitee, "--role", "staff"]);
+        let people: serde_json::Value =
+            serde_json::from_str(&ops(&["users", "list", "--tenant", &slug, "--json"])).unwrap();
+        assert_eq!(people["members"][0]["email"], admin_email.as_str());
+        assert_eq!(people["invitations"][0]["email"], invitee.as_str());
+        assert!(wait_for(Duration::from_secs(20), || has_mail_to(&invitee)), "the invitation .eml");
+        let outbox: serde_json::Value = serde_json::from_str(&ops(&["mail", "list", "--json"])).unwrap();
+        let kinds: Vec<&str> = outbox.as_array().unwrap().iter().filter_map(|m| m["kind"].as_str()).collect();
+        assert!(kinds.contains(&"welcome") && kinds.contains(&"invitation"), "{outbox:#}");
         // The admin database URL works as printed.
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
         let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
