@@ -15,18 +15,18 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{eventually, signup_body, unique};
 
-struct Stack {
-    admin_url: String,
-    master_key: String,
-    operator_token: String,
+pub(crate) struct Stack {
+    pub admin_url: String,
+    pub master_key: String,
+    pub operator_token: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Stack {
-    fn catalog_url(&self) -> String {
+    pub fn catalog_url(&self) -> String {
         let mut url = url::Url::parse(&self.admin_url).unwrap();
         url.set_path("/nexacore_catalog");
         url.to_string()
@@ -35,6 +35,16 @@ impl Stack {
     /// Starts the binary with `spares` spare databases per server (0: every signup builds its
     /// own database, so every step is reached).
     async fn start(&self, crash_after: Option<ProvisionStep>, spares: u32) -> (Child, String) {
+        self.start_with_env(crash_after, spares, &[]).await
+    }
+
+    /// [`Stack::start`] with more `NEXACORE_*` variables.
+    pub async fn start_with_env(
+        &self,
+        crash_after: Option<ProvisionStep>,
+        spares: u32,
+        env: &[(&str, String)],
+    ) -> (Child, String) {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_control-plane"));
         command
@@ -47,6 +57,7 @@ impl Stack {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        command.envs(env.iter().map(|(k, v)| (*k, v)));
         if let Some(step) = crash_after {
             command.env("NEXACORE_FAULT_CRASH_AFTER", step.as_str());
         }

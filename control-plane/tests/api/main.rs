@@ -6,6 +6,7 @@ mod auth;
 mod crash;
 mod helpers;
 mod isolation;
+mod mail_crash;
 mod migrations;
 mod openapi;
 mod operator;
