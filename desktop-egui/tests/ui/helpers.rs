@@ -231,3 +231,51 @@ pub fn sign_in(app: &mut App, company: &Company) {
     wait_for_label(app, &company.name);
     wait_for_label(app, "Live");
 }
+
+/// Signs out through the user menu (the button with the user's e-mail).
+#[track_caller]
+pub fn sign_out(app: &mut App, email: &str) {
+    click(app, email);
+    click(app, "Sign out");
+}
+
+/// An app whose server address answers nothing (a port just freed): for screens driven by
+/// answers fed to [`NexaApp::handle`], where every real call fails fast with "unreachable".
+pub fn offline_app() -> App {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let settings = Settings { server_url: url, ..Settings::default() };
+    let app = NexaApp::with_settings(settings, SettingsStore::Memory);
+    Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
+}
+
+/// Enters a company as `email` with `role`, as a login answer would, on an offline app.
+pub fn enter_offline(app: &mut App, company: &str, email: &str, role: &str) {
+    let token = desktop_egui::api::wire::LoginToken {
+        access_token: "offline.token.value".into(),
+        expires_in: 900,
+        role: role.into(),
+        tenant: desktop_egui::api::wire::TenantSummary {
+            slug: "acme".into(),
+            name: company.into(),
+            ..Default::default()
+        },
+        api_url: app.state().settings().server_url.clone(),
+        ws_url: "ws://127.0.0.1:9/ws".into(),
+        ..Default::default()
+    };
+    app.state_mut().enter_company(token, email.into());
+    wait_for_label(app, company);
+}
+
+/// Feeds an answer as if a background job had sent it, then lays out the result.
+pub fn feed(app: &mut App, msg: desktop_egui::app::Msg) {
+    app.state_mut().handle(msg);
+    app.step();
+    app.step();
+}
+
+/// Whether a node with exactly this label is shown.
+pub fn shown(app: &App, label: &str) -> bool {
+    app.query_by_label(label).is_some()
+}
