@@ -217,7 +217,10 @@ impl NexaApp {
     /// password at once (the dialog stays busy until then).
     fn on_password_changed(&mut self, password: String, result: Result<(), ApiError>) {
         match result {
-            Ok(()) => self.sign_in_again(password),
+            Ok(()) => {
+                self.renewing = true;
+                self.sign_in_again(password);
+            }
             Err(error) => {
                 self.renewing = false;
                 if error.status() == Some(401) && error.code() != Some("bad_credentials") {

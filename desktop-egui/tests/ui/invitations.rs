@@ -2,7 +2,8 @@
 //! password with its meter) and "forgot password". Checks before any call, and what the app
 //! does with the control plane's answers, fed to it.
 
-use desktop_egui::api::wire::{LoginOutcome, LoginToken, TenantSummary};
+use desktop_egui::api::ApiError;
+use desktop_egui::api::wire::{ErrorBody, LoginOutcome, LoginToken, TenantSummary};
 use desktop_egui::app::{Msg, SignInAnswer};
 
 use egui_kittest::kittest::Queryable;
@@ -69,16 +70,25 @@ fn an_accepted_invitation_lands_signed_in() {
     assert!(!shown(&app, "Add employee"), "an invited staff member reads only");
 }
 
+fn refused(error: &str, field: &str, message: &str) -> Msg {
+    let body = ErrorBody::on_field(error, field, format!("{field}: {message}"));
+    Msg::Login { reauth: false, email: String::new(), result: Err(ApiError::Http { status: 422, body }) }
+}
+
 #[test]
 fn a_refused_code_is_shown_at_the_code() {
     let mut app = accept_form();
-    let gone = desktop_egui::api::ApiError::Http {
-        status: 410,
-        body: desktop_egui::api::wire::ErrorBody::new("invitation_expired", "this invitation has expired"),
-    };
-    feed(&mut app, Msg::Login { reauth: false, email: String::new(), result: Err(gone) });
-    wait_for_label(&mut app, "this invitation has expired");
+    feed(&mut app, refused("code_expired", "code", "this invitation has expired; ask for a new one"));
+    wait_for_label(&mut app, "this invitation has expired; ask for a new one");
     assert_eq!(app.state().screen.name(), "sign-in");
+}
+
+#[test]
+fn an_address_that_has_an_account_is_asked_for_that_password_instead() {
+    let mut app = accept_form();
+    feed(&mut app, refused("bad_credentials", "password", "you already have an account: enter its password"));
+    wait_for_label(&mut app, "you already have an account: enter its password");
+    assert!(shown(&app, "Your password") && !shown(&app, "Choose a password"));
 }
 
 #[test]

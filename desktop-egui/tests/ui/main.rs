@@ -2,6 +2,7 @@
 //! router started on a throwaway Postgres, or (for screens whose server side is elsewhere)
 //! fed the answers the app's background jobs would deliver. One module per feature.
 
+mod account;
 mod employees;
 mod helpers;
 mod invitations;

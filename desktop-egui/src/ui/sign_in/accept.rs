@@ -67,20 +67,25 @@ impl AcceptForm {
         Some(SignInAction::AcceptInvitation { email, body })
     }
 
-    /// A refusal: at the field it names (an unknown or expired code at the code).
+    /// A refusal: at the field it names (an unknown, used or expired code at the code).
     pub fn on_failed(&mut self, error: &ApiError) {
         self.busy = false;
         self.errors.clear();
         self.general = None;
+        // The address already has an account: the server wants its password, so the form
+        // asks for that instead of a new one.
+        if error.code() == Some("bad_credentials") {
+            self.existing_account = true;
+            self.password.confirm.clear();
+        }
         let fields = error.field_errors();
-        match (error.status(), error.code()) {
-            (Some(404 | 410), _) => self.errors.set("code", error.to_string()),
-            (_, Some("bad_credentials")) => self.errors.set("password", "Wrong password for this account."),
-            _ if !fields.is_empty() => {
-                // The server calls the new password `password`, like this form.
-                self.errors.extend(fields);
-            }
-            _ => self.general = Some(error.to_string()),
+        if !fields.is_empty() {
+            // The server calls the fields `code`, `password` and `full_name`, like this form.
+            self.errors.extend(fields);
+        } else if matches!(error.status(), Some(404 | 410)) {
+            self.errors.set("code", error.to_string());
+        } else {
+            self.general = Some(error.to_string());
         }
     }
 

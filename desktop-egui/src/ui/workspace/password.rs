@@ -74,7 +74,7 @@ impl ChangePassword {
                 error_ui(ui, general);
             }
             ui.horizontal(|ui| {
-                let go = ui.add_enabled(!self.busy, egui::Button::new("Change password"));
+                let go = ui.add_enabled(!self.busy, egui::Button::new("Save new password"));
                 if (go.clicked() || submit) && !self.busy {
                     step = self.submit();
                 }
