@@ -9,5 +9,6 @@ mod invitations;
 mod people;
 mod roles;
 mod sign_in;
+mod staff;
 mod system;
 mod wizard;
