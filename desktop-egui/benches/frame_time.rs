@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use cpu_time::ThreadTime;
+use desktop_egui::api::wire::Role;
 use desktop_egui::api::wire::{Department, Employee, LiveMessage};
-use desktop_egui::live::LiveStatus;
 use desktop_egui::ui::employees::EmployeesScreen;
 use egui::{Event, MouseWheelSource, MouseWheelUnit, Pos2, RawInput, Rect, TouchPhase, vec2};
 use uuid::Uuid;
@@ -92,8 +92,7 @@ fn main() {
             ..Department::default()
         })
         .collect();
-    let mut screen = EmployeesScreen::new("Bench Company".into(), "bench@bench.example.com".into());
-    screen.live = LiveStatus::Live;
+    let mut screen = EmployeesScreen::new(Role::Admin);
     screen.store.set_departments(departments.clone());
     screen.store.replace_all((0..ROWS).map(|n| employee(n, &departments, 1)).collect());
 

@@ -169,7 +169,8 @@ impl Tour {
                 let list =
                     fetch(&self.runtime, &self.stack, &self.company, reqwest::Method::GET, "/employees?q=hopper", None);
                 let employee = list["items"][0].clone();
-                if let Screen::Employees(s) = &mut self.app.screen {
+                if let Screen::Company(w) = &mut self.app.screen {
+                    let s = &mut w.employees;
                     let e: desktop_egui::api::wire::Employee = serde_json::from_value(employee.clone()).unwrap();
                     s.selected = Some(e.id);
                     let mut form = EmployeeForm::edit(&e);
@@ -189,8 +190,8 @@ impl Tour {
                     &format!("/employees/{id}"),
                     Some(json!({"job_title": "Rear Admiral (retired)", "status": "on_leave"})),
                 );
-                if let Screen::Employees(s) = &mut self.app.screen
-                    && let Some(form) = s.form.as_mut()
+                if let Screen::Company(w) = &mut self.app.screen
+                    && let Some(form) = w.employees.form.as_mut()
                 {
                     form.conflict = serde_json::from_value(patched).ok();
                 }
@@ -208,7 +209,9 @@ impl Tour {
         match (self.step, &self.app.screen) {
             (0, Screen::SignIn(s)) => matches!(s.check, ServerCheck::Ok { .. }),
             (1, Screen::Wizard(w)) => w.options.is_some() && matches!(w.slug_state, SlugState::Available(_)),
-            (7..=9, Screen::Employees(s)) => s.store.len() >= PEOPLE.len() && s.live == LiveStatus::Live && !s.loading,
+            (7..=9, Screen::Company(w)) => {
+                w.employees.store.len() >= PEOPLE.len() && w.live == LiveStatus::Live && !w.employees.loading
+            }
             (10, _) => self.app.maintenance.is_some(),
             (_, Screen::Wizard(w)) => w.options.is_some(),
             _ => false,

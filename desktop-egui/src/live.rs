@@ -24,8 +24,12 @@ pub enum LiveStatus {
         attempt: u32,
         retry_in: Duration,
     },
-    /// The token expired: the task waits for [`LiveCommand::NewToken`].
-    NeedsSignIn,
+    /// The token expired or was withdrawn (4001): the task waits for [`LiveCommand::NewToken`].
+    /// `token` counts the tokens the task was given (0: the first), so the app can tell a
+    /// refusal of a token it has already replaced from one of its current token.
+    NeedsSignIn {
+        token: u32,
+    },
     /// Stopped for good (company suspended or deleted, app too old).
     Stopped(String),
 }
@@ -130,11 +134,25 @@ pub fn connect_url(ws_url: &str, token: &str, since: Option<i64>) -> Result<url:
     Ok(url)
 }
 
+/// The token the task connects with, and how many came before it.
+struct Credentials {
+    token: String,
+    number: u32,
+}
+
+impl Credentials {
+    fn renew(&mut self, token: String) {
+        self.token = token;
+        self.number += 1;
+    }
+}
+
 /// Runs until stopped: connect, read, reconnect. Reports through `sink` (false: the UI is gone).
-pub async fn run<F>(ws_url: String, mut token: String, sink: F, mut commands: mpsc::UnboundedReceiver<LiveCommand>)
+pub async fn run<F>(ws_url: String, token: String, sink: F, mut commands: mpsc::UnboundedReceiver<LiveCommand>)
 where
     F: Fn(LiveUpdate) -> bool,
 {
+    let mut token = Credentials { token, number: 0 };
     let mut cursor = Cursor::default();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut first = true;
@@ -142,7 +160,7 @@ where
         if !sink(LiveUpdate::Status(LiveStatus::Connecting)) {
             return;
         }
-        let next = match connect_url(&ws_url, &token, cursor.last_seq) {
+        let next = match connect_url(&ws_url, &token.token, cursor.last_seq) {
             Err(e) => {
                 sink(LiveUpdate::Status(LiveStatus::Stopped(format!("bad live URL: {e}"))));
                 return;
@@ -177,15 +195,15 @@ where
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     command = commands.recv() => match command {
-                        Some(LiveCommand::NewToken(t)) => token = t,
+                        Some(LiveCommand::NewToken(t)) => token.renew(t),
                         None => return,
                     },
                 }
             }
             Next::WaitForToken => {
-                sink(LiveUpdate::Status(LiveStatus::NeedsSignIn));
+                sink(LiveUpdate::Status(LiveStatus::NeedsSignIn { token: token.number }));
                 match commands.recv().await {
-                    Some(LiveCommand::NewToken(t)) => token = t,
+                    Some(LiveCommand::NewToken(t)) => token.renew(t),
                     None => return,
                 }
             }
@@ -203,7 +221,7 @@ async fn session<S, F>(
     cursor: &mut Cursor,
     sink: &F,
     commands: &mut mpsc::UnboundedReceiver<LiveCommand>,
-    token: &mut String,
+    token: &mut Credentials,
 ) -> Next
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -232,7 +250,7 @@ where
             command = commands.recv() => match command {
                 Some(LiveCommand::NewToken(t)) => {
                     // Reconnect at once with the new token, resuming where this one stopped.
-                    *token = t;
+                    token.renew(t);
                     let _ = write.send(Message::Close(None)).await;
                     return Next::Reconnect;
                 }

@@ -1,5 +1,7 @@
 //! `desktop-egui`: opens the NexaCore window. Settings live in the platform's config
-//! directory; `NEXACORE_DESKTOP_SETTINGS` names another file.
+//! directory; `NEXACORE_DESKTOP_SETTINGS` names another file. Started with an invitation's
+//! link (`desktop-egui nexacore://accept?code=…`, what a URL-scheme handler runs), it opens
+//! on the invitation form with the code filled in.
 
 use desktop_egui::app::{NexaApp, SettingsStore};
 use desktop_egui::settings::Settings;
@@ -21,5 +23,16 @@ fn main() -> eframe::Result {
             .with_min_inner_size([640.0, 420.0]),
         ..Default::default()
     };
-    eframe::run_native("NexaCore", options, Box::new(move |_cc| Ok(Box::new(NexaApp::new(store)))))
+    let link = std::env::args().nth(1).filter(|a| a.starts_with(desktop_egui::links::ACCEPT_LINK));
+    eframe::run_native(
+        "NexaCore",
+        options,
+        Box::new(move |_cc| {
+            let mut app = NexaApp::new(store);
+            if let Some(link) = link {
+                app.open_link(&link);
+            }
+            Ok(Box::new(app))
+        }),
+    )
 }

@@ -4,6 +4,7 @@
 //! answer is handled: malformed JSON, HTML from a stranger, 5xx and timeouts all become an
 //! [`ApiError`] the screens can show.
 
+mod people;
 pub mod wire;
 
 use std::time::Duration;
@@ -267,6 +268,10 @@ impl Client {
 
     pub async fn departments(&self, api: &str, token: &str) -> Result<Vec<Department>, ApiError> {
         self.send(self.request(Method::GET, api, "/departments", Some(token))).await
+    }
+
+    pub async fn accounts(&self, api: &str, token: &str) -> Result<Vec<Account>, ApiError> {
+        self.send(self.request(Method::GET, api, "/accounts", Some(token))).await
     }
 
     pub async fn create_department(&self, api: &str, token: &str, name: &str) -> Result<Department, ApiError> {

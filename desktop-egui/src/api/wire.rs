@@ -3,8 +3,12 @@
 //! the app needs.
 
 pub use api_types::employees::{Employee, EmployeePage, EmployeePatch, NewEmployee};
-pub use api_types::ledger::Department;
+pub use api_types::ledger::{Account, Department};
 pub use api_types::live::{LiveMessage, SystemNotice, channel};
+pub use api_types::people::{
+    AcceptInvitation, Invitation, InvitationStatus, Member, NewInvitation, PasswordChange, PasswordResetConfirm,
+    PasswordResetRequest, Role, RoleChange,
+};
 pub use api_types::session::{LoginRequest, LoginToken, TenantSummary};
 pub use api_types::signup::{
     AdminInput, ChartTemplate, CreateTenantRequest, Currency, SignupOptions, SlugAvailability,

@@ -1,11 +1,13 @@
 //! What the screens ask for, turned into background jobs whose answers come back as [`Msg`].
 
-use super::{DataAnswer, Msg, NexaApp, Screen, WizardAnswer};
+use super::{DataAnswer, Msg, NexaApp, PeopleAnswer, Screen, SignInAnswer, WizardAnswer};
 use crate::api::normalize_url;
-use crate::api::wire::LoginRequest;
+use crate::api::wire::{LoginOutcome, LoginRequest, PasswordChange};
 use crate::ui::employees::EmployeesAction;
+use crate::ui::people::PeopleAction;
 use crate::ui::sign_in::SignInAction;
 use crate::ui::wizard::WizardAction;
+use crate::ui::workspace::WorkspaceAction;
 
 impl NexaApp {
     pub(super) fn check_server(&self, url: String) {
@@ -20,7 +22,31 @@ impl NexaApp {
         self.backend.spawn(async move { Msg::Login { reauth, email, result: client.login(&base, &request).await } });
     }
 
+    /// Signs in again as the session's user, same company (the dialog, a password change).
+    pub(super) fn sign_in_again(&self, password: String) {
+        let Some(session) = &self.session else { return };
+        let request =
+            LoginRequest { email: session.email.clone(), password, tenant: Some(session.tenant.slug.clone()) };
+        self.login(request, true);
+    }
+
+    /// Opens the invitation form with a `nexacore://accept?code=…` link (the app was started
+    /// with it), when nobody is signed in.
+    pub fn open_link(&mut self, link: &str) {
+        if let Screen::SignIn(s) = &mut self.screen {
+            s.open_invitation(link);
+        }
+    }
+
     pub(super) fn on_sign_in_action(&mut self, action: SignInAction) {
+        // Whatever the form, it speaks to the server whose address is typed above it.
+        if let Screen::SignIn(s) = &self.screen
+            && !matches!(action, SignInAction::CheckServer(_))
+        {
+            self.settings.server_url = normalize_url(&s.server_url);
+        }
+        let client = self.backend.client.clone();
+        let base = self.settings.server_url.clone();
         match action {
             SignInAction::CheckServer(url) => {
                 self.settings.server_url = normalize_url(&url);
@@ -28,16 +54,25 @@ impl NexaApp {
                 self.check_server(url);
             }
             SignInAction::SignIn { email, password, company } => {
-                if let Screen::SignIn(s) = &self.screen {
-                    self.settings.server_url = normalize_url(&s.server_url);
-                }
                 self.login(LoginRequest { email, password, tenant: company }, false);
             }
-            SignInAction::CreateCompany => {
-                if let Screen::SignIn(s) = &self.screen {
-                    self.settings.server_url = normalize_url(&s.server_url);
-                }
-                self.screen = Screen::Wizard(Box::default());
+            SignInAction::CreateCompany => self.screen = Screen::Wizard(Box::default()),
+            SignInAction::AcceptInvitation { email, body } => {
+                self.backend.spawn(async move {
+                    let result = client.accept_invitation(&base, &body).await.map(LoginOutcome::Signed);
+                    Msg::Login { reauth: false, email, result }
+                });
+            }
+            SignInAction::RequestPasswordReset(email) => {
+                self.backend.spawn(async move {
+                    Msg::SignIn(SignInAnswer::ResetRequested(client.request_password_reset(&base, &email).await))
+                });
+            }
+            SignInAction::ConfirmPasswordReset { email, body } => {
+                self.backend.spawn(async move {
+                    let result = client.confirm_password_reset(&base, &body).await;
+                    Msg::SignIn(SignInAnswer::ResetConfirmed { email, password: body.new_password, result })
+                });
             }
         }
     }
@@ -72,6 +107,63 @@ impl NexaApp {
         }
     }
 
+    pub(super) fn on_workspace_action(&mut self, action: WorkspaceAction) {
+        match action {
+            WorkspaceAction::Employees(action) => self.on_employees_action(action),
+            WorkspaceAction::People(action) => self.on_people_action(action),
+            WorkspaceAction::LoadAccounts => self.load_accounts(),
+            WorkspaceAction::ChangePassword(change) => self.change_password(change),
+            WorkspaceAction::SignOut => self.sign_out(),
+        }
+    }
+
+    pub(super) fn load_accounts(&self) {
+        let Some(session) = &self.session else { return };
+        let client = self.backend.client.clone();
+        let (api, token) = (session.api_url.clone(), session.token.clone());
+        self.backend.spawn(async move { Msg::Data(DataAnswer::Accounts(client.accounts(&api, &token).await)) });
+    }
+
+    fn change_password(&mut self, change: PasswordChange) {
+        let Some(session) = &self.session else { return };
+        let client = self.backend.client.clone();
+        let (base, token) = (self.settings.server_url.clone(), session.token.clone());
+        self.renewing = true;
+        self.backend.spawn(async move {
+            let result = client.change_password(&base, &token, &change).await;
+            Msg::PasswordChanged { password: change.new_password, result }
+        });
+    }
+
+    /// People calls go to the control plane (the sign-in address), not the router.
+    pub(super) fn on_people_action(&mut self, action: PeopleAction) {
+        let Some(session) = &self.session else { return };
+        let (base, token) = (self.settings.server_url.clone(), session.token.clone());
+        let client = self.backend.client.clone();
+        let job = async move {
+            Msg::People(match action {
+                PeopleAction::Load => {
+                    let (members, invitations) =
+                        futures::join!(client.members(&base, &token), client.invitations(&base, &token));
+                    // Both answers are wanted; the members carry any error the app acts on.
+                    return Msg::People(PeopleAnswer::Loaded { members, invitations });
+                }
+                PeopleAction::Invite(invitation) => {
+                    PeopleAnswer::Invited(client.invite(&base, &token, &invitation).await)
+                }
+                PeopleAction::Resend(id) => PeopleAnswer::Resent(id, client.resend_invitation(&base, &token, id).await),
+                PeopleAction::Revoke(id) => {
+                    PeopleAnswer::Revoked(id, client.revoke_invitation(&base, &token, id).await)
+                }
+                PeopleAction::ChangeRole { id, role } => {
+                    PeopleAnswer::RoleChanged(id, client.change_role(&base, &token, id, role).await)
+                }
+                PeopleAction::Remove(id) => PeopleAnswer::Removed(id, client.remove_member(&base, &token, id).await),
+            })
+        };
+        self.backend.spawn(job);
+    }
+
     pub(super) fn on_employees_action(&mut self, action: EmployeesAction) {
         let Some(session) = self.session.clone() else { return };
         let client = self.backend.client.clone();
@@ -98,7 +190,6 @@ impl NexaApp {
                 });
             }
             EmployeesAction::Reload => self.reload(),
-            EmployeesAction::SignOut => self.sign_out(),
         }
     }
 }

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, Screen, WizardAnswer};
+use super::session::{expiry_of, role_of};
+use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, PeopleAnswer, Screen, SignInAnswer, WizardAnswer};
 use crate::CLIENT_VERSION;
 use crate::api::wire::{Health, LoginOutcome, SystemNotice, SystemStatus, channel};
 use crate::api::{ApiError, version_below};
-use crate::live::{LiveCommand, LiveStatus, LiveUpdate};
+use crate::live::{LiveStatus, LiveUpdate};
+use crate::ui::sign_in::Mode;
 
 impl NexaApp {
     pub fn handle(&mut self, msg: Msg) {
@@ -17,6 +19,9 @@ impl NexaApp {
             Msg::Status(result) => self.on_status(result),
             Msg::Data(answer) => self.on_data(answer),
             Msg::Wizard(answer) => self.on_wizard_answer(answer),
+            Msg::People(answer) => self.on_people(answer),
+            Msg::SignIn(answer) => self.on_sign_in_answer(answer),
+            Msg::PasswordChanged { password, result } => self.on_password_changed(password, result),
             Msg::Live(update) => self.on_live(update),
         }
     }
@@ -33,19 +38,44 @@ impl NexaApp {
         }
     }
 
-    /// The re-authentication dialog's answer: a fresh token for the same session.
+    /// Signed in again (the dialog, or after a password change): a fresh token for the same
+    /// session, and perhaps a new role, which the screens follow at once.
     fn on_signed_in_again(&mut self, result: Result<LoginOutcome, ApiError>) {
+        let after_password_change = std::mem::take(&mut self.renewing);
         match result {
             Ok(LoginOutcome::Signed(token)) => {
+                let role = role_of(&token);
+                let mut role_changed = false;
                 if let Some(session) = &mut self.session {
                     session.token = token.access_token.clone();
+                    session.expires_at = expiry_of(&token);
+                    role_changed = session.role != role;
+                    session.role = role;
                 }
-                if let Some(live) = &self.live {
-                    let _ = live.commands.send(LiveCommand::NewToken(token.access_token));
+                if let Some(live) = &mut self.live {
+                    live.new_token(token.access_token);
                 }
                 self.reauth = None;
+                if let Screen::Company(workspace) = &mut self.screen {
+                    workspace.set_role(role);
+                    if after_password_change {
+                        workspace.password = None;
+                        workspace.notice = Some("Your password was changed.".into());
+                    }
+                }
                 if !self.data_started {
                     self.check_status(Duration::ZERO);
+                } else if role_changed {
+                    self.reload();
+                }
+            }
+            Err(error) if after_password_change => {
+                // The new password is set but signing in with it failed: ask, like any refusal.
+                if !self.handle_global_error(&error) {
+                    if let Screen::Company(workspace) = &mut self.screen {
+                        workspace.password = None;
+                    }
+                    self.ask_to_sign_in_again("Your password was changed: sign in with the new one.");
                 }
             }
             Ok(LoginOutcome::Choose(_)) => {
@@ -60,8 +90,10 @@ impl NexaApp {
                 {
                     r.busy = false;
                     r.password.clear();
+                    let company = self.session.as_ref().map_or(String::new(), |s| s.tenant.name.clone());
                     r.error = Some(match error.code() {
                         Some("bad_credentials") => "Wrong password.".into(),
+                        Some("not_a_member") => format!("You are no longer a member of {company}. Sign out."),
                         _ => error.to_string(),
                     });
                 }
@@ -109,8 +141,8 @@ impl NexaApp {
             }
             Err(error) => {
                 if !self.handle_global_error(&error) {
-                    if let Screen::Employees(screen) = &mut self.screen {
-                        screen.load_error = Some(format!("{error} — retrying…"));
+                    if let Screen::Company(workspace) = &mut self.screen {
+                        workspace.employees.load_error = Some(format!("{error} — retrying…"));
                     }
                     self.check_status(MAINTENANCE_POLL);
                 }
@@ -124,7 +156,8 @@ impl NexaApp {
         if let Some(error) = answer.error() {
             self.handle_global_error(&error.clone());
         }
-        let Screen::Employees(screen) = &mut self.screen else { return };
+        let Screen::Company(workspace) = &mut self.screen else { return };
+        let screen = &mut workspace.employees;
         match answer {
             DataAnswer::Employees(result) => {
                 screen.loading = false;
@@ -138,6 +171,67 @@ impl NexaApp {
             DataAnswer::Saved(result) => screen.on_saved(result),
             DataAnswer::Deleted(id, result) => screen.on_deleted(id, result),
             DataAnswer::DepartmentCreated(result) => screen.on_department_created(result),
+            DataAnswer::Accounts(result) => workspace.ledger.on_accounts(result),
+        }
+    }
+
+    /// People calls: the same global errors first (a 401 here is access withdrawn too).
+    fn on_people(&mut self, answer: PeopleAnswer) {
+        if let Some(error) = answer.error() {
+            self.handle_global_error(&error.clone());
+        }
+        let Screen::Company(workspace) = &mut self.screen else { return };
+        let people = &mut workspace.people;
+        match answer {
+            PeopleAnswer::Loaded { members, invitations } => people.on_loaded(members, invitations),
+            PeopleAnswer::Invited(result) => people.on_invited(result),
+            PeopleAnswer::Resent(id, result) => people.on_resent(id, result),
+            PeopleAnswer::Revoked(id, result) => people.on_revoked(id, result),
+            PeopleAnswer::RoleChanged(id, result) => people.on_role_changed(id, result),
+            PeopleAnswer::Removed(id, result) => people.on_removed(id, result),
+        }
+    }
+
+    fn on_sign_in_answer(&mut self, answer: SignInAnswer) {
+        let Screen::SignIn(sign_in) = &mut self.screen else { return };
+        match answer {
+            SignInAnswer::ResetRequested(result) => {
+                if let Mode::Reset(form) = &mut sign_in.mode {
+                    form.on_requested(result);
+                }
+            }
+            SignInAnswer::ResetConfirmed { email, password, result: Ok(()) } => {
+                if let Some(action) = sign_in.signing_in_after_reset(email, password) {
+                    self.on_sign_in_action(action);
+                }
+            }
+            SignInAnswer::ResetConfirmed { result: Err(error), .. } => {
+                if let Mode::Reset(form) = &mut sign_in.mode {
+                    form.on_failed(&error);
+                }
+            }
+        }
+    }
+
+    /// The password changed: every earlier token is refused now, so sign in again with the new
+    /// password at once (the dialog stays busy until then).
+    fn on_password_changed(&mut self, password: String, result: Result<(), ApiError>) {
+        match result {
+            Ok(()) => {
+                self.renewing = true;
+                self.sign_in_again(password);
+            }
+            Err(error) => {
+                self.renewing = false;
+                if error.status() == Some(401) && error.code() != Some("bad_credentials") {
+                    self.handle_global_error(&error);
+                }
+                if let Screen::Company(workspace) = &mut self.screen
+                    && let Some(dialog) = &mut workspace.password
+                {
+                    dialog.on_failed(&error);
+                }
+            }
         }
     }
 
@@ -156,11 +250,14 @@ impl NexaApp {
         }
         match update {
             LiveUpdate::Status(status) => {
-                if status == LiveStatus::NeedsSignIn {
-                    self.ask_to_sign_in_again("Your session has expired.");
+                // A refusal of a token already replaced is old news.
+                if let LiveStatus::NeedsSignIn { token } = status
+                    && self.live.as_ref().is_none_or(|live| token >= live.tokens_sent)
+                {
+                    self.ask_to_sign_in_again(&self.refusal_reason());
                 }
-                if let Screen::Employees(screen) = &mut self.screen {
-                    screen.live = status;
+                if let Screen::Company(workspace) = &mut self.screen {
+                    workspace.live = status;
                 }
             }
             LiveUpdate::Message(message) => match message.system() {
@@ -177,8 +274,8 @@ impl NexaApp {
                 Some(SystemNotice::Resync(_)) => {}
                 None if message.channel == channel::SYSTEM => {}
                 None => {
-                    if let Screen::Employees(screen) = &mut self.screen {
-                        screen.apply_live(&message);
+                    if let Screen::Company(workspace) = &mut self.screen {
+                        workspace.employees.apply_live(&message);
                     }
                 }
             },

@@ -7,7 +7,7 @@ mod answers;
 mod session;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use egui::Ui;
 use uuid::Uuid;
@@ -19,9 +19,9 @@ use crate::backend::Backend;
 use crate::live::LiveUpdate;
 use crate::settings::Settings;
 use crate::ui::dialogs::{self, Reauth, ReauthAction};
-use crate::ui::employees::EmployeesScreen;
 use crate::ui::sign_in::SignIn;
 use crate::ui::wizard::Wizard;
+use crate::ui::workspace::Workspace;
 use session::LiveHandle;
 
 /// How often the maintenance dialog asks whether maintenance is over.
@@ -31,10 +31,21 @@ pub const MAINTENANCE_POLL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub enum Msg {
     ServerChecked(Result<(Health, SystemStatus), ApiError>),
-    Login { reauth: bool, email: String, result: Result<LoginOutcome, ApiError> },
+    Login {
+        reauth: bool,
+        email: String,
+        result: Result<LoginOutcome, ApiError>,
+    },
     Status(Result<SystemStatus, ApiError>),
     Data(DataAnswer),
     Wizard(WizardAnswer),
+    People(PeopleAnswer),
+    SignIn(SignInAnswer),
+    /// `POST /auth/password` answered; on success the app signs in again with `password`.
+    PasswordChanged {
+        password: String,
+        result: Result<(), ApiError>,
+    },
     Live(LiveUpdate),
 }
 
@@ -46,6 +57,7 @@ pub enum DataAnswer {
     Saved(Result<Employee, ApiError>),
     Deleted(Uuid, Result<(), ApiError>),
     DepartmentCreated(Result<Department, ApiError>),
+    Accounts(Result<Vec<Account>, ApiError>),
 }
 
 impl DataAnswer {
@@ -56,8 +68,48 @@ impl DataAnswer {
             Self::Saved(r) => r.as_ref().err(),
             Self::Deleted(_, r) => r.as_ref().err(),
             Self::DepartmentCreated(r) => r.as_ref().err(),
+            Self::Accounts(r) => r.as_ref().err(),
         }
     }
+}
+
+/// Answers to the People page's calls (on the control plane).
+#[derive(Debug)]
+pub enum PeopleAnswer {
+    /// Both lists, fetched together.
+    Loaded {
+        members: Result<Vec<Member>, ApiError>,
+        invitations: Result<Vec<Invitation>, ApiError>,
+    },
+    Invited(Result<Invitation, ApiError>),
+    Resent(Uuid, Result<Invitation, ApiError>),
+    Revoked(Uuid, Result<(), ApiError>),
+    RoleChanged(Uuid, Result<Member, ApiError>),
+    Removed(Uuid, Result<(), ApiError>),
+}
+
+impl PeopleAnswer {
+    pub fn error(&self) -> Option<&ApiError> {
+        match self {
+            Self::Loaded { members, invitations } => members.as_ref().err().or(invitations.as_ref().err()),
+            Self::Invited(r) | Self::Resent(_, r) => r.as_ref().err(),
+            Self::Revoked(_, r) | Self::Removed(_, r) => r.as_ref().err(),
+            Self::RoleChanged(_, r) => r.as_ref().err(),
+        }
+    }
+}
+
+/// Answers to the sign-in screen's password-reset calls (an accepted invitation answers as a
+/// [`Msg::Login`]).
+#[derive(Debug)]
+pub enum SignInAnswer {
+    ResetRequested(Result<(), ApiError>),
+    /// On success the app signs in with `password` at once.
+    ResetConfirmed {
+        email: String,
+        password: String,
+        result: Result<(), ApiError>,
+    },
 }
 
 /// Answers to the company wizard's calls.
@@ -76,14 +128,22 @@ pub struct Session {
     pub ws_url: String,
     pub tenant: TenantSummary,
     pub email: String,
+    /// From the token; an unknown word reads as staff, the least one may do.
+    pub role: Role,
+    /// When the token runs out: a refusal well before that means access was withdrawn.
+    pub expires_at: Instant,
 }
 
 #[derive(Debug)]
 pub enum Screen {
     SignIn(Box<SignIn>),
     Wizard(Box<Wizard>),
-    Employees(Box<EmployeesScreen>),
-    UpdateRequired { minimum: String, latest: String },
+    /// Signed in: the company's pages.
+    Company(Box<Workspace>),
+    UpdateRequired {
+        minimum: String,
+        latest: String,
+    },
 }
 
 impl Screen {
@@ -91,7 +151,7 @@ impl Screen {
         match self {
             Screen::SignIn(_) => "sign-in",
             Screen::Wizard(_) => "wizard",
-            Screen::Employees(_) => "employees",
+            Screen::Company(w) => w.page.name(),
             Screen::UpdateRequired { .. } => "update-required",
         }
     }
@@ -117,6 +177,9 @@ pub struct NexaApp {
     status_in_flight: bool,
     data_started: bool,
     pub reauth: Option<Reauth>,
+    /// Signing in again after a password change: the refusals of the old token that arrive
+    /// meanwhile (live 4001, 401s) are expected, not a reason to ask.
+    renewing: bool,
     started: bool,
 }
 
@@ -143,6 +206,7 @@ impl NexaApp {
             status_in_flight: false,
             data_started: false,
             reauth: None,
+            renewing: false,
             started: false,
         }
     }
@@ -192,10 +256,10 @@ impl NexaApp {
                     self.on_wizard_action(action);
                 }
             }
-            Screen::Employees(screen) => {
-                let actions = screen.ui(ui);
+            Screen::Company(workspace) => {
+                let actions = workspace.ui(ui);
                 for action in actions {
-                    self.on_employees_action(action);
+                    self.on_workspace_action(action);
                 }
             }
             Screen::UpdateRequired { minimum, latest } => {
@@ -208,7 +272,7 @@ impl NexaApp {
             }
         }
         if let Some(message) = self.maintenance.clone()
-            && matches!(self.screen, Screen::Employees(_))
+            && matches!(self.screen, Screen::Company(_))
             && dialogs::maintenance_ui(ui, &message)
         {
             self.check_status(Duration::ZERO);
@@ -218,14 +282,7 @@ impl NexaApp {
             && let Some(action) = dialogs::reauth_ui(ui, reauth, &session.email, &session.tenant.name)
         {
             match action {
-                ReauthAction::SignIn(password) => {
-                    let request = LoginRequest {
-                        email: session.email.clone(),
-                        password,
-                        tenant: Some(session.tenant.slug.clone()),
-                    };
-                    self.login(request, true);
-                }
+                ReauthAction::SignIn(password) => self.sign_in_again(password),
                 ReauthAction::SignOut => self.sign_out(),
             }
         }

@@ -1,22 +1,48 @@
 //! The signed-in session's life: entering a company, the status check that gates data calls,
 //! loading, the live connection, maintenance, re-authentication, sign-out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, Screen, Session};
 use crate::api::ApiError;
-use crate::api::wire::LoginToken;
+use crate::api::wire::{LoginToken, Role};
 use crate::live::{self, LiveCommand};
 use crate::ui::dialogs::Reauth;
-use crate::ui::employees::EmployeesScreen;
 use crate::ui::sign_in::{ServerCheck, SignIn};
+use crate::ui::workspace::{Page, Workspace};
+
+/// A refusal of a token this close to its expiry is taken for the expiry itself.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
 /// The WebSocket task's handle: dropping it stops the task.
 pub(super) struct LiveHandle {
     pub(super) commands: mpsc::UnboundedSender<LiveCommand>,
     pub(super) abort: tokio::task::AbortHandle,
+    /// How many new tokens were sent (the task numbers its tokens the same way).
+    pub(super) tokens_sent: u32,
+}
+
+impl LiveHandle {
+    pub(super) fn new_token(&mut self, token: String) {
+        if self.commands.send(LiveCommand::NewToken(token)).is_ok() {
+            self.tokens_sent += 1;
+        }
+    }
+}
+
+/// The role a token names; an unknown word (a newer server) grants the least.
+pub(super) fn role_of(token: &LoginToken) -> Role {
+    Role::parse(&token.role).unwrap_or_else(|| {
+        tracing::warn!(role = %token.role, "unknown role in the token; treating it as staff");
+        Role::Staff
+    })
+}
+
+/// When a token issued now runs out.
+pub(super) fn expiry_of(token: &LoginToken) -> Instant {
+    Instant::now() + Duration::from_secs(token.expires_in)
 }
 
 impl Drop for LiveHandle {
@@ -26,23 +52,27 @@ impl Drop for LiveHandle {
 }
 
 impl NexaApp {
-    /// Signed in (login, or the wizard's new company): open the employees screen. Data calls
-    /// wait for the status check.
+    /// Signed in (login, an accepted invitation, or the wizard's new company): open the
+    /// company on its employees. Data calls wait for the status check.
     pub fn enter_company(&mut self, token: LoginToken, email: String) {
         self.settings.last_email = email.clone();
         self.settings.last_company = token.tenant.slug.clone();
         self.save_settings();
-        self.screen = Screen::Employees(Box::new(EmployeesScreen::new(token.tenant.name.clone(), email.clone())));
+        let role = role_of(&token);
+        self.screen = Screen::Company(Box::new(Workspace::new(token.tenant.name.clone(), email.clone(), role)));
         self.session = Some(Session {
+            expires_at: expiry_of(&token),
             token: token.access_token,
             api_url: token.api_url,
             ws_url: token.ws_url,
             tenant: token.tenant,
             email,
+            role,
         });
         self.live = None;
         self.maintenance = None;
         self.reauth = None;
+        self.renewing = false;
         self.data_started = false;
         self.check_status(Duration::ZERO);
     }
@@ -68,10 +98,18 @@ impl NexaApp {
 
     pub(super) fn reload(&mut self) {
         let Some(session) = self.session.clone() else { return };
-        if let Screen::Employees(screen) = &mut self.screen {
+        let mut page_load = None;
+        if let Screen::Company(workspace) = &mut self.screen {
+            let screen = &mut workspace.employees;
             screen.loading = true;
             screen.load_error = None;
             screen.store.begin_load();
+            if workspace.page != Page::Employees {
+                page_load = workspace.open(workspace.page);
+            }
+        }
+        if let Some(action) = page_load {
+            self.on_workspace_action(action);
         }
         let client = self.backend.client.clone();
         let (api, token) = (session.api_url.clone(), session.token.clone());
@@ -90,7 +128,7 @@ impl NexaApp {
         let sink = self.backend.sink();
         let task = live::run(session.ws_url.clone(), session.token.clone(), move |u| sink.send(Msg::Live(u)), rx);
         let abort = self.backend.spawn_task(task);
-        self.live = Some(LiveHandle { commands, abort });
+        self.live = Some(LiveHandle { commands, abort, tokens_sent: 0 });
     }
 
     pub(super) fn sign_out(&mut self) {
@@ -98,6 +136,7 @@ impl NexaApp {
         self.session = None;
         self.maintenance = None;
         self.reauth = None;
+        self.renewing = false;
         self.data_started = false;
         let mut sign_in = SignIn::new(
             self.settings.server_url.clone(),
@@ -116,8 +155,20 @@ impl NexaApp {
         self.screen = Screen::UpdateRequired { minimum, latest };
     }
 
+    /// Why the current token was refused: run out, or withdrawn well before (a role change,
+    /// a removal, a password changed elsewhere).
+    pub(super) fn refusal_reason(&self) -> String {
+        match &self.session {
+            Some(s) if s.expires_at > Instant::now() + EXPIRY_MARGIN => {
+                format!("Your access to {} changed; sign in again.", s.tenant.name)
+            }
+            _ => "Your session has expired.".into(),
+        }
+    }
+
     pub(super) fn ask_to_sign_in_again(&mut self, reason: &str) {
-        if self.session.is_none() {
+        // Signing in again after a password change is under way: its token is coming.
+        if self.session.is_none() || self.renewing {
             return;
         }
         match &mut self.reauth {
@@ -143,7 +194,7 @@ impl NexaApp {
                 true
             }
             ApiError::Http { status: 401, .. } => {
-                self.ask_to_sign_in_again("Your session has expired.");
+                self.ask_to_sign_in_again(&self.refusal_reason());
                 true
             }
             _ => false,

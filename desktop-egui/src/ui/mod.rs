@@ -1,10 +1,15 @@
-//! The screens (`sign_in`, `employees`, `wizard`, `dialogs`) and the small widgets they share:
-//! a labelled field whose error sits right under it, and a form-wide field-error map.
+//! The screens (`sign_in`, `wizard`, and inside a signed-in `workspace`: `employees`,
+//! `ledger`, `people`; `dialogs`) and the small widgets they share: a labelled field whose
+//! error sits right under it, a form-wide field-error map, the new-password fields.
 
 pub mod dialogs;
 pub mod employees;
+pub mod ledger;
+pub mod password;
+pub mod people;
 pub mod sign_in;
 pub mod wizard;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 

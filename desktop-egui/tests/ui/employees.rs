@@ -89,7 +89,7 @@ trait EmployeesState {
 impl EmployeesState for desktop_egui::app::NexaApp {
     fn screen_employees(&self) -> &desktop_egui::ui::employees::EmployeesScreen {
         match &self.screen {
-            desktop_egui::app::Screen::Employees(s) => s,
+            desktop_egui::app::Screen::Company(w) => &w.employees,
             other => panic!("not on the employees screen but {}", other.name()),
         }
     }

@@ -15,6 +15,18 @@ pub use stack::TEST_PASSWORD as PASSWORD;
 
 pub type App = Harness<'static, NexaApp>;
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// The one-time code in a mail (`XXXX-XXXX-XXXX-XXXX`).
+pub fn code_in(mail: &str) -> String {
+    mail.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.len() == 19 && w.split('-').count() == 4 && w.split('-').all(|g| g.len() == 4))
+        .unwrap_or_else(|| panic!("a code in {mail}"))
+        .to_owned()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
@@ -34,6 +46,8 @@ pub struct Stack {
     operator_token: String,
     http: reqwest::Client,
     platform: stack::Platform,
+    /// Where the control plane's mail goes, when started with [`Stack::start_mailing`].
+    mail: Option<stack::smtp_sink::SmtpSink>,
     // Last: dropped after the services were told to stop.
     runtime: tokio::runtime::Runtime,
 }
@@ -48,7 +62,28 @@ impl Stack {
         control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
         router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
     ) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        Self::start_on(runtime(), None, control_plane, router)
+    }
+
+    /// Starts the services with the control plane mailing to a real SMTP sink ([`Stack::mail_to`]).
+    pub fn start_mailing() -> Self {
+        let runtime = runtime();
+        let sink = runtime.block_on(stack::smtp_sink::SmtpSink::start()).expect("the SMTP sink starts");
+        let url = sink.url();
+        let mailing = move |c: &mut stack::ControlPlaneConfig| {
+            c.mail.smtp_url = Some(url.into());
+            c.mail.retry_base = Duration::from_millis(100);
+            c.mail.poll_interval = Duration::from_millis(200);
+        };
+        Self::start_on(runtime, Some(sink), mailing, |_| {})
+    }
+
+    fn start_on(
+        runtime: tokio::runtime::Runtime,
+        mail: Option<stack::smtp_sink::SmtpSink>,
+        control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
+        router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
+    ) -> Self {
         let platform = runtime
             .block_on(
                 stack::Platform::builder_for_tests().control_plane(control_plane).router(move |_, c| router(c)).start(),
@@ -60,8 +95,48 @@ impl Stack {
             operator_token: platform.operator_token.clone(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             platform,
+            mail,
             runtime,
         }
+    }
+
+    /// The first mail to `to` whose text contains `containing`, waiting up to 15 s.
+    pub fn mail_to(&self, to: &str, containing: &str) -> String {
+        let sink = self.mail.as_ref().expect("started with Stack::start_mailing");
+        let found =
+            self.runtime.block_on(sink.wait_for(Duration::from_secs(15), |m| m.contains(to) && m.contains(containing)));
+        found.unwrap_or_else(|| panic!("no mail to {to} containing {containing:?}"))
+    }
+
+    /// Invites `email` with `role` through the API and accepts with the mailed code; the
+    /// member's user id.
+    pub fn invite_and_accept(&self, company: &Company, email: &str, role: &str, password: &str) -> String {
+        let body = json!({"email": email, "role": role});
+        let url = format!("{}/invitations", self.control_plane);
+        let (status, answer) = self.send(self.http.post(url).bearer_auth(&company.token).json(&body));
+        assert_eq!(status, 201, "{answer}");
+        let code = code_in(&self.mail_to(email, "Accept an invitation"));
+        let body = json!({"code": code, "password": password, "full_name": "Sam Staff"});
+        let (status, answer) =
+            self.send(self.http.post(format!("{}/invitations/accept", self.control_plane)).json(&body));
+        assert_eq!(status, 201, "{answer}");
+        let (status, members) =
+            self.send(self.http.get(format!("{}/users", self.control_plane)).bearer_auth(&company.token));
+        assert_eq!(status, 200, "{members}");
+        let member = members.as_array().unwrap().iter().find(|m| m["email"] == email).cloned().unwrap();
+        member["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn set_role(&self, company: &Company, user: &str, role: &str) {
+        let url = format!("{}/users/{user}", self.control_plane);
+        let (status, answer) = self.send(self.http.patch(url).bearer_auth(&company.token).json(&json!({"role": role})));
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    pub fn remove_member(&self, company: &Company, user: &str) {
+        let url = format!("{}/users/{user}", self.control_plane);
+        let (status, answer) = self.send(self.http.delete(url).bearer_auth(&company.token));
+        assert_eq!(status, 204, "{answer}");
     }
 
     fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -230,4 +305,52 @@ pub fn sign_in(app: &mut App, company: &Company) {
     click(app, "Sign in");
     wait_for_label(app, &company.name);
     wait_for_label(app, "Live");
+}
+
+/// Signs out through the user menu (the button with the user's e-mail).
+#[track_caller]
+pub fn sign_out(app: &mut App, email: &str) {
+    click(app, email);
+    click(app, "Sign out");
+}
+
+/// An app whose server address answers nothing (a port just freed): for screens driven by
+/// answers fed to [`NexaApp::handle`], where every real call fails fast with "unreachable".
+pub fn offline_app() -> App {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let settings = Settings { server_url: url, ..Settings::default() };
+    let app = NexaApp::with_settings(settings, SettingsStore::Memory);
+    Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
+}
+
+/// Enters a company as `email` with `role`, as a login answer would, on an offline app.
+pub fn enter_offline(app: &mut App, company: &str, email: &str, role: &str) {
+    let token = desktop_egui::api::wire::LoginToken {
+        access_token: "offline.token.value".into(),
+        expires_in: 900,
+        role: role.into(),
+        tenant: desktop_egui::api::wire::TenantSummary {
+            slug: "acme".into(),
+            name: company.into(),
+            ..Default::default()
+        },
+        api_url: app.state().settings().server_url.clone(),
+        ws_url: "ws://127.0.0.1:9/ws".into(),
+        ..Default::default()
+    };
+    app.state_mut().enter_company(token, email.into());
+    wait_for_label(app, company);
+}
+
+/// Feeds an answer as if a background job had sent it, then lays out the result.
+pub fn feed(app: &mut App, msg: desktop_egui::app::Msg) {
+    app.state_mut().handle(msg);
+    app.step();
+    app.step();
+}
+
+/// Whether a node with exactly this label is shown.
+pub fn shown(app: &App, label: &str) -> bool {
+    app.query_by_label(label).is_some()
 }

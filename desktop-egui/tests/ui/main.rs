@@ -1,8 +1,14 @@
 //! The desktop app driven by label through `egui_kittest`, against a real control plane and
-//! router started on a throwaway Postgres. One module per feature.
+//! router started on a throwaway Postgres, or (for screens whose server side is elsewhere)
+//! fed the answers the app's background jobs would deliver. One module per feature.
 
+mod account;
 mod employees;
 mod helpers;
+mod invitations;
+mod people;
+mod roles;
 mod sign_in;
+mod staff;
 mod system;
 mod wizard;

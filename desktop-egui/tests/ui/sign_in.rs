@@ -25,7 +25,7 @@ fn signing_in_opens_the_company_and_a_wrong_password_is_shown_at_the_field() {
     assert!(app.query_by_label("0 of 0 employees").is_some());
     assert_eq!(app.state().session.as_ref().unwrap().tenant.slug, company.slug);
 
-    click(&mut app, "Sign out");
+    sign_out(&mut app, &company.email);
     wait_for_label(&mut app, "Sign in");
     assert!(app.state().session.is_none(), "sign-out drops the token");
 }

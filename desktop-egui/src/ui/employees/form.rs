@@ -117,8 +117,13 @@ impl EmployeeForm {
 impl EmployeesScreen {
     pub(super) fn form_ui(&mut self, ui: &mut Ui, actions: &mut Vec<EmployeesAction>) {
         let departments = self.store.departments().to_vec();
+        let role = self.role;
         let Some(form) = self.form.as_mut() else { return };
-        ui.heading(if form.id.is_some() { "Edit employee" } else { "New employee" });
+        ui.heading(match (form.id, role.may_write()) {
+            (_, false) => "Employee",
+            (Some(_), true) => "Edit employee",
+            (None, true) => "New employee",
+        });
         if form.deleted_remotely {
             error_ui(ui, "Someone else deleted this employee. Saving will fail; close the form.");
         } else if form.changed_remotely && form.conflict.is_none() {
@@ -131,72 +136,82 @@ impl EmployeesScreen {
             conflict_ui(ui, form, &theirs, &departments, actions);
         }
         let mut submit = false;
-        egui::Grid::new("employee_form_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
-            let f = &mut form.fields;
-            let e = &form.errors;
-            for (label, value, field) in [
-                ("First name", &mut f.first_name, "first_name"),
-                ("Last name", &mut f.last_name, "last_name"),
-                ("Work e-mail", &mut f.email, "email"),
-                ("Job title", &mut f.job_title, "job_title"),
-                ("Hire date (YYYY-MM-DD)", &mut f.hire_date, "hire_date"),
-            ] {
-                let response = field_ui(ui, label, value, e.get(field), false);
-                submit |= crate::ui::submitted(ui, &response);
-            }
-            ui.label("Department");
-            ui.vertical(|ui| {
-                let name = form
-                    .fields
-                    .department_id
-                    .and_then(|id| departments.iter().find(|d| d.id == id))
-                    .map_or("None".to_owned(), |d| d.name.clone());
-                egui::ComboBox::from_id_salt("form_department").selected_text(name).show_ui(ui, |ui| {
-                    ui.selectable_value(&mut form.fields.department_id, None, "None");
-                    for d in &departments {
-                        ui.selectable_value(&mut form.fields.department_id, Some(d.id), &d.name);
-                    }
-                });
-                if let Some(error) = form.errors.get("department_id") {
-                    error_ui(ui, error);
+        // Staff see the record with every field disabled: a read view, no way to type.
+        ui.add_enabled_ui(role.may_write(), |ui| {
+            egui::Grid::new("employee_form_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+                let f = &mut form.fields;
+                let e = &form.errors;
+                for (label, value, field) in [
+                    ("First name", &mut f.first_name, "first_name"),
+                    ("Last name", &mut f.last_name, "last_name"),
+                    ("Work e-mail", &mut f.email, "email"),
+                    ("Job title", &mut f.job_title, "job_title"),
+                    ("Hire date (YYYY-MM-DD)", &mut f.hire_date, "hire_date"),
+                ] {
+                    let response = field_ui(ui, label, value, e.get(field), false);
+                    submit |= crate::ui::submitted(ui, &response);
                 }
-                ui.horizontal(|ui| {
-                    let label = ui.label("New department");
-                    ui.add(egui::TextEdit::singleline(&mut form.new_department).desired_width(140.0))
-                        .labelled_by(label.id);
-                    let name = form.new_department.trim().to_owned();
-                    if ui.add_enabled(!name.is_empty(), egui::Button::new("Create department")).clicked() {
-                        actions.push(EmployeesAction::CreateDepartment(name));
-                    }
-                });
-                if let Some(error) = &form.department_error {
-                    error_ui(ui, error);
-                }
-            });
-            ui.end_row();
-            ui.label("Status");
-            ui.vertical(|ui| {
-                egui::ComboBox::from_id_salt("form_status")
-                    .selected_text(status_label(&form.fields.status).to_owned())
-                    .show_ui(ui, |ui| {
-                        for (value, label) in STATUSES {
-                            ui.selectable_value(&mut form.fields.status, value.to_owned(), label);
+                ui.label("Department");
+                ui.vertical(|ui| {
+                    let name = form
+                        .fields
+                        .department_id
+                        .and_then(|id| departments.iter().find(|d| d.id == id))
+                        .map_or("None".to_owned(), |d| d.name.clone());
+                    egui::ComboBox::from_id_salt("form_department").selected_text(name).show_ui(ui, |ui| {
+                        ui.selectable_value(&mut form.fields.department_id, None, "None");
+                        for d in &departments {
+                            ui.selectable_value(&mut form.fields.department_id, Some(d.id), &d.name);
                         }
                     });
-                if let Some(error) = form.errors.get("status") {
-                    error_ui(ui, error);
-                }
+                    if let Some(error) = form.errors.get("department_id") {
+                        error_ui(ui, error);
+                    }
+                    ui.horizontal(|ui| {
+                        if !role.may_write() {
+                            return;
+                        }
+                        let label = ui.label("New department");
+                        ui.add(egui::TextEdit::singleline(&mut form.new_department).desired_width(140.0))
+                            .labelled_by(label.id);
+                        let name = form.new_department.trim().to_owned();
+                        if ui.add_enabled(!name.is_empty(), egui::Button::new("Create department")).clicked() {
+                            actions.push(EmployeesAction::CreateDepartment(name));
+                        }
+                    });
+                    if let Some(error) = &form.department_error {
+                        error_ui(ui, error);
+                    }
+                });
+                ui.end_row();
+                ui.label("Status");
+                ui.vertical(|ui| {
+                    egui::ComboBox::from_id_salt("form_status")
+                        .selected_text(status_label(&form.fields.status).to_owned())
+                        .show_ui(ui, |ui| {
+                            for (value, label) in STATUSES {
+                                ui.selectable_value(&mut form.fields.status, value.to_owned(), label);
+                            }
+                        });
+                    if let Some(error) = form.errors.get("status") {
+                        error_ui(ui, error);
+                    }
+                });
+                ui.end_row();
             });
-            ui.end_row();
         });
+        if !role.may_write() {
+            submit = false;
+        }
         if let Some(general) = &form.general {
             error_ui(ui, general);
         }
         ui.add_space(8.0);
         let mut close = false;
         ui.horizontal(|ui| {
-            let save = ui.add_enabled(!form.busy && !form.deleted_remotely, egui::Button::new("Save"));
-            if (save.clicked() || (submit && !form.busy)) && !form.deleted_remotely {
+            let save = role.may_write()
+                && ui.add_enabled(!form.busy && !form.deleted_remotely, egui::Button::new("Save")).clicked();
+            if (save || (submit && !form.busy)) && !form.deleted_remotely {
                 form.errors = form.fields.validate();
                 form.general = None;
                 if form.errors.is_empty() {
@@ -211,6 +226,7 @@ impl EmployeesScreen {
             close = ui.button("Close").clicked();
             if let Some(id) = form.id
                 && !form.deleted_remotely
+                && role.may_delete()
             {
                 if form.confirm_delete {
                     ui.label("Delete for good?");

@@ -2,7 +2,8 @@
 //! live, and the add / edit / delete form with field errors and conflict handling.
 //!
 //! The screen only draws and returns [`EmployeesAction`]s; the app runs them in the
-//! background. So the benchmark can drive it with no server at all.
+//! background. So the benchmark can drive it with no server at all. What it offers follows
+//! the user's role: staff only read, managers add and edit, admins also delete.
 
 use egui::{Color32, RichText, Sense, Ui};
 use egui_extras::{Column, TableBuilder};
@@ -10,11 +11,10 @@ use uuid::Uuid;
 
 mod form;
 
-use super::{FieldErrors, error_ui, field_ui, status_dot_ui};
+use super::{FieldErrors, error_ui, field_ui};
 use crate::api::ApiError;
-use crate::api::wire::{Employee, LiveMessage, NewEmployee};
+use crate::api::wire::{Employee, LiveMessage, NewEmployee, Role};
 use crate::employees::{Applied, EmployeeStore, Filter, STATUSES, Sort, SortColumn, status_label};
-use crate::live::LiveStatus;
 pub use form::{EmployeeForm, FormFields};
 
 pub const ROW_HEIGHT: f32 = 22.0;
@@ -33,13 +33,12 @@ pub enum EmployeesAction {
     },
     CreateDepartment(String),
     Reload,
-    SignOut,
 }
 
 #[derive(Debug)]
 pub struct EmployeesScreen {
-    pub company: String,
-    pub user: String,
+    /// The signed-in user's role: which controls show. The server refuses the rest anyway.
+    pub role: Role,
     pub store: EmployeeStore,
     pub filter: Filter,
     pub sort: Sort,
@@ -47,15 +46,13 @@ pub struct EmployeesScreen {
     pub form: Option<EmployeeForm>,
     pub loading: bool,
     pub load_error: Option<String>,
-    pub live: LiveStatus,
     pub notice: Option<String>,
 }
 
 impl EmployeesScreen {
-    pub fn new(company: String, user: String) -> Self {
+    pub fn new(role: Role) -> Self {
         Self {
-            company,
-            user,
+            role,
             store: EmployeeStore::default(),
             filter: Filter { query: String::new(), department: None, status: None },
             sort: Sort::default(),
@@ -63,7 +60,6 @@ impl EmployeesScreen {
             form: None,
             loading: false,
             load_error: None,
-            live: LiveStatus::Connecting,
             notice: None,
         }
     }
@@ -180,7 +176,6 @@ impl EmployeesScreen {
 
     pub fn ui(&mut self, ui: &mut Ui) -> Vec<EmployeesAction> {
         let mut actions = Vec::new();
-        egui::Panel::top("employees_top").show(ui, |ui| self.top_bar_ui(ui, &mut actions));
         if self.form.is_some() {
             egui::Panel::right("employee_form").default_size(360.0).resizable(true).show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.form_ui(ui, &mut actions));
@@ -192,19 +187,6 @@ impl EmployeesScreen {
             self.table_ui(ui);
         });
         actions
-    }
-
-    fn top_bar_ui(&mut self, ui: &mut Ui, actions: &mut Vec<EmployeesAction>) {
-        ui.horizontal(|ui| {
-            ui.heading(&self.company);
-            ui.label(RichText::new(format!("signed in as {}", self.user)).weak());
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button("Sign out").clicked() {
-                    actions.push(EmployeesAction::SignOut);
-                }
-                live_indicator_ui(ui, &self.live);
-            });
-        });
     }
 
     fn toolbar_ui(&mut self, ui: &mut Ui) {
@@ -229,7 +211,7 @@ impl EmployeesScreen {
                     ui.selectable_value(&mut self.filter.status, Some(value.to_owned()), label);
                 }
             });
-            if ui.button("Add employee").clicked() {
+            if self.role.may_write() && ui.button("Add employee").clicked() {
                 self.form = Some(EmployeeForm::new_employee());
             }
             let shown = self.store.view(&self.filter, self.sort).len();
@@ -330,18 +312,4 @@ fn sort_arrow_ui(ui: &mut Ui, ascending: bool) {
     let (tip, base) = if ascending { (-4.0, 3.0) } else { (4.0, -3.0) };
     let points = vec![egui::pos2(c.x, c.y + tip), egui::pos2(c.x - 4.0, c.y + base), egui::pos2(c.x + 4.0, c.y + base)];
     ui.painter().add(egui::Shape::convex_polygon(points, ui.visuals().text_color(), egui::Stroke::NONE));
-}
-
-/// A dot and "Live" / "Reconnecting…" / "Offline".
-pub fn live_indicator_ui(ui: &mut Ui, live: &LiveStatus) {
-    let (color, text) = match live {
-        LiveStatus::Live => (Color32::from_rgb(0, 170, 80), "Live".to_owned()),
-        LiveStatus::Connecting => (Color32::from_rgb(230, 160, 0), "Connecting…".to_owned()),
-        LiveStatus::Reconnecting { retry_in, .. } => {
-            (Color32::from_rgb(230, 160, 0), format!("Reconnecting (in {}s)…", retry_in.as_secs().max(1)))
-        }
-        LiveStatus::NeedsSignIn => (Color32::from_rgb(200, 60, 60), "Offline: sign in again".to_owned()),
-        LiveStatus::Stopped(why) => (Color32::GRAY, format!("Offline: {why}")),
-    };
-    status_dot_ui(ui, color, &text);
 }

@@ -90,19 +90,7 @@ impl Wizard {
             field_ui(ui, "Your full name", &mut self.admin_name, self.errors.get("admin.full_name"), false);
             field_ui(ui, "Your e-mail", &mut self.admin_email, self.errors.get("admin.email"), false);
             field_ui(ui, "Choose a password", &mut self.password, self.errors.get("admin.password"), true);
-            ui.label("");
-            let (score, word) = api_types::password::strength(&self.password);
-            ui.horizontal(|ui| {
-                let color = [
-                    Color32::RED,
-                    Color32::from_rgb(230, 120, 0),
-                    Color32::from_rgb(200, 170, 0),
-                    Color32::from_rgb(0, 160, 70),
-                ][score.min(3) as usize];
-                ui.add(egui::ProgressBar::new((score as f32 + 1.0) / 4.0).desired_width(180.0).fill(color));
-                ui.label(format!("Strength: {word}"));
-            });
-            ui.end_row();
+            crate::ui::password::meter_ui(ui, &self.password);
             field_ui(ui, "Confirm password", &mut self.confirm, self.errors.get("confirm"), true);
         });
     }

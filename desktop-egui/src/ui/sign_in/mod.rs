@@ -1,11 +1,17 @@
 //! The first screen: the server address with its connection check, sign-in (e-mail, password,
-//! company), the company chooser, and the way into the company-creation wizard.
+//! company), the company chooser, the way into the company-creation wizard, and the two
+//! forms that stand in for sign-in: accepting an invitation and resetting a password.
+
+mod accept;
+mod reset;
 
 use egui::{Color32, RichText, Ui};
 
 use super::{FieldErrors, error_ui, field_ui, submitted};
 use crate::api::ApiError;
-use crate::api::wire::{Health, SystemStatus, TenantSummary};
+use crate::api::wire::{AcceptInvitation, Health, PasswordResetConfirm, SystemStatus, TenantSummary};
+pub use accept::AcceptForm;
+pub use reset::ResetForm;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerCheck {
@@ -27,14 +33,48 @@ pub struct SignIn {
     pub busy: bool,
     /// The user belongs to several companies: pick one.
     pub choices: Option<Vec<TenantSummary>>,
+    /// What shows in place of the sign-in form.
+    pub mode: Mode,
+    /// A word of success above the form ("your password was changed").
+    pub notice: Option<String>,
+}
+
+/// The sign-in form, or one of the forms that lead to a session another way.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    #[default]
+    SignIn,
+    Accept(AcceptForm),
+    Reset(ResetForm),
+}
+
+/// What a stand-in form asks for.
+#[derive(Debug)]
+enum FormStep {
+    Action(SignInAction),
+    Back,
 }
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignInAction {
     CheckServer(String),
-    SignIn { email: String, password: String, company: Option<String> },
+    SignIn {
+        email: String,
+        password: String,
+        company: Option<String>,
+    },
     CreateCompany,
+    /// `email` is what the invitee typed: remembered for signing in again, never sent.
+    AcceptInvitation {
+        email: String,
+        body: AcceptInvitation,
+    },
+    RequestPasswordReset(String),
+    ConfirmPasswordReset {
+        email: String,
+        body: PasswordResetConfirm,
+    },
 }
 
 impl SignIn {
@@ -49,7 +89,24 @@ impl SignIn {
             general: None,
             busy: false,
             choices: None,
+            mode: Mode::SignIn,
+            notice: None,
         }
+    }
+
+    /// Opens the invitation form with the code from a `nexacore://accept` link.
+    pub fn open_invitation(&mut self, link_or_code: &str) {
+        self.mode = Mode::Accept(AcceptForm::with_code(link_or_code));
+    }
+
+    /// The password was reset: back to sign-in with the new password, which the app sends.
+    pub fn signing_in_after_reset(&mut self, email: String, password: String) -> Option<SignInAction> {
+        self.mode = Mode::SignIn;
+        self.email = email;
+        self.password = password;
+        self.notice = Some("Your password was changed.".into());
+        let company = Some(self.company.trim().to_owned()).filter(|c| !c.is_empty());
+        self.sign_in_action(company)
     }
 
     pub fn on_checked(&mut self, result: Result<(Health, SystemStatus), ApiError>) {
@@ -63,8 +120,13 @@ impl SignIn {
         };
     }
 
-    /// Shows a login failure next to the field it concerns.
+    /// Shows a login failure next to the field it concerns (in the invitation form when that
+    /// is what signed in).
     pub fn on_failed(&mut self, error: &ApiError) {
+        if let Mode::Accept(form) = &mut self.mode {
+            form.on_failed(error);
+            return;
+        }
         self.busy = false;
         self.password.clear();
         self.errors.clear();
@@ -109,6 +171,20 @@ impl SignIn {
             }
         });
         ui.add_space(12.0);
+        let step = match &mut self.mode {
+            Mode::SignIn => None,
+            Mode::Accept(form) => Some(form.ui(ui)),
+            Mode::Reset(form) => Some(form.ui(ui)),
+        };
+        match step {
+            None => {}
+            Some(Some(FormStep::Action(a))) => return Some(a),
+            Some(Some(FormStep::Back)) => {
+                self.mode = Mode::SignIn;
+                return action;
+            }
+            Some(None) => return action,
+        }
         if let Some(choices) = self.choices.clone() {
             ui.label(RichText::new("You belong to several companies. Choose one:").strong());
             for tenant in choices {
@@ -136,6 +212,9 @@ impl SignIn {
         if let Some(general) = &self.general {
             error_ui(ui, general);
         }
+        if let Some(notice) = &self.notice {
+            ui.label(RichText::new(notice).color(Color32::from_rgb(0, 150, 70)));
+        }
         ui.add_space(8.0);
         ui.horizontal(|ui| {
             let button = ui.add_enabled(!self.busy, egui::Button::new("Sign in"));
@@ -146,9 +225,17 @@ impl SignIn {
             if self.busy {
                 ui.spinner();
             }
+            if ui.link("Forgot password?").clicked() {
+                self.mode = Mode::Reset(ResetForm::new(self.email.trim()));
+            }
         });
         ui.add_space(16.0);
         ui.separator();
+        ui.label("Invited to a company?");
+        if ui.button("Accept an invitation…").clicked() {
+            self.mode = Mode::Accept(AcceptForm { email: self.email.trim().to_owned(), ..AcceptForm::default() });
+        }
+        ui.add_space(8.0);
         ui.label("New to NexaCore?");
         if ui.button("Create a new company…").clicked() {
             action = Some(SignInAction::CreateCompany);
