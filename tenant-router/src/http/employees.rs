@@ -93,10 +93,7 @@ impl EmployeesApi {
         let query = ListQuery { limit, cursor: cursor.0, search: q.0, department_id: department_id.0, status };
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let page = employees::list(&mut conn, &query).await.map_err(|e| from_data(e, false))?;
-        Ok(JsonReply(wire::EmployeePage {
-            items: page.items.into_iter().map(Into::into).collect(),
-            next_cursor: page.next_cursor,
-        }))
+        Ok(JsonReply(wire::EmployeePage { items: page.items, next_cursor: page.next_cursor }))
     }
 
     /// Creates an employee.
@@ -117,7 +114,7 @@ impl EmployeesApi {
         let change = employees::create(&mut conn, &new).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        let view = wire::Employee::from(change.value);
+        let view = change.value;
         let (tag, location) = (etag(view.version), format!("/employees/{}", view.id));
         Ok(EmployeeWritten::Created(JsonReply(view), seq, tag, location))
     }
@@ -128,7 +125,7 @@ impl EmployeesApi {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let employee = employees::get(&mut conn, id.0).await.map_err(|e| from_data(e, false))?;
         let tag = etag(employee.version);
-        Ok(EmployeeRead::Ok(JsonReply(employee.into()), tag))
+        Ok(EmployeeRead::Ok(JsonReply(employee), tag))
     }
 
     /// Changes the fields given. With `If-Match` (or `version`), the change applies only to
@@ -163,7 +160,7 @@ impl EmployeesApi {
             .map_err(|e| from_data(e, header_version.is_some()))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        let view = wire::Employee::from(change.value);
+        let view = change.value;
         let tag = etag(view.version);
         Ok(EmployeeWritten::Updated(JsonReply(view), seq, tag))
     }

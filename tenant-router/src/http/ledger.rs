@@ -33,7 +33,7 @@ impl LedgerApi {
     async fn departments(&self, auth: TenantAuth) -> Result<JsonReply<Vec<wire::Department>>, ApiError> {
         let mut conn = self.0.pools.acquire(&auth.0.route).await.map_err(from_pool)?;
         let rows = departments::list(&mut conn).await.map_err(|e| from_data(e, false))?;
-        Ok(JsonReply(rows.into_iter().map(Into::into).collect()))
+        Ok(JsonReply(rows))
     }
 
     /// Creates a department (names are unique ignoring case).
@@ -48,7 +48,7 @@ impl LedgerApi {
         let change = departments::create(&mut conn, &body.0.name).await.map_err(|e| from_data(e, false))?;
         self.0.realtime.published(auth.0.route.id, &change.event).await;
         let seq = change.seq();
-        Ok(DepartmentCreated::Created(JsonReply(change.value.into()), seq))
+        Ok(DepartmentCreated::Created(JsonReply(change.value), seq))
     }
 
     /// The chart of accounts, by code.

@@ -6,9 +6,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, FromRow, PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 use time::macros::date;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -32,71 +32,29 @@ pub const EARLIEST_HIRE_DATE: Date = date!(1900 - 01 - 01);
 
 time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
 
-/// One employee, as stored and as sent to clients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Employee {
-    pub id: Uuid,
-    pub first_name: String,
-    pub last_name: String,
-    /// Lower case.
-    pub email: String,
-    pub job_title: Option<String>,
-    pub department_id: Option<Uuid>,
-    /// Serialised as `"YYYY-MM-DD"`.
-    #[serde(with = "iso_date")]
-    pub hire_date: Date,
-    pub status: EmployeeStatus,
-    /// 1 when created, +1 on every update.
-    pub version: i64,
-    /// Serialised as RFC 3339.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// Serialised as RFC 3339.
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
+/// One employee: the wire type itself, so what is stored, what the API answers and what the
+/// outbox event carries are one definition.
+pub use api_types::employees::{Employee, EmployeeStatus};
 
-impl FromRow<'_, PgRow> for Employee {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
-        Ok(Employee {
-            id: row.try_get("id")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            email: row.try_get("email")?,
-            job_title: row.try_get("job_title")?,
-            department_id: row.try_get("department_id")?,
-            hire_date: row.try_get("hire_date")?,
-            status: EmployeeStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
-                index: "status".to_owned(),
-                source: format!("unknown employee status {status:?}").into(),
-            })?,
-            version: row.try_get("version")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
-
-pub use api_types::employees::EmployeeStatus;
-
-/// The row on the wire: what the API answers and the outbox event carries.
-impl From<Employee> for api_types::employees::Employee {
-    fn from(e: Employee) -> Self {
-        Self {
-            id: e.id,
-            first_name: e.first_name,
-            last_name: e.last_name,
-            email: e.email,
-            job_title: e.job_title,
-            department_id: e.department_id,
-            hire_date: api_types::employees::IsoDate(e.hire_date),
-            status: e.status,
-            version: e.version,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-        }
-    }
+/// Reads an employee row (every column of `employees`).
+fn from_row(row: PgRow) -> Result<Employee, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Employee {
+        id: row.try_get("id")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        email: row.try_get("email")?,
+        job_title: row.try_get("job_title")?,
+        department_id: row.try_get("department_id")?,
+        hire_date: api_types::employees::IsoDate(row.try_get("hire_date")?),
+        status: EmployeeStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".to_owned(),
+            source: format!("unknown employee status {status:?}").into(),
+        })?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
 }
 
 /// The writable fields of a new employee.
@@ -338,7 +296,7 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<Page, Da
     let first_word_pattern =
         search.as_deref().and_then(|s| s.split(' ').next()).map(|w| format!("{}%", like_escape(w)));
 
-    let mut items: Vec<Employee> = sqlx::query_as(
+    let mut items: Vec<Employee> = sqlx::query(
         r#"
         SELECT id, first_name, last_name, email, job_title, department_id, hire_date, status, version,
                created_at, updated_at
@@ -364,6 +322,7 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<Page, Da
     .bind(pattern)
     .bind(first_word_pattern)
     .bind(i64::from(query.limit) + 1)
+    .try_map(from_row)
     .fetch_all(conn)
     .await?;
 
@@ -379,7 +338,7 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<Page, Da
 
 /// The employee with this id; [`DataError::NotFound`] if there is none.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Employee, DataError> {
-    sqlx::query_as(
+    sqlx::query(
         r#"
         SELECT id, first_name, last_name, email, job_title, department_id, hire_date, status, version,
                created_at, updated_at
@@ -388,6 +347,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Employee, DataErro
         "#,
     )
     .bind(id)
+    .try_map(from_row)
     .fetch_optional(conn)
     .await?
     .ok_or(DataError::NotFound)
@@ -400,7 +360,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Employee, DataErro
 pub async fn create(conn: &mut PgConnection, new: &NewEmployee) -> Result<Change<Employee>, DataError> {
     let new = validate_new(new)?;
     let mut tx = conn.begin().await?;
-    let employee: Employee = sqlx::query_as(
+    let employee: Employee = sqlx::query(
         r#"
         INSERT INTO employees (id, first_name, last_name, email, job_title, department_id, hire_date, status)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -416,12 +376,11 @@ pub async fn create(conn: &mut PgConnection, new: &NewEmployee) -> Result<Change
     .bind(new.department_id)
     .bind(new.hire_date)
     .bind(new.status.unwrap_or(EmployeeStatus::Active).as_str())
+    .try_map(from_row)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
-    let event =
-        record_event(&mut tx, CHANNEL, "created", employee.id, &api_types::employees::Employee::from(employee.clone()))
-            .await?;
+    let event = record_event(&mut tx, CHANNEL, "created", employee.id, &employee).await?;
     tx.commit().await?;
     Ok(Change { value: employee, event })
 }
@@ -441,7 +400,7 @@ pub async fn update(
     let patch = validate_patch(patch)?;
     let mut tx = conn.begin().await?;
     // The CASE flags tell "leave as is" from "set to NULL" for the nullable columns.
-    let updated: Option<Employee> = sqlx::query_as(
+    let updated: Option<Employee> = sqlx::query(
         r#"
         UPDATE employees SET
             first_name    = COALESCE($3, first_name),
@@ -467,6 +426,7 @@ pub async fn update(
     .bind(patch.department_id.flatten())
     .bind(patch.hire_date)
     .bind(patch.status.map(EmployeeStatus::as_str))
+    .try_map(from_row)
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| map_violation(e, CONSTRAINTS))?;
@@ -474,9 +434,7 @@ pub async fn update(
         tx.rollback().await?;
         return Err(lost_write(conn, id).await);
     };
-    let event =
-        record_event(&mut tx, CHANNEL, "updated", employee.id, &api_types::employees::Employee::from(employee.clone()))
-            .await?;
+    let event = record_event(&mut tx, CHANNEL, "updated", employee.id, &employee).await?;
     tx.commit().await?;
     Ok(Change { value: employee, event })
 }
