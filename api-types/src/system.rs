@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 pub struct Health {
     pub status: String,
     pub version: String,
+    /// Which service answers: [`Health::CONTROL_PLANE`] or [`Health::ROUTER`] (so a client given
+    /// the router's address can say which address to enter instead).
+    pub service: String,
+}
+
+impl Health {
+    pub const CONTROL_PLANE: &str = "control-plane";
+    pub const ROUTER: &str = "tenant-router";
 }
 
 /// `GET /system/status`: maintenance and the client versions served.

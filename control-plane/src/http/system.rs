@@ -21,7 +21,11 @@ impl SystemApi {
     #[oai(path = "/health", method = "get")]
     async fn health(&self) -> Result<Json<Health>, ApiError> {
         sqlx::query("SELECT 1").execute(&self.0.catalog).await?;
-        Ok(Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }))
+        Ok(Json(Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            service: Health::CONTROL_PLANE.into(),
+        }))
     }
 
     /// Global maintenance state and the supported client versions (public).

@@ -24,6 +24,12 @@ pub enum ApiError {
     /// Something answered, but not like a NexaCore server.
     #[error("this address answers, but it is not a NexaCore server ({0})")]
     NotNexaCore(String),
+    /// The address is the tenant router's (data) rather than the control plane's (sign-in).
+    #[error(
+        "this is NexaCore's data server (tenant router); enter the sign-in server's address instead \
+         (`ops up` prints it as \"control plane\", by default http://127.0.0.1:8080)"
+    )]
+    RouterAddress,
     /// `426`: this app is older than the oldest version the platform serves.
     #[error("this version of the app is no longer supported")]
     UpgradeRequired { min_client_version: String, latest_version: String },
@@ -148,6 +154,9 @@ impl Client {
             })?;
         if health.status != "ok" {
             return Err(ApiError::NotNexaCore("/health did not say ok".into()));
+        }
+        if health.service == Health::ROUTER {
+            return Err(ApiError::RouterAddress);
         }
         let status = self.system_status(base, None).await?;
         if status.min_client_version.is_empty() {

@@ -43,6 +43,19 @@ fn an_unreachable_server_is_reported_by_the_connection_check() {
 }
 
 #[test]
+fn the_routers_address_is_told_apart_from_the_sign_in_servers() {
+    let stack = Stack::start();
+    let mut app = stack.app();
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+    replace_text(&mut app, "Server", &stack.router);
+    click(&mut app, "Check connection");
+    wait_for_label_containing(&mut app, "This is NexaCore's data server (tenant router)");
+    replace_text(&mut app, "Server", &stack.control_plane);
+    click(&mut app, "Check connection");
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+}
+
+#[test]
 fn a_user_of_several_companies_chooses_one() {
     let stack = Stack::start();
     let first = stack.signup(&unique("first-"));

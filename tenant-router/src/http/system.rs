@@ -18,7 +18,7 @@ impl SystemApi {
     /// Liveness.
     #[oai(path = "/health", method = "get")]
     async fn health(&self) -> Json<Health> {
-        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into(), service: Health::ROUTER.into() })
     }
 
     /// Maintenance state and supported client versions (public). With a bearer token, the

@@ -112,7 +112,10 @@ impl SignIn {
     pub fn on_checked(&mut self, result: Result<(Health, SystemStatus), ApiError>) {
         self.check = match result {
             Ok((health, status)) => ServerCheck::Ok { version: health.version, status },
-            Err(e @ ApiError::NotNexaCore(_)) => ServerCheck::Failed(e.to_string()),
+            Err(e @ (ApiError::NotNexaCore(_) | ApiError::RouterAddress)) => {
+                let text = e.to_string();
+                ServerCheck::Failed(text[..1].to_uppercase() + &text[1..])
+            }
             Err(ApiError::Unreachable(why)) => {
                 ServerCheck::Failed(format!("Cannot reach the server ({why}). Check the address and your connection."))
             }
