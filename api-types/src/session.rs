@@ -31,6 +31,7 @@ pub struct TenantSummary {
 /// A signed-in session: what a login answers (and, with role `admin`, a signup).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
 #[serde(default)]
 pub struct LoginToken {
     pub access_token: String,
@@ -42,6 +43,21 @@ pub struct LoginToken {
     /// The tenant router's URL for data calls.
     pub api_url: String,
     pub ws_url: String,
+    /// Trade it at `POST /auth/refresh` for a new access token (and a new refresh token) before
+    /// `expires_in` runs out; each works once. Keep it secret (the OS keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the sign-in ends, however often it is refreshed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+}
+
+/// `POST /auth/refresh` and `POST /auth/logout`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct RefreshRequest {
+    #[cfg_attr(feature = "openapi", oai(write_only, validator(min_length = 1, max_length = 200)))]
+    pub refresh_token: String,
 }
 
 /// The answer to a login of a user in several companies without `tenant`.

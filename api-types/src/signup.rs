@@ -58,6 +58,7 @@ pub struct CreateTenantRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
 pub struct CreateTenantResponse {
     pub tenant: TenantSummary,
     /// A token for the new company's admin.
@@ -66,6 +67,11 @@ pub struct CreateTenantResponse {
     pub expires_in: u64,
     pub api_url: String,
     pub ws_url: String,
+    /// See [`crate::session::LoginToken::refresh_token`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ use crate::fleet::{Fleet, RegisterError};
 use crate::identity::gate::PasswordGate;
 use crate::identity::hashing::PasswordHashing;
 use crate::identity::keys::Keyring;
+use crate::identity::sessions::Sessions;
 use crate::identity::throttle::PasswordThrottle;
 use crate::identity::tokens::TokenIssuer;
 use crate::login::LoginService;
@@ -140,11 +141,17 @@ impl App {
             hashing: PasswordHashing::new(config.password_hashing),
         });
         let mail = Arc::new(MailSender::new(pool.clone(), master.clone(), config.mail.clone())?);
-        let people = People {
+        let sessions = Arc::new(Sessions {
             catalog: pool.clone(),
             master: master.clone(),
             keys: keys.clone(),
             issuer: issuer.clone(),
+            lifetime: config.session_lifetime,
+        });
+        let people = People {
+            catalog: pool.clone(),
+            master: master.clone(),
+            sessions: sessions.clone(),
             passwords: passwords.clone(),
             mail: mail.clone(),
             settings: config.people.clone(),
@@ -164,7 +171,8 @@ impl App {
             fleet,
             provisioner,
             migrations,
-            login: LoginService { catalog: pool.clone(), keys: keys.clone(), issuer: issuer.clone(), passwords },
+            login: LoginService { catalog: pool.clone(), sessions: sessions.clone(), passwords },
+            sessions,
             people,
             mail,
             keys,

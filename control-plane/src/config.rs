@@ -52,6 +52,9 @@ pub struct Config {
     /// The tenant router's public URL, returned by login as `api_url`.
     pub router_url: String,
     pub token_ttl: Duration,
+    /// How long a sign-in lasts with refreshes (`NEXACORE_SESSION_LIFETIME_SECS`, default 14 h:
+    /// a working day without asking for the password again).
+    pub session_lifetime: Duration,
     pub token_issuer: String,
     pub token_audience: String,
     pub signup: SignupPolicy,
@@ -103,6 +106,7 @@ impl Config {
             signing_key_pem: None,
             router_url: "http://127.0.0.1:8081".into(),
             token_ttl: Duration::from_secs(3600),
+            session_lifetime: Duration::from_secs(14 * 3600),
             token_issuer: tenancy::claims::DEFAULT_ISSUER.into(),
             token_audience: tenancy::claims::DEFAULT_AUDIENCE.into(),
             signup: SignupPolicy::Public,
@@ -166,6 +170,10 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL") {
             config.mail.download_url = v;
+        }
+        if let Some(v) = var("NEXACORE_SESSION_LIFETIME_SECS") {
+            config.session_lifetime =
+                Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_SESSION_LIFETIME_SECS", e))?);
         }
         if let Some(v) = var("NEXACORE_TOKEN_TTL_SECS") {
             config.token_ttl = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_TOKEN_TTL_SECS", e))?);

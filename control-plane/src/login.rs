@@ -9,8 +9,7 @@ use sqlx::PgPool;
 
 use crate::catalog::users::{self, MembershipView};
 use crate::identity::gate::{GateError, PasswordGate};
-use crate::identity::keys::Keyring;
-use crate::identity::tokens::{AccessToken, TokenError, TokenIssuer};
+use crate::identity::sessions::{SessionError, Sessions, SignedIn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -27,14 +26,14 @@ pub enum LoginError {
     #[error("you are not a member of any active company")]
     NoCompany,
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Session(#[from] SessionError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
 
 pub enum LoginOutcome {
     Signed {
-        token: AccessToken,
+        token: SignedIn,
         tenant: MembershipView,
     },
     /// The user belongs to several companies and named none.
@@ -43,8 +42,7 @@ pub enum LoginOutcome {
 
 pub struct LoginService {
     pub catalog: PgPool,
-    pub keys: Arc<Keyring>,
-    pub issuer: TokenIssuer,
+    pub sessions: Arc<Sessions>,
     pub passwords: Arc<PasswordGate>,
 }
 
@@ -87,7 +85,7 @@ impl LoginService {
         // The catalog allows only the roles tokens know; a role this build does not know gets
         // no token rather than a guessed one.
         let role = tenancy::Role::parse(&chosen.role).ok_or(LoginError::NotAMember)?;
-        let token = self.issuer.issue(&self.keys, user.id, chosen.tenant_id, role, chosen.token_epoch).await?;
+        let token = self.sessions.start(user.id, chosen.tenant_id, role, chosen.token_epoch).await?;
         users::touch_login(&self.catalog, user.id).await?;
         Ok(LoginOutcome::Signed { token, tenant: chosen })
     }

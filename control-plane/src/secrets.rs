@@ -75,6 +75,11 @@ impl MasterKey {
         self.derive(b"one-time-code", normalize_code(code).as_bytes()).to_vec()
     }
 
+    /// A keyed hash of a refresh token, as the catalog keeps it.
+    pub fn refresh_token_hash(&self, token: &str) -> Vec<u8> {
+        self.derive(b"refresh-token", token.as_bytes()).to_vec()
+    }
+
     fn cipher(&self) -> ChaCha20Poly1305 {
         let key = self.derive(b"at-rest-encryption", b"v1");
         ChaCha20Poly1305::new(Key::from_slice(&key))

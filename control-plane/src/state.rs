@@ -21,6 +21,7 @@ pub struct AppState {
     pub provisioner: Arc<Provisioner>,
     pub migrations: Arc<Migrations>,
     pub login: LoginService,
+    pub sessions: Arc<crate::identity::sessions::Sessions>,
     pub people: People,
     pub mail: Arc<MailSender>,
     pub keys: Arc<Keyring>,

@@ -8,12 +8,20 @@ use secrecy::SecretString;
 
 use super::security::client_address;
 use super::wire::{LoginRequest, LoginResponse, LoginToken, TenantChoice, TenantSummary};
+use crate::identity::sessions::{Refreshed, SessionError};
 use crate::login::{LoginError, LoginOutcome};
 use crate::state::AppState;
+use api_types::session::RefreshRequest;
 use http_api::JsonBody;
 use http_api::{ApiError, ErrorBody};
 
 pub struct AuthApi(pub Arc<AppState>);
+
+#[derive(poem_openapi::ApiResponse)]
+pub enum LoggedOut {
+    #[oai(status = 204)]
+    NoContent,
+}
 
 #[OpenApi(tag = "super::signup::Tag::Identity")]
 impl AuthApi {
@@ -54,9 +62,9 @@ impl AuthApi {
             })?;
         Ok(Json(match outcome {
             LoginOutcome::Signed { token, tenant } => LoginResponse::Token(LoginToken {
-                access_token: token.token,
+                access_token: token.access.token,
                 token_type: "Bearer".into(),
-                expires_in: token.expires_in,
+                expires_in: token.access.expires_in,
                 tenant: TenantSummary {
                     id: tenant.tenant_id,
                     slug: tenant.slug,
@@ -66,6 +74,8 @@ impl AuthApi {
                 role: tenant.role,
                 api_url: self.0.router_url.clone(),
                 ws_url: self.0.ws_url(),
+                refresh_token: Some(token.refresh_token),
+                refresh_expires_in: Some(token.refresh_expires_in),
             }),
             LoginOutcome::Choose(list) => LoginResponse::Choose(TenantChoice {
                 tenants: list
@@ -74,6 +84,38 @@ impl AuthApi {
                     .collect(),
             }),
         }))
+    }
+
+    /// Trades a refresh token (once) for a new access token and a new refresh token of the same
+    /// sign-in, with the membership's current role. A refresh token presented twice ends the
+    /// whole sign-in (it was copied). `401` when the sign-in has ended: sign in again.
+    #[oai(path = "/auth/refresh", method = "post")]
+    async fn refresh(&self, body: JsonBody<RefreshRequest>) -> Result<Json<LoginToken>, ApiError> {
+        let refreshed = self.0.sessions.refresh(&body.0.refresh_token).await.map_err(|e| match e {
+            SessionError::Ended => ApiError::Unauthorized(Json(ErrorBody::new("session_ended", e.to_string()))),
+            SessionError::Reused => ApiError::Unauthorized(Json(ErrorBody::new("refresh_reused", e.to_string()))),
+            other => ApiError::internal(other),
+        })?;
+        let Refreshed { signed, tenant, role } = refreshed;
+        Ok(Json(LoginToken {
+            access_token: signed.access.token,
+            token_type: "Bearer".into(),
+            expires_in: signed.access.expires_in,
+            tenant: TenantSummary { id: tenant.id, slug: tenant.slug, name: tenant.name, status: tenant.status },
+            role: role.as_str().into(),
+            api_url: self.0.router_url.clone(),
+            ws_url: self.0.ws_url(),
+            refresh_token: Some(signed.refresh_token),
+            refresh_expires_in: Some(signed.refresh_expires_in),
+        }))
+    }
+
+    /// Signs out: the refresh token's sign-in ends (its access tokens run out within their
+    /// lifetime). Always `204`.
+    #[oai(path = "/auth/logout", method = "post")]
+    async fn logout(&self, body: JsonBody<RefreshRequest>) -> Result<LoggedOut, ApiError> {
+        self.0.sessions.end(&body.0.refresh_token).await.map_err(ApiError::internal)?;
+        Ok(LoggedOut::NoContent)
     }
 
     /// The public keys that verify access tokens (RFC 7517). Every key that still verifies is

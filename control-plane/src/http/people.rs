@@ -102,20 +102,22 @@ impl PeopleApi {
     async fn accept(&self, req: &Request, body: JsonBody<AcceptInvitation>) -> Result<SignedIn, ApiError> {
         let body = body.0;
         let client = client_address(req);
-        let Accepted { token, tenant, role } = self
+        let Accepted { signed, tenant, role } = self
             .0
             .people
             .accept(&body.code, SecretString::from(body.password), &body.full_name, client.as_deref())
             .await
             .map_err(api_error)?;
         Ok(SignedIn::Created(Json(LoginToken {
-            access_token: token.token,
+            access_token: signed.access.token,
             token_type: "Bearer".into(),
-            expires_in: token.expires_in,
+            expires_in: signed.access.expires_in,
             tenant: TenantSummary { id: tenant.id, slug: tenant.slug, name: tenant.name, status: tenant.status },
             role: role.as_str().into(),
             api_url: self.0.router_url.clone(),
             ws_url: self.0.ws_url(),
+            refresh_token: Some(signed.refresh_token),
+            refresh_expires_in: Some(signed.refresh_expires_in),
         })))
     }
 

@@ -124,18 +124,20 @@ impl TenantsApi {
             }
             other => ApiError::internal(other),
         })?;
-        let token = state
-            .issuer
-            .issue(&state.keys, done.admin_user, done.tenant.id, tenancy::Role::Admin, done.admin_epoch)
+        let signed = state
+            .sessions
+            .start(done.admin_user, done.tenant.id, tenancy::Role::Admin, done.admin_epoch)
             .await
             .map_err(ApiError::internal)?;
         Ok(Created::Created(Json(CreateTenantResponse {
             tenant: TenantSummary::from(&done.tenant),
-            access_token: token.token,
+            access_token: signed.access.token,
             token_type: "Bearer".into(),
-            expires_in: token.expires_in,
+            expires_in: signed.access.expires_in,
             api_url: state.router_url.clone(),
             ws_url: state.ws_url(),
+            refresh_token: Some(signed.refresh_token),
+            refresh_expires_in: Some(signed.refresh_expires_in),
         })))
     }
 

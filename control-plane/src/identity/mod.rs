@@ -5,5 +5,6 @@ pub mod gate;
 pub mod hashing;
 pub mod keys;
 pub mod password;
+pub mod sessions;
 pub mod throttle;
 pub mod tokens;

@@ -13,7 +13,7 @@ use crate::catalog::{tenants, users};
 use crate::domain::Email;
 use crate::identity::gate::GateError;
 use crate::identity::password;
-use crate::identity::tokens::AccessToken;
+use crate::identity::sessions::SignedIn;
 use crate::mail::{self, templates};
 
 fn view(row: InvitationRow) -> Invitation {
@@ -36,7 +36,7 @@ fn view(row: InvitationRow) -> Invitation {
 
 /// A signed-in session from an accepted invitation.
 pub struct Accepted {
-    pub token: AccessToken,
+    pub signed: SignedIn,
     pub tenant: tenants::TenantRow,
     pub role: Role,
 }
@@ -236,9 +236,9 @@ impl People {
         audit::record(&mut *tx, &actor, "invitation.accepted", Some(tenant.id), details).await?;
         tx.commit().await?;
 
-        let token = self.issuer.issue(&self.keys, user, tenant.id, role, epoch).await?;
+        let signed = self.sessions.start(user, tenant.id, role, epoch).await?;
         users::touch_login(&self.catalog, user).await?;
-        Ok(Accepted { token, tenant, role })
+        Ok(Accepted { signed, tenant, role })
     }
 
     /// The invitation of a code, locked, if it can still be accepted; else why not.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{Caller, People, PeopleError};
 use crate::catalog::audit;
+use crate::catalog::refresh_tokens;
 use crate::catalog::users::{self, MemberRow};
 
 fn view(row: MemberRow) -> Member {
@@ -55,6 +56,7 @@ impl People {
             return Err(last_admin("removed"));
         }
         users::remove_membership(&mut *tx, caller.tenant, user).await?;
+        refresh_tokens::revoke_user(&mut *tx, user, Some(caller.tenant)).await?;
         let details = json!({ "user": user, "email": member.email, "role": member.role });
         audit::record(&mut *tx, &caller.actor(), "member.removed", Some(caller.tenant), details).await?;
         tx.commit().await?;

@@ -15,8 +15,7 @@ use uuid::Uuid;
 
 use crate::catalog::audit::Actor;
 use crate::identity::gate::PasswordGate;
-use crate::identity::keys::Keyring;
-use crate::identity::tokens::{TokenError, TokenIssuer};
+use crate::identity::sessions::{SessionError, Sessions};
 use crate::mail::sender::MailSender;
 use crate::rate_limit::RateLimiter;
 use crate::secrets::MasterKey;
@@ -87,7 +86,7 @@ pub enum PeopleError {
     #[error("the service is busy checking passwords; try again in a moment")]
     Busy(Duration),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Session(#[from] SessionError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -101,8 +100,7 @@ impl PeopleError {
 pub struct People {
     pub(crate) catalog: PgPool,
     pub(crate) master: Arc<MasterKey>,
-    pub(crate) keys: Arc<Keyring>,
-    pub(crate) issuer: TokenIssuer,
+    pub(crate) sessions: Arc<Sessions>,
     pub(crate) passwords: Arc<PasswordGate>,
     pub(crate) mail: Arc<MailSender>,
     pub(crate) settings: PeopleSettings,

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{Caller, People, PeopleError, new_code, readable};
 use crate::catalog::audit::{self, Actor};
-use crate::catalog::{password_resets, users};
+use crate::catalog::{password_resets, refresh_tokens, users};
 use crate::domain::Email;
 use crate::identity::gate::GateError;
 use crate::identity::password;
@@ -39,6 +39,7 @@ impl People {
         let hash = self.new_hash(&user.email, "new_password", new).await?;
         let mut tx = self.catalog.begin().await?;
         users::set_password(&mut *tx, user.id, &hash).await?;
+        refresh_tokens::revoke_user(&mut *tx, user.id, None).await?;
         password_resets::void_for_user(&mut *tx, user.id).await?;
         mail::enqueue(&mut *tx, &self.master, &templates::password_changed(&user.email)).await?;
         audit::record(&mut *tx, &caller.actor(), "password.changed", Some(caller.tenant), json!({ "user": user.id }))
@@ -80,6 +81,7 @@ impl People {
         let user = users::by_id(&mut *tx, user).await?.ok_or_else(|| PeopleError::NotFound("no such user".into()))?;
         let hash = self.new_hash(&user.email, "new_password", new).await?;
         users::set_password(&mut *tx, user.id, &hash).await?;
+        refresh_tokens::revoke_user(&mut *tx, user.id, None).await?;
         password_resets::void_for_user(&mut *tx, user.id).await?;
         mail::enqueue(&mut *tx, &self.master, &templates::password_changed(&user.email)).await?;
         let actor = Actor(format!("reset@{}", client.unwrap_or("unknown")));

@@ -12,4 +12,5 @@ mod openapi;
 mod people;
 mod realtime;
 mod revocation;
+mod sessions;
 mod tokens;

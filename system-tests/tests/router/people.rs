@@ -130,6 +130,7 @@ async fn an_invited_staff_member_reads_is_promoted_and_is_cut_off_when_removed()
     let (status, signed) = call(&platform, Method::POST, "/auth/login", "", Some(login)).await;
     assert_eq!((status, signed["role"].as_str()), (StatusCode::OK, Some("manager")), "{signed}");
     let manager = signed["access_token"].as_str().unwrap().to_owned();
+    let manager_refresh = signed["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(router(&platform, Method::POST, "/employees", &manager, Some(employee(2))).await, 201);
 
     // Removed: token refused and socket closed.
@@ -140,6 +141,9 @@ async fn an_invited_staff_member_reads_is_promoted_and_is_cut_off_when_removed()
     let took = until_refused(&platform, &manager).await;
     println!("a removal refused the token after {took:?}");
     assert_eq!(close_code(&mut socket, Duration::from_secs(10)).await, 4001, "the live socket closes");
+    let refresh = json!({"refresh_token": manager_refresh});
+    let (status, _) = call(&platform, Method::POST, "/auth/refresh", "", Some(refresh)).await;
+    assert_eq!(status, 401, "a removal ends the member's sign-ins");
     platform.stop().await.unwrap();
 }
 
