@@ -22,6 +22,7 @@ impl From<&TenantRow> for TenantSummary {
 }
 
 #[derive(Debug, Union)]
+#[allow(clippy::large_enum_variant, reason = "built once per login and serialised at once")]
 pub enum LoginResponse {
     Token(LoginToken),
     Choose(TenantChoice),

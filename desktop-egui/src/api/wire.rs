@@ -17,6 +17,7 @@ pub use api_types::system::{Health, SystemStatus};
 pub use api_types::{ErrorBody, FieldProblem};
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "one answer per sign-in, handled at once")]
 pub enum LoginOutcome {
     Signed(LoginToken),
     /// The user belongs to several companies: pick one and log in again with its slug.

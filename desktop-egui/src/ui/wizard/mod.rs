@@ -44,6 +44,7 @@ pub enum SlugState {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "one per wizard")]
 pub enum CreateState {
     NotStarted,
     InFlight,
