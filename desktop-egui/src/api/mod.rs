@@ -187,6 +187,22 @@ impl Client {
         Ok(LoginOutcome::Signed(token))
     }
 
+    /// Trades the refresh token for a new access token (and refresh token) of the same sign-in.
+    pub async fn refresh(&self, base: &str, refresh_token: &str) -> Result<LoginToken, ApiError> {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        let token: LoginToken = self.send(self.request(Method::POST, base, "/auth/refresh", None).json(&body)).await?;
+        if token.access_token.is_empty() {
+            return Err(ApiError::NotNexaCore("the refresh answer lacks a token".into()));
+        }
+        Ok(token)
+    }
+
+    /// Ends the sign-in the refresh token belongs to.
+    pub async fn logout(&self, base: &str, refresh_token: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.send_raw(self.request(Method::POST, base, "/auth/logout", None).json(&body)).await.map(|_| ())
+    }
+
     pub async fn signup_options(&self, base: &str) -> Result<SignupOptions, ApiError> {
         self.send(self.request(Method::GET, base, "/signup/options", None)).await
     }

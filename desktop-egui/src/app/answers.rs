@@ -23,6 +23,25 @@ impl NexaApp {
             Msg::SignIn(answer) => self.on_sign_in_answer(answer),
             Msg::PasswordChanged { password, result } => self.on_password_changed(password, result),
             Msg::Live(update) => self.on_live(update),
+            Msg::RenewDue { token } => {
+                if self.session.as_ref().is_some_and(|s| s.token == token) {
+                    self.renew();
+                }
+            }
+            Msg::Renewed(Ok(token)) => self.on_signed_in_again(Ok(LoginOutcome::Signed(token))),
+            Msg::Renewed(Err(ApiError::Unreachable(_))) => {
+                // The server is away for now: try again shortly, the token may still have time.
+                if let Some(session) = &self.session {
+                    let token = session.token.clone();
+                    self.backend.spawn_after(Duration::from_secs(10), async move { Msg::RenewDue { token } });
+                }
+            }
+            Msg::Renewed(Err(error)) => {
+                // The sign-in ended (signed out elsewhere, too old, access withdrawn): ask.
+                if error.status() == Some(401) || !self.handle_global_error(&error) {
+                    self.ask_to_sign_in_again("Your session has ended.");
+                }
+            }
         }
     }
 
@@ -51,7 +70,11 @@ impl NexaApp {
                     session.expires_at = expiry_of(&token);
                     role_changed = session.role != role;
                     session.role = role;
+                    if token.refresh_token.is_some() {
+                        session.refresh_token = token.refresh_token.clone();
+                    }
                 }
+                self.schedule_renewal(token.expires_in);
                 if let Some(live) = &mut self.live {
                     live.new_token(token.access_token);
                 }
@@ -269,7 +292,7 @@ impl NexaApp {
                         self.reload();
                     }
                 }
-                Some(SystemNotice::TokenExpiring(_)) => self.ask_to_sign_in_again("Your session is about to expire."),
+                Some(SystemNotice::TokenExpiring(_)) => self.renew(),
                 // The live task turns a resync into `LiveUpdate::Resync`.
                 Some(SystemNotice::Resync(_)) => {}
                 None if message.channel == channel::SYSTEM => {}

@@ -47,6 +47,12 @@ pub enum Msg {
         result: Result<(), ApiError>,
     },
     Live(LiveUpdate),
+    /// Time to renew the access token `token` (ignored if another one replaced it meanwhile).
+    RenewDue {
+        token: String,
+    },
+    /// `POST /auth/refresh` answered.
+    Renewed(Result<LoginToken, ApiError>),
 }
 
 /// Answers to the employees screen's data calls.
@@ -132,6 +138,8 @@ pub struct Session {
     pub role: Role,
     /// When the token runs out: a refusal well before that means access was withdrawn.
     pub expires_at: Instant,
+    /// Renews the access token before it runs out (in memory only, like the token).
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug)]

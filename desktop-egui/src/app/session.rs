@@ -68,7 +68,9 @@ impl NexaApp {
             tenant: token.tenant,
             email,
             role,
+            refresh_token: token.refresh_token.clone(),
         });
+        self.schedule_renewal(token.expires_in);
         self.live = None;
         self.maintenance = None;
         self.reauth = None;
@@ -131,7 +133,37 @@ impl NexaApp {
         self.live = Some(LiveHandle { commands, abort, tokens_sent: 0 });
     }
 
+    /// Renews the token a minute before it runs out (or at once if it has less left).
+    pub(super) fn schedule_renewal(&self, expires_in: u64) {
+        let Some(session) = &self.session else { return };
+        if session.refresh_token.is_none() {
+            return;
+        }
+        let delay = Duration::from_secs(expires_in.saturating_sub(60));
+        let token = session.token.clone();
+        self.backend.spawn_after(delay, async move { Msg::RenewDue { token } });
+    }
+
+    /// Trades the refresh token for a new access token, silently.
+    pub(super) fn renew(&mut self) {
+        let Some(refresh_token) = self.session.as_ref().and_then(|s| s.refresh_token.clone()) else {
+            self.ask_to_sign_in_again("Your session is about to expire.");
+            return;
+        };
+        let client = self.backend.client.clone();
+        let base = self.settings.server_url.clone();
+        self.backend.spawn(async move { Msg::Renewed(client.refresh(&base, &refresh_token).await) });
+    }
+
     pub(super) fn sign_out(&mut self) {
+        // The sign-in ends on the server too, so the refresh token is worthless if it leaked.
+        if let Some(refresh_token) = self.session.as_ref().and_then(|s| s.refresh_token.clone()) {
+            let client = self.backend.client.clone();
+            let base = self.settings.server_url.clone();
+            self.backend.spawn_task(async move {
+                let _ = client.logout(&base, &refresh_token).await;
+            });
+        }
         self.live = None;
         self.session = None;
         self.maintenance = None;

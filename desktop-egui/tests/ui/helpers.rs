@@ -159,6 +159,20 @@ impl Stack {
         Company { slug: company.slug, name: company.name, email: company.admin_email, token: company.token }
     }
 
+    /// Ends the sign-in of `refresh_token` (as a sign-out elsewhere would).
+    pub fn logout(&self, refresh_token: &str) {
+        let body = json!({ "refresh_token": refresh_token });
+        let (status, _) = self.send(self.http.post(format!("{}/auth/logout", self.control_plane)).json(&body));
+        assert_eq!(status, 204);
+    }
+
+    /// `POST /auth/refresh` with `refresh_token`: its status and the next refresh token.
+    pub fn refresh(&self, refresh_token: &str) -> (u16, Option<String>) {
+        let body = json!({ "refresh_token": refresh_token });
+        let (status, answer) = self.send(self.http.post(format!("{}/auth/refresh", self.control_plane)).json(&body));
+        (status, answer["refresh_token"].as_str().map(str::to_owned))
+    }
+
     pub fn add_employee(&self, company: &Company, first: &str, last: &str) -> Value {
         let body = json!({
             "first_name": first, "last_name": last, "hire_date": "2024-01-15",

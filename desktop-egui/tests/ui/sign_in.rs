@@ -72,8 +72,8 @@ fn a_user_of_several_companies_chooses_one() {
 }
 
 #[test]
-fn an_expiring_token_asks_to_sign_in_again_and_keeps_unsaved_input() {
-    // Tokens live 20 s and the router warns 15 s ahead: the warning comes ~5 s after sign-in.
+fn a_sign_in_that_cannot_be_renewed_asks_for_the_password_and_keeps_unsaved_input() {
+    // Tokens live 20 s and the router warns 15 s ahead: the renewal comes within ~5 s of sign-in.
     let stack = Stack::start_with(
         |cp| cp.token_ttl = std::time::Duration::from_secs(20),
         |rc| rc.realtime.token_warning = std::time::Duration::from_secs(15),
@@ -85,8 +85,10 @@ fn an_expiring_token_asks_to_sign_in_again_and_keeps_unsaved_input() {
     type_into(&mut app, "First name", "Unsaved");
     type_into(&mut app, "Last name", "Person");
     type_into(&mut app, "Work e-mail", "unsaved@example.com");
+    // Signed out elsewhere: the sign-in is over, so renewing fails and the app must ask.
+    stack.logout(&app.state().session.as_ref().unwrap().refresh_token.clone().unwrap());
 
-    wait_for_label(&mut app, "Your session is about to expire.");
+    wait_for_label(&mut app, "Your session has ended.");
     type_into(&mut app, "Your password", PASSWORD);
     click(&mut app, "Continue");
     wait_for(&mut app, "the dialog to close", |app| app.state().reauth.is_none());
@@ -94,4 +96,36 @@ fn an_expiring_token_asks_to_sign_in_again_and_keeps_unsaved_input() {
     wait_for_label(&mut app, "Live");
     click(&mut app, "Save");
     wait_for_label(&mut app, "Saved Unsaved Person.");
+}
+
+#[test]
+fn the_access_token_is_renewed_silently_and_sign_out_ends_the_sign_in() {
+    // Tokens that live 61 s: the app renews a minute before they run out, so at once.
+    let stack = Stack::start_with(|c| c.token_ttl = std::time::Duration::from_secs(61), |_| {});
+    let company = stack.signup(&unique("renew-"));
+    let mut app = stack.app();
+    sign_in(&mut app, &company);
+    let first = app.state().session.as_ref().unwrap().token.clone();
+    let refresh = app.state().session.as_ref().unwrap().refresh_token.clone().expect("a refresh token");
+    wait_for(&mut app, "a renewed token", |app| app.state().session.as_ref().is_some_and(|s| s.token != first));
+    assert!(app.state().reauth.is_none(), "no password asked");
+    let renewed = app.state().session.as_ref().unwrap().refresh_token.clone().unwrap();
+    assert_ne!(renewed, refresh, "the refresh token rotated");
+    assert!(app.query_by_label("Live").is_some(), "still live");
+
+    sign_out(&mut app, &company.email);
+    wait_for_label(&mut app, "Sign in");
+    // The sign-out's call runs in the background: follow the sign-in until it has ended (a
+    // refresh that wins the race rotates the token, and sign-out then ends the family).
+    let started = std::time::Instant::now();
+    let mut token = renewed;
+    loop {
+        match stack.refresh(&token) {
+            (401, _) => break,
+            (200, Some(next)) => token = next,
+            other => panic!("unexpected refresh answer {other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "sign-out ended the sign-in on the server");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
