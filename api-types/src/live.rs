@@ -79,6 +79,9 @@ pub enum SystemNotice {
     TokenExpiring(TokenExpiring),
     /// Maintenance started (`maintenance_mode: true`) or ended.
     Maintenance(Maintenance),
+    /// The client versions served changed: a client below `min_client_version` must update
+    /// (its next call would get `426`), so it can keep unsaved work and offer the update now.
+    ClientVersions(crate::system::ClientVersions),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,12 +110,14 @@ impl SystemNotice {
     pub const RESYNC: &str = "resync";
     pub const TOKEN_EXPIRING: &str = "token_expiring";
     pub const MAINTENANCE: &str = "maintenance";
+    pub const CLIENT_VERSIONS: &str = "client_versions";
 
     pub fn action(&self) -> &'static str {
         match self {
             Self::Resync(_) => Self::RESYNC,
             Self::TokenExpiring(_) => Self::TOKEN_EXPIRING,
             Self::Maintenance(_) => Self::MAINTENANCE,
+            Self::ClientVersions(_) => Self::CLIENT_VERSIONS,
         }
     }
 
@@ -121,6 +126,7 @@ impl SystemNotice {
             Self::Resync(d) => serde_json::to_value(d),
             Self::TokenExpiring(d) => serde_json::to_value(d),
             Self::Maintenance(d) => serde_json::to_value(d),
+            Self::ClientVersions(d) => serde_json::to_value(d),
         };
         data.unwrap_or_default()
     }
@@ -132,6 +138,7 @@ impl SystemNotice {
             Self::RESYNC => from_value(data).ok().map(Self::Resync),
             Self::TOKEN_EXPIRING => from_value(data).ok().map(Self::TokenExpiring),
             Self::MAINTENANCE => from_value(data).ok().map(Self::Maintenance),
+            Self::CLIENT_VERSIONS => from_value(data).ok().map(Self::ClientVersions),
             _ => None,
         }
     }
@@ -182,6 +189,10 @@ mod tests {
             SystemNotice::Resync(Resync { reason: "gone".into(), seq: 7 }),
             SystemNotice::TokenExpiring(TokenExpiring { expires_at: 1_900_000_000 }),
             SystemNotice::Maintenance(Maintenance { maintenance_mode: true, message: Some("back at 6".into()) }),
+            SystemNotice::ClientVersions(crate::system::ClientVersions {
+                min_client_version: "1.2.0".into(),
+                latest_version: "1.3.0".into(),
+            }),
         ];
         for notice in notices {
             let message = LiveMessage {

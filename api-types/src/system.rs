@@ -18,6 +18,14 @@ impl Health {
     pub const ROUTER: &str = "tenant-router";
 }
 
+/// The client versions the platform serves (the live socket's `client_versions` notice).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientVersions {
+    pub min_client_version: String,
+    pub latest_version: String,
+}
+
 /// `GET /system/status`: maintenance and the client versions served.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]

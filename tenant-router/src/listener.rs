@@ -201,11 +201,14 @@ async fn apply(caches: &Caches, batch: Pending, keys: bool) {
         }
     }
     if batch.settings && !batch.everything {
-        let before = caches.settings.get().await.maintenance;
+        let before = caches.settings.get().await;
         caches.settings.refresh().await;
-        let after = caches.settings.get().await.maintenance;
-        if before != after {
-            caches.realtime.platform_maintenance(&after);
+        let after = caches.settings.get().await;
+        if before.maintenance != after.maintenance {
+            caches.realtime.platform_maintenance(&after.maintenance);
+        }
+        if (&before.min_client_version, &before.latest_version) != (&after.min_client_version, &after.latest_version) {
+            caches.realtime.client_versions(&after.min_client_version, &after.latest_version);
         }
     }
 }

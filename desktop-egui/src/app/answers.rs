@@ -295,6 +295,11 @@ impl NexaApp {
                 Some(SystemNotice::TokenExpiring(_)) => self.renew(),
                 // The live task turns a resync into `LiveUpdate::Resync`.
                 Some(SystemNotice::Resync(_)) => {}
+                Some(SystemNotice::ClientVersions(versions)) => {
+                    if version_below(CLIENT_VERSION, &versions.min_client_version) == Some(true) {
+                        self.update_required(versions.min_client_version, versions.latest_version);
+                    }
+                }
                 None if message.channel == channel::SYSTEM => {}
                 None => {
                     if let Screen::Company(workspace) = &mut self.screen {

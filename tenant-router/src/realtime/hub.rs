@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api_types::live::{Maintenance, SystemNotice};
+use api_types::system::ClientVersions;
 use sqlx::PgPool;
 use tenancy::TenantId;
 use tenant_schema::outbox::OutboxEvent;
@@ -391,6 +392,18 @@ impl Hub {
     /// Platform maintenance started or ended: tell every socket.
     pub fn platform_maintenance(&self, maintenance: &Option<String>) {
         let message = maintenance_message(maintenance);
+        for hub in self.all() {
+            hub.send(Item::System(message.clone()));
+        }
+    }
+
+    /// The client versions served changed: tell every socket, so outdated clients can act now.
+    pub fn client_versions(&self, min_client_version: &str, latest_version: &str) {
+        let versions = ClientVersions {
+            min_client_version: min_client_version.to_owned(),
+            latest_version: latest_version.to_owned(),
+        };
+        let message = super::messages::system(SystemNotice::ClientVersions(versions));
         for hub in self.all() {
             hub.send(Item::System(message.clone()));
         }
