@@ -18,6 +18,31 @@ impl Health {
     pub const ROUTER: &str = "tenant-router";
 }
 
+/// `GET /ready`: whether the service can serve now, and each check behind the answer (`200`
+/// when every check passes, else `503`), for load balancers and orchestrators.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: Vec<ReadinessCheck>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct ReadinessCheck {
+    /// `catalog`, `listener`, `signing_keys`.
+    pub name: String,
+    pub ok: bool,
+}
+
+impl Readiness {
+    pub fn of(checks: Vec<ReadinessCheck>) -> Self {
+        Self { ready: checks.iter().all(|c| c.ok), checks }
+    }
+}
+
 /// The client versions the platform serves (the live socket's `client_versions` notice).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

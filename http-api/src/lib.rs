@@ -11,6 +11,7 @@ mod connection_guard;
 mod error;
 mod json_body;
 mod json_reply;
+mod readiness;
 mod request_log;
 mod shutdown;
 mod text_guard;
@@ -24,6 +25,7 @@ pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, Request
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;
+pub use readiness::ReadyAnswer;
 pub use request_log::request_log;
 pub use shutdown::shutdown_signal;
 pub use text_guard::RejectUnstorableText;

@@ -79,6 +79,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             http: config.http.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            listening: Arc::default(),
         });
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
@@ -115,6 +116,7 @@ impl App {
             verifier: state.verifier.clone(),
             pools: state.pools.clone(),
             realtime: state.realtime.clone(),
+            listening: state.listening.clone(),
         };
         let listener = tokio::spawn(listener::run(self.catalog_options.clone(), caches, stop_rx.clone()));
         // Sweeper: closes idle connections and lets idle pools be evicted; returns on shutdown.

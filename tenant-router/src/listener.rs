@@ -25,6 +25,8 @@ pub struct Caches {
     pub verifier: Arc<TokenVerifier>,
     pub pools: Arc<PoolManager>,
     pub realtime: Arc<crate::realtime::Hub>,
+    /// Whether the catalog listener is connected now (readiness).
+    pub listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Notices not applied yet. Coalesced: a tenant or membership named many times is dropped
@@ -104,6 +106,7 @@ pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio:
             p.keys = !first;
         });
         first = false;
+        caches.listening.store(true, std::sync::atomic::Ordering::Relaxed);
         let stop = loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
@@ -123,6 +126,7 @@ pub async fn run(catalog: PgConnectOptions, caches: Caches, mut shutdown: tokio:
                 _ = shutdown.changed() => break true,
             }
         };
+        caches.listening.store(false, std::sync::atomic::Ordering::Relaxed);
         if stop {
             break;
         }

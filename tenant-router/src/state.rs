@@ -20,6 +20,8 @@ pub struct AppState {
     /// Connection cap and timeouts of the HTTP server.
     pub http: http_api::ConnectionLimits,
     pub trusted_proxies: http_api::TrustedProxies,
+    /// Whether the catalog listener is connected (see `GET /ready`).
+    pub listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The tenant-schema versions this build can serve. A tenant outside the range (its migration

@@ -10,6 +10,7 @@ use super::wire::{ClientVersionsRequest, Health, MaintenanceRequest, SystemStatu
 use crate::catalog::{audit, settings, tenants};
 use crate::lifecycle;
 use crate::state::AppState;
+use api_types::system::{Readiness, ReadinessCheck};
 use http_api::ApiError;
 use http_api::JsonBody;
 
@@ -26,6 +27,18 @@ impl SystemApi {
             version: env!("CARGO_PKG_VERSION").into(),
             service: Health::CONTROL_PLANE.into(),
         }))
+    }
+
+    /// Readiness: the catalog answers and a signing key is loaded. `503` until both hold.
+    #[oai(path = "/ready", method = "get")]
+    async fn ready(&self) -> http_api::ReadyAnswer {
+        let query = sqlx::query("SELECT 1").execute(&self.0.catalog);
+        let catalog = tokio::time::timeout(std::time::Duration::from_secs(2), query).await.is_ok_and(|r| r.is_ok());
+        let keys = !self.0.keys.public_keys().await.is_empty();
+        http_api::ReadyAnswer::of(Readiness::of(vec![
+            ReadinessCheck { name: "catalog".into(), ok: catalog },
+            ReadinessCheck { name: "signing_keys".into(), ok: keys },
+        ]))
     }
 
     /// Global maintenance state and the supported client versions (public).

@@ -10,6 +10,7 @@ mod isolation;
 mod migrating;
 mod openapi;
 mod people;
+mod readiness;
 mod realtime;
 mod revocation;
 mod sessions;

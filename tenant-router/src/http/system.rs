@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use api_types::system::{Health, SystemStatus};
+use std::time::Duration;
+
+use api_types::system::{Health, Readiness, ReadinessCheck, SystemStatus};
 use http_api::ApiError;
+use http_api::ReadyAnswer;
 use poem::Request;
 use poem_openapi::{OpenApi, payload::Json};
 
@@ -19,6 +22,20 @@ impl SystemApi {
     #[oai(path = "/health", method = "get")]
     async fn health(&self) -> Json<Health> {
         Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into(), service: Health::ROUTER.into() })
+    }
+
+    /// Readiness: the catalog answers and the catalog listener is connected (without it, no
+    /// suspension or revocation would reach this replica). `503` until both hold.
+    #[oai(path = "/ready", method = "get")]
+    async fn ready(&self) -> ReadyAnswer {
+        let catalog = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.0.catalog))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let listening = self.0.listening.load(std::sync::atomic::Ordering::Relaxed);
+        ReadyAnswer::of(Readiness::of(vec![
+            ReadinessCheck { name: "catalog".into(), ok: catalog },
+            ReadinessCheck { name: "listener".into(), ok: listening },
+        ]))
     }
 
     /// Maintenance state and supported client versions (public). With a bearer token, the
