@@ -192,8 +192,9 @@ impl Tour {
                 );
                 if let Screen::Company(w) = &mut self.app.screen
                     && let Some(form) = w.employees.form.as_mut()
+                    && let Ok(theirs) = serde_json::from_value(patched)
                 {
-                    form.conflict = serde_json::from_value(patched).ok();
+                    form.lost_race(theirs);
                 }
             }
             10 => self.stack.set_maintenance(true, "Upgrading the database. Back in about ten minutes."),
