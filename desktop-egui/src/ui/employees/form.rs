@@ -1,5 +1,7 @@
 //! The add / edit form: its fields, their checks, and the conflict panel shown when someone
-//! else saved the same employee first.
+//! else saved the same employee first. The form keeps its base (the record as opened) so that
+//! someone else's changes, live or in a 412, are merged three ways ([`crate::merge`]) and only
+//! a field both changed is asked about.
 
 use super::*;
 use crate::merge::{Field, merge};
@@ -405,4 +407,96 @@ fn conflict_ui(
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grace(version: i64) -> Employee {
+        Employee {
+            id: Uuid::from_u128(1),
+            first_name: "Grace".into(),
+            last_name: "Hopper".into(),
+            email: "grace@example.com".into(),
+            job_title: Some("Commander".into()),
+            hire_date: api_types::employees::IsoDate::parse("2024-01-01").unwrap(),
+            version,
+            ..Employee::default()
+        }
+    }
+
+    fn saved(action: EmployeesAction) -> (i64, NewEmployee) {
+        match action {
+            EmployeesAction::Save { version, input, .. } => (version, input),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_race_with_nothing_to_ask_saves_the_merged_result_on_their_version() {
+        let mut form = EmployeeForm::edit(&grace(1));
+        form.fields.job_title = "Rear Admiral".into();
+        let mut theirs = grace(2);
+        theirs.department_id = Some(Uuid::from_u128(9));
+        assert!(form.lost_race(theirs));
+        assert!(form.conflict.is_none());
+        let (version, input) = saved(form.save_action());
+        assert_eq!(version, 2);
+        assert_eq!(input.job_title.as_deref(), Some("Rear Admiral"));
+        assert_eq!(input.department_id, Some(Uuid::from_u128(9)));
+    }
+
+    #[test]
+    fn resolving_a_conflict_keeps_the_merged_fields_and_uses_their_version() {
+        let mut theirs = grace(2);
+        theirs.job_title = Some("Commodore".into());
+        theirs.department_id = Some(Uuid::from_u128(9));
+        theirs.status = api_types::employees::EmployeeStatus::OnLeave;
+        for mine_wins in [true, false] {
+            let mut form = EmployeeForm::edit(&grace(1));
+            form.fields.job_title = "Rear Admiral".into();
+            form.fields.last_name = "Hopper-Murray".into();
+            assert!(!form.lost_race(theirs.clone()));
+            assert_eq!(form.conflict.as_ref().unwrap().fields, [Field::JobTitle]);
+            form.resolve(mine_wins);
+            let (version, input) = saved(form.save_action());
+            assert_eq!(version, 2);
+            let title = if mine_wins { "Rear Admiral" } else { "Commodore" };
+            assert_eq!(input.job_title.as_deref(), Some(title));
+            assert_eq!(input.last_name, "Hopper-Murray", "the user's other change stays");
+            assert_eq!(input.department_id, Some(Uuid::from_u128(9)), "theirs stays");
+            assert_eq!(input.status.as_deref(), Some("on_leave"));
+        }
+    }
+
+    #[test]
+    fn live_changes_fill_untouched_fields_and_keep_the_old_version_only_for_a_conflict() {
+        let mut form = EmployeeForm::edit(&grace(1));
+        form.fields.job_title = "Rear Admiral".into();
+        let mut v2 = grace(2);
+        v2.first_name = "Amazing Grace".into();
+        form.on_remote_change(&v2);
+        assert_eq!(form.changed_remotely, Some(RemoteChange::Merged));
+        assert_eq!((form.base_version, form.fields.first_name.as_str()), (2, "Amazing Grace"));
+
+        // Then a change to the field the user is editing, and to another one.
+        let mut v3 = v2.clone();
+        v3.version = 3;
+        v3.job_title = Some("Commodore".into());
+        v3.email = "amazing@example.com".into();
+        form.on_remote_change(&v3);
+        assert_eq!(form.changed_remotely, Some(RemoteChange::Conflicting(vec![Field::JobTitle])));
+        assert_eq!(form.base_version, 2, "saving must meet the 412 and ask");
+        assert_eq!(form.fields.email, "amazing@example.com");
+        assert_eq!(form.fields.job_title, "Rear Admiral");
+
+        // A fourth version changes the e-mail again: no conflict there, the base moved on.
+        let mut v4 = v3.clone();
+        v4.version = 4;
+        v4.email = "grace.hopper@example.com".into();
+        assert!(!form.lost_race(v4));
+        assert_eq!(form.conflict.as_ref().unwrap().fields, [Field::JobTitle]);
+        assert_eq!(form.fields.email, "grace.hopper@example.com");
+    }
 }
