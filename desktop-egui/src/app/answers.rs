@@ -260,7 +260,7 @@ impl NexaApp {
                 if let Screen::Company(workspace) = &mut self.screen {
                     // Back after an outage: what failed meanwhile is loaded again, and its
                     // error line goes (the live replay from `since` covers the rest).
-                    stale_error = status == LiveStatus::Live && workspace.employees.load_error.is_some();
+                    stale_error = status == LiveStatus::Live && workspace.employees.on_back_online();
                     workspace.live = status;
                 }
                 if stale_error && self.maintenance.is_none() {

@@ -139,10 +139,13 @@ fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error
     let first = countdown(&app).expect("a countdown");
     wait_for(&mut app, "the countdown to move", |app| countdown(app).is_some_and(|n| n < first));
     assert!(shown(&app, "Reconnect now"));
-    // A load that failed during the outage leaves its error line.
-    let refused = ApiError::Unreachable("connection refused".into());
-    feed(&mut app, Msg::Data(DataAnswer::Employees(Err(refused))));
+    // A load and a save that failed during the outage leave their error lines.
+    let refused = || ApiError::Unreachable("connection refused".into());
+    feed(&mut app, Msg::Data(DataAnswer::Employees(Err(refused()))));
     wait_for_label_containing(&mut app, "Could not load the employees");
+    click(&mut app, "Add employee");
+    feed(&mut app, Msg::Data(DataAnswer::Saved(Err(refused()))));
+    wait_for_label(&mut app, "cannot reach the server: connection refused");
 
     // Back, but not answering its health check yet: only "Reconnect now" brings it back early.
     let at = wait_for_a_long_wait(&mut app, Duration::from_millis(1500));
@@ -153,6 +156,8 @@ fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error
     wait_for(&mut app, "the outage's error line to go", |app| {
         app.query_all_by_label_contains("Could not load the employees").next().is_none()
     });
+    assert!(app.query_by_label("cannot reach the server: connection refused").is_none());
+    assert!(app.query_by_label("New employee").is_some(), "the form stays open");
     assert!(app.query_by_label("Reconnect now").is_none());
 
     // Gone again, then back and healthy: its health check is noticed within about a second.

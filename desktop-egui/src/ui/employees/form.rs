@@ -92,6 +92,8 @@ pub struct EmployeeForm {
     pub fields: FormFields,
     pub errors: FieldErrors,
     pub general: Option<String>,
+    /// `general` says the server could not be reached: it goes once the app is back online.
+    pub general_is_outage: bool,
     pub busy: bool,
     /// After a lost race with fields both sides changed: shown, and the user chooses.
     pub conflict: Option<Conflict>,
@@ -128,6 +130,7 @@ impl EmployeeForm {
             fields,
             errors: FieldErrors::default(),
             general: None,
+            general_is_outage: false,
             busy: false,
             conflict: None,
             resave: false,
@@ -320,6 +323,7 @@ impl EmployeesScreen {
             if (save || (submit && !form.busy)) && !form.deleted_remotely {
                 form.errors = form.fields.validate();
                 form.general = None;
+                form.general_is_outage = false;
                 if form.errors.is_empty() {
                     form.busy = true;
                     actions.push(form.save_action());
@@ -404,6 +408,7 @@ fn conflict_ui(
             if ui.button("Discard mine, use theirs").clicked() {
                 form.resolve(false);
                 form.general = None;
+                form.general_is_outage = false;
             }
         });
     });

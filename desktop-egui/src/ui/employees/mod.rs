@@ -80,6 +80,18 @@ impl EmployeesScreen {
         }
     }
 
+    /// Back online after an outage: the form's "cannot reach the server" goes; true when a
+    /// load failed meanwhile and must run again (which clears its error line).
+    pub fn on_back_online(&mut self) -> bool {
+        if let Some(form) = self.form.as_mut()
+            && form.general_is_outage
+        {
+            form.general = None;
+            form.general_is_outage = false;
+        }
+        self.load_error.is_some()
+    }
+
     /// The answer to a save.
     pub fn on_saved(&mut self, result: Result<Employee, ApiError>) {
         let Some(form) = self.form.as_mut() else { return };
@@ -117,6 +129,7 @@ impl EmployeesScreen {
                     let fields = error.field_errors();
                     if fields.is_empty() {
                         form.general = Some(error.to_string());
+                        form.general_is_outage = matches!(error, ApiError::Unreachable(_));
                     } else {
                         form.errors.extend(fields);
                     }
@@ -138,6 +151,7 @@ impl EmployeesScreen {
                 if let Some(form) = self.form.as_mut() {
                     form.busy = false;
                     form.confirm_delete = false;
+                    form.general_is_outage = matches!(error, ApiError::Unreachable(_));
                     if error.code() == Some("version_mismatch") {
                         form.general =
                             Some("Someone changed this employee meanwhile; review it before deleting.".into());

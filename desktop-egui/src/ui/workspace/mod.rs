@@ -181,7 +181,8 @@ impl Workspace {
                         ui.close();
                     }
                 });
-                if matches!(self.live, LiveStatus::Reconnecting { .. }) && ui.button("Reconnect now").clicked() {
+                // Small, so the header keeps its height and the page below does not jump.
+                if matches!(self.live, LiveStatus::Reconnecting { .. }) && ui.small_button("Reconnect now").clicked() {
                     actions.push(WorkspaceAction::ReconnectNow);
                 }
                 live_indicator_ui(ui, &self.live);
