@@ -364,8 +364,10 @@ impl Tour {
                     &format!("/employees/{id}"),
                     Some(json!({"job_title": "Rear Admiral (retired)", "status": "on_leave"})),
                 );
-                if let Some(form) = self.workspace().employees.form.as_mut() {
-                    form.conflict = serde_json::from_value(patched).ok();
+                if let Some(form) = self.workspace().employees.form.as_mut()
+                    && let Ok(theirs) = serde_json::from_value(patched)
+                {
+                    form.lost_race(theirs);
                 }
             }
             "user-menu" => {

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod employees;
 pub mod links;
 pub mod live;
+pub mod merge;
 pub mod settings;
 pub mod ui;
 

@@ -1,11 +1,18 @@
 //! The live-updates task: holds the WebSocket to the router, reports change events and its
-//! own state to the UI, and reconnects with capped exponential backoff and `?since=<last seq>`.
+//! own state to the UI, and reconnects with `?since=<last seq>`.
+//!
+//! Reconnecting: the first retry is immediate (most drops are a router restart or a network
+//! blip), then jittered exponential backoff ([`retry_delay`]). While the router answers its
+//! `/health` the wait is capped at [`RETRY_CAP`]; while it does not, at [`RETRY_CAP_DOWN`], but
+//! the task probes `/health` every [`PROBE_EVERY`] and retries as soon as it answers, so a
+//! recovered server is found within about a second. The UI gets the time of the next attempt
+//! (a countdown) and can ask for one at once ([`LiveCommand::ReconnectNow`]).
 //!
 //! Close codes (router): 4001 token expired → wait for a new token, then resume; 4003 company
 //! unavailable → stop; 4008 too slow, 1001 going away, any error → back off and resume.
 //! On shutdown (the app drops its handle) the task is aborted with the runtime.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -19,10 +26,10 @@ pub use api_types::live::close;
 pub enum LiveStatus {
     Connecting,
     Live,
-    /// Lost; the next attempt is in `retry_in`.
+    /// Lost; the next attempt is at `at` (now or past: under way).
     Reconnecting {
         attempt: u32,
-        retry_in: Duration,
+        at: Instant,
     },
     /// The token expired or was withdrawn (4001): the task waits for [`LiveCommand::NewToken`].
     /// `token` counts the tokens the task was given (0: the first), so the app can tell a
@@ -49,33 +56,98 @@ pub enum LiveUpdate {
 pub enum LiveCommand {
     /// A fresh token (after signing in again): reconnect with it, resuming from the last seq.
     NewToken(String),
+    /// While waiting to reconnect: try now.
+    ReconnectNow,
 }
 
-/// Capped exponential backoff: 0.5 s, 1 s, 2 s … up to `max`, with a little jitter.
-#[derive(Debug, Clone)]
+/// The longest wait between attempts while the router answers its health check.
+pub const RETRY_CAP: Duration = Duration::from_secs(5);
+/// The longest wait while it does not (the health probe cuts it short).
+pub const RETRY_CAP_DOWN: Duration = Duration::from_secs(30);
+/// How often the health probe runs while the router does not answer.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+const RETRY_BASE: Duration = Duration::from_millis(500);
+
+/// The wait before attempt `attempt` (from 1): none for the first, then 0.5 s, 1 s, 2 s …
+/// capped at `cap`, each scaled by `jitter` (0..=1) into its upper half, so a fleet of clients
+/// spreads out but none waits longer than the cap.
+pub fn retry_delay(attempt: u32, cap: Duration, jitter: f64) -> Duration {
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let step = RETRY_BASE.saturating_mul(1u32 << (attempt - 2).min(16)).min(cap);
+    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// The attempts since the last good connection.
+#[derive(Debug, Clone, Default)]
 pub struct Backoff {
     attempt: u32,
-    base: Duration,
-    max: Duration,
 }
 
 impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Self { attempt: 0, base, max }
-    }
-
-    /// The delay before the next attempt, and the attempt's number (from 1).
-    pub fn next_delay(&mut self) -> (u32, Duration) {
+    /// The next attempt's number (from 1) and the wait before it.
+    pub fn next_delay(&mut self, server_answers: bool) -> (u32, Duration) {
         self.attempt += 1;
-        let exp = self.base.saturating_mul(1u32 << (self.attempt - 1).min(16));
-        let capped = exp.min(self.max);
-        // Up to 10% jitter so a fleet of clients does not reconnect in lockstep.
-        let jitter_ms = (uuid::Uuid::new_v4().as_u128() % 1000) as u64 * capped.as_millis() as u64 / 10_000;
-        (self.attempt, capped + Duration::from_millis(jitter_ms))
+        let cap = if server_answers { RETRY_CAP } else { RETRY_CAP_DOWN };
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 1001) as f64 / 1000.0;
+        (self.attempt, retry_delay(self.attempt, cap, jitter))
     }
 
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// The router's `/health`, next to its WebSocket endpoint.
+pub fn health_url(ws_url: &str) -> Option<url::Url> {
+    let mut url = url::Url::parse(ws_url).ok()?;
+    let scheme = if url.scheme() == "wss" { "https" } else { "http" };
+    url.set_scheme(scheme).ok()?;
+    url.set_path("/health");
+    url.set_query(None);
+    Some(url)
+}
+
+/// Whether the router answers its health check (quickly).
+async fn answers(http: &reqwest::Client, health: Option<&url::Url>) -> bool {
+    let Some(health) = health else { return false };
+    http.get(health.clone()).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+/// How a wait for the next attempt ended.
+enum Wait {
+    Retry,
+    NewToken(String),
+    /// The app dropped its handle.
+    Closed,
+}
+
+/// Waits until `at`, a command, or (while the router is down) its health check answering.
+async fn wait_to_retry(
+    at: Instant,
+    server_answers: bool,
+    http: &reqwest::Client,
+    health: Option<&url::Url>,
+    commands: &mut mpsc::UnboundedReceiver<LiveCommand>,
+) -> Wait {
+    let deadline = tokio::time::sleep_until(at.into());
+    tokio::pin!(deadline);
+    let mut probe = tokio::time::interval_at((Instant::now() + PROBE_EVERY).into(), PROBE_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Wait::Retry,
+            command = commands.recv() => return match command {
+                Some(LiveCommand::NewToken(t)) => Wait::NewToken(t),
+                Some(LiveCommand::ReconnectNow) => Wait::Retry,
+                None => Wait::Closed,
+            },
+            _ = probe.tick(), if !server_answers => {
+                if answers(http, health).await {
+                    return Wait::Retry;
+                }
+            }
+        }
     }
 }
 
@@ -154,7 +226,9 @@ where
 {
     let mut token = Credentials { token, number: 0 };
     let mut cursor = Cursor::default();
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = Backoff::default();
+    let http = reqwest::Client::builder().timeout(PROBE_EVERY).build().unwrap_or_default();
+    let health = health_url(&ws_url);
     let mut first = true;
     loop {
         if !sink(LiveUpdate::Status(LiveStatus::Connecting)) {
@@ -190,21 +264,28 @@ where
         };
         match next {
             Next::Reconnect => {
-                let (attempt, delay) = backoff.next_delay();
-                sink(LiveUpdate::Status(LiveStatus::Reconnecting { attempt, retry_in: delay }));
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    command = commands.recv() => match command {
-                        Some(LiveCommand::NewToken(t)) => token.renew(t),
-                        None => return,
-                    },
+                // The first retry goes at once, without asking.
+                let server_answers = backoff.attempt == 0 || answers(&http, health.as_ref()).await;
+                let (attempt, delay) = backoff.next_delay(server_answers);
+                let at = Instant::now() + delay;
+                if !sink(LiveUpdate::Status(LiveStatus::Reconnecting { attempt, at })) {
+                    return;
+                }
+                match wait_to_retry(at, server_answers, &http, health.as_ref(), &mut commands).await {
+                    Wait::Retry => {}
+                    Wait::NewToken(t) => token.renew(t),
+                    Wait::Closed => return,
                 }
             }
             Next::WaitForToken => {
                 sink(LiveUpdate::Status(LiveStatus::NeedsSignIn { token: token.number }));
-                match commands.recv().await {
-                    Some(LiveCommand::NewToken(t)) => token.renew(t),
-                    None => return,
+                loop {
+                    match commands.recv().await {
+                        Some(LiveCommand::NewToken(t)) => break token.renew(t),
+                        // Only a new token can help here.
+                        Some(LiveCommand::ReconnectNow) => {}
+                        None => return,
+                    }
                 }
             }
             Next::Stop => {
@@ -254,6 +335,7 @@ where
                     let _ = write.send(Message::Close(None)).await;
                     return Next::Reconnect;
                 }
+                Some(LiveCommand::ReconnectNow) => {}
                 None => return Next::Stop,
             },
         }
@@ -264,15 +346,41 @@ where
 mod tests {
     use super::*;
 
+    /// `retry_delay(attempt, cap, jitter)` in milliseconds.
+    fn check(attempt: u32, cap: Duration, jitter: f64, expected_ms: u128) {
+        let delay = retry_delay(attempt, cap, jitter).as_millis();
+        assert_eq!(delay, expected_ms, "attempt {attempt}, cap {cap:?}, jitter {jitter}");
+    }
+
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
-        let delays: Vec<u64> = (0..6).map(|_| b.next_delay().1.as_millis() as u64).collect();
-        for (delay, floor) in delays.iter().zip([500, 1000, 2000, 4000, 4000, 4000]) {
-            assert!(*delay >= floor && *delay <= floor + floor / 10, "{delays:?}");
+    fn the_first_retry_is_immediate_then_the_wait_doubles_jittered_up_to_the_cap() {
+        for jitter in [0.0, 0.5, 1.0] {
+            check(1, RETRY_CAP, jitter, 0);
         }
+        check(2, RETRY_CAP, 1.0, 500);
+        check(2, RETRY_CAP, 0.0, 250);
+        check(3, RETRY_CAP, 1.0, 1000);
+        check(4, RETRY_CAP, 1.0, 2000);
+        check(5, RETRY_CAP, 1.0, 4000);
+        check(6, RETRY_CAP, 1.0, 5000);
+        check(6, RETRY_CAP, 0.0, 2500);
+        check(60, RETRY_CAP, 1.0, 5000);
+        check(60, RETRY_CAP_DOWN, 1.0, 30_000);
+        check(3, RETRY_CAP, 7.0, 1000); // jitter out of range is clamped
+    }
+
+    #[test]
+    fn backoff_is_capped_at_five_seconds_while_the_server_answers_jittered_and_resets() {
+        let mut b = Backoff::default();
+        assert_eq!(b.next_delay(true), (1, Duration::ZERO));
+        let delays: Vec<Duration> = (0..40).map(|_| b.next_delay(true).1).collect();
+        assert!(delays.iter().all(|d| *d <= RETRY_CAP), "{delays:?}");
+        let late = &delays[10..];
+        assert!(late.iter().all(|d| *d >= RETRY_CAP / 2), "{delays:?}");
+        assert!(late.windows(2).any(|w| w[0] != w[1]), "jittered: {delays:?}");
+        assert!(b.next_delay(false).1 <= RETRY_CAP_DOWN);
         b.reset();
-        assert_eq!(b.next_delay().0, 1);
+        assert_eq!(b.next_delay(false), (1, Duration::ZERO));
     }
 
     #[test]
@@ -295,5 +403,7 @@ mod tests {
         assert_eq!(after_close(close::GOING_AWAY), Next::Reconnect);
         let url = connect_url("ws://127.0.0.1:8081/ws", "a.b.c", Some(5)).unwrap();
         assert_eq!(url.as_str(), "ws://127.0.0.1:8081/ws?token=a.b.c&since=5");
+        assert_eq!(health_url("wss://r.example.com/ws?token=x").unwrap().as_str(), "https://r.example.com/health");
+        assert_eq!(health_url("ws://127.0.0.1:8081/ws").unwrap().as_str(), "http://127.0.0.1:8081/health");
     }
 }

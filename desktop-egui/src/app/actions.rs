@@ -3,6 +3,7 @@
 use super::{DataAnswer, Msg, NexaApp, PeopleAnswer, Screen, SignInAnswer, WizardAnswer};
 use crate::api::normalize_url;
 use crate::api::wire::{LoginOutcome, LoginRequest, PasswordChange};
+use crate::live::LiveCommand;
 use crate::ui::employees::EmployeesAction;
 use crate::ui::people::PeopleAction;
 use crate::ui::sign_in::SignInAction;
@@ -114,6 +115,11 @@ impl NexaApp {
             WorkspaceAction::LoadAccounts => self.load_accounts(),
             WorkspaceAction::ChangePassword(change) => self.change_password(change),
             WorkspaceAction::SignOut => self.sign_out(),
+            WorkspaceAction::ReconnectNow => {
+                if let Some(live) = &self.live {
+                    let _ = live.commands.send(LiveCommand::ReconnectNow);
+                }
+            }
         }
     }
 

@@ -279,8 +279,15 @@ impl NexaApp {
                 {
                     self.ask_to_sign_in_again(&self.refusal_reason());
                 }
+                let mut stale_error = false;
                 if let Screen::Company(workspace) = &mut self.screen {
+                    // Back after an outage: what failed meanwhile is loaded again, and its
+                    // error line goes (the live replay from `since` covers the rest).
+                    stale_error = status == LiveStatus::Live && workspace.employees.on_back_online();
                     workspace.live = status;
+                }
+                if stale_error && self.maintenance.is_none() {
+                    self.reload();
                 }
             }
             LiveUpdate::Message(message) => match message.system() {

@@ -82,6 +82,73 @@ fn an_edit_that_lost_a_race_shows_the_newer_data_and_can_be_saved_again() {
     assert_eq!(now["version"], 3);
 }
 
+#[test]
+fn a_colleagues_change_to_another_field_survives_and_only_the_field_both_changed_is_asked() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("merge-"));
+    let finance = stack.add_department(&company, "Treasury");
+    let created = stack.add_employee(&company, "Grace", "Hopper");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut b = stack.app();
+    sign_in(&mut b, &company);
+    wait_for_label(&mut b, "Hopper");
+
+    click(&mut b, "Hopper");
+    wait_for_label(&mut b, "Edit employee");
+    type_into(&mut b, "Job title", "Rear Admiral");
+
+    // Colleague A changes the job title and the department.
+    stack.patch_employee(&company, &id, serde_json::json!({"job_title": "Commodore", "department_id": finance["id"]}));
+    wait_for_label(&mut b, "Someone else changed this employee while you were editing.");
+    wait_for_label(&mut b, "You both changed: Job title. Saving will ask which to keep.");
+    let finance_id = finance["id"].as_str().and_then(|s| uuid::Uuid::parse_str(s).ok());
+    let form = b.state().screen_employees().form.clone().unwrap();
+    assert_eq!(form.fields.department_id, finance_id, "the field B left alone follows A at once");
+    assert_eq!(form.fields.job_title, "Rear Admiral", "B's own change stays");
+
+    click(&mut b, "Save");
+    wait_for_label_containing(&mut b, "Conflict: someone else saved version 2");
+    let conflict = b.state().screen_employees().form.as_ref().unwrap().conflict.clone().unwrap();
+    assert_eq!(conflict.fields, [desktop_egui::merge::Field::JobTitle], "only the job title is asked");
+
+    click(&mut b, "Save mine over theirs");
+    wait_for_label(&mut b, "Saved Grace Hopper.");
+    let now = stack.get_employee(&company, &id);
+    assert_eq!(now["job_title"], "Rear Admiral");
+    assert_eq!(now["department_id"], finance["id"], "A's department is kept");
+    assert_eq!(now["version"], 3);
+}
+
+#[test]
+fn a_live_change_to_a_field_the_user_left_alone_updates_the_open_form_and_saves_without_conflict() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("livemerge-"));
+    let created = stack.add_employee(&company, "Grace", "Hopper");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut app = stack.app();
+    sign_in(&mut app, &company);
+    wait_for_label(&mut app, "Hopper");
+
+    click(&mut app, "Hopper");
+    wait_for_label(&mut app, "Edit employee");
+    type_into(&mut app, "Job title", "Rear Admiral");
+
+    stack.patch_employee(&company, &id, serde_json::json!({"first_name": "Amazing Grace"}));
+    wait_for_label(&mut app, "Someone else changed this employee; their changes are in the form.");
+    let form = app.state().screen_employees().form.clone().unwrap();
+    assert_eq!(form.fields.first_name, "Amazing Grace");
+    assert_eq!(form.fields.job_title, "Rear Admiral");
+    assert_eq!(form.base_version, 2);
+    assert_eq!(field(&app, "First name").value().as_deref(), Some("Amazing Grace"), "the field shows it");
+
+    click(&mut app, "Save");
+    wait_for_label(&mut app, "Saved Amazing Grace Hopper.");
+    let now = stack.get_employee(&company, &id);
+    assert_eq!(now["first_name"], "Amazing Grace");
+    assert_eq!(now["job_title"], "Rear Admiral");
+    assert_eq!(now["version"], 3);
+}
+
 trait EmployeesState {
     fn screen_employees(&self) -> &desktop_egui::ui::employees::EmployeesScreen;
 }

@@ -184,6 +184,14 @@ impl Stack {
         created
     }
 
+    pub fn add_department(&self, company: &Company, name: &str) -> Value {
+        let body = json!({"name": name});
+        let (status, created) =
+            self.send(self.http.post(format!("{}/departments", self.router)).bearer_auth(&company.token).json(&body));
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
     pub fn patch_employee(&self, company: &Company, id: &str, body: Value) -> Value {
         let (status, updated) = self
             .send(self.http.patch(format!("{}/employees/{id}", self.router)).bearer_auth(&company.token).json(&body));

@@ -7,6 +7,7 @@ mod employees;
 mod helpers;
 mod invitations;
 mod people;
+mod reconnect;
 mod roles;
 mod sign_in;
 mod staff;

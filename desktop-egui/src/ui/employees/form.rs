@@ -1,7 +1,10 @@
 //! The add / edit form: its fields, their checks, and the conflict panel shown when someone
-//! else saved the same employee first.
+//! else saved the same employee first. The form keeps its base (the record as opened) so that
+//! someone else's changes, live or in a 412, are merged three ways ([`crate::merge`]) and only
+//! a field both changed is asked about.
 
 use super::*;
+use crate::merge::{Field, merge};
 
 /// The editable fields, as typed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,7 +19,7 @@ pub struct FormFields {
 }
 
 impl FormFields {
-    fn from_employee(e: &Employee) -> Self {
+    pub fn from_employee(e: &Employee) -> Self {
         Self {
             first_name: e.first_name.clone(),
             last_name: e.last_name.clone(),
@@ -61,20 +64,43 @@ impl FormFields {
     }
 }
 
+/// A lost race: the server's newer record and the fields both sides changed differently.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub theirs: Employee,
+    pub fields: Vec<Field>,
+}
+
+/// What a live change by someone else did to the open form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemoteChange {
+    /// Their changes touched only fields the user left alone: they are in the form now.
+    Merged,
+    /// They also changed fields the user changed: saving will ask about these.
+    Conflicting(Vec<Field>),
+}
+
 #[derive(Debug, Clone)]
 pub struct EmployeeForm {
     /// `None`: a new employee.
     pub id: Option<Uuid>,
-    /// The version the edit started from (sent as `If-Match`).
+    /// The version the fields in `base` are of (sent as `If-Match`).
     pub base_version: i64,
+    /// The record as opened, moved forward by changes merged in since: what "the user
+    /// changed a field" is measured against.
+    pub base: FormFields,
     pub fields: FormFields,
     pub errors: FieldErrors,
     pub general: Option<String>,
+    /// `general` says the server could not be reached: it goes once the app is back online.
+    pub general_is_outage: bool,
     pub busy: bool,
-    /// The server's newer record after a lost race: shown, and the user chooses.
-    pub conflict: Option<Employee>,
+    /// After a lost race with fields both sides changed: shown, and the user chooses.
+    pub conflict: Option<Conflict>,
+    /// A lost race merged with no conflict: the next frame saves the merged result.
+    pub resave: bool,
     /// Someone changed (or deleted) the record live while it was open.
-    pub changed_remotely: bool,
+    pub changed_remotely: Option<RemoteChange>,
     pub deleted_remotely: bool,
     pub confirm_delete: bool,
     pub new_department: String,
@@ -100,17 +126,82 @@ impl EmployeeForm {
         Self {
             id,
             base_version,
+            base: fields.clone(),
             fields,
             errors: FieldErrors::default(),
             general: None,
+            general_is_outage: false,
             busy: false,
             conflict: None,
-            changed_remotely: false,
+            resave: false,
+            changed_remotely: None,
             deleted_remotely: false,
             confirm_delete: false,
             new_department: String::new(),
             department_error: None,
         }
+    }
+
+    /// A newer version arrived live: fields only they changed are taken into the form at
+    /// once. With no conflict the form moves to their version; otherwise it keeps the old
+    /// version for the conflicting fields, so saving meets the 412 and asks.
+    pub fn on_remote_change(&mut self, theirs: &Employee) {
+        if theirs.version <= self.base_version {
+            return;
+        }
+        let their_fields = FormFields::from_employee(theirs);
+        let merged = merge(&self.base, &self.fields, &their_fields);
+        self.fields = merged.fields;
+        if merged.conflicts.is_empty() {
+            self.base = their_fields;
+            self.base_version = theirs.version;
+            self.changed_remotely = Some(RemoteChange::Merged);
+        } else {
+            // The base moves forward everywhere but where the user still has to choose.
+            let mut base = their_fields;
+            for field in &merged.conflicts {
+                field.copy(&self.base, &mut base);
+            }
+            self.base = base;
+            self.changed_remotely = Some(RemoteChange::Conflicting(merged.conflicts));
+        }
+    }
+
+    /// A save or delete lost the race to `theirs`: merge; true when nothing needs asking
+    /// (the form then holds the merged result on their version).
+    pub fn lost_race(&mut self, theirs: Employee) -> bool {
+        let their_fields = FormFields::from_employee(&theirs);
+        let merged = merge(&self.base, &self.fields, &their_fields);
+        self.fields = merged.fields;
+        self.changed_remotely = None;
+        if merged.conflicts.is_empty() {
+            self.base = their_fields;
+            self.base_version = theirs.version;
+            self.conflict = None;
+            true
+        } else {
+            self.conflict = Some(Conflict { theirs, fields: merged.conflicts });
+            false
+        }
+    }
+
+    /// Resolves a conflict: `mine` keeps the user's values in the conflicting fields,
+    /// otherwise theirs; either way the form is then on their version.
+    fn resolve(&mut self, mine: bool) {
+        let Some(conflict) = self.conflict.take() else { return };
+        let their_fields = FormFields::from_employee(&conflict.theirs);
+        if !mine {
+            for field in &conflict.fields {
+                field.copy(&their_fields, &mut self.fields);
+            }
+        }
+        self.base = their_fields;
+        self.base_version = conflict.theirs.version;
+        self.changed_remotely = None;
+    }
+
+    fn save_action(&self) -> EmployeesAction {
+        EmployeesAction::Save { id: self.id, version: self.base_version, input: self.fields.input() }
     }
 }
 
@@ -126,14 +217,32 @@ impl EmployeesScreen {
         });
         if form.deleted_remotely {
             error_ui(ui, "Someone else deleted this employee. Saving will fail; close the form.");
-        } else if form.changed_remotely && form.conflict.is_none() {
-            ui.label(
-                RichText::new("Someone else changed this employee while you were editing.")
-                    .color(ui.visuals().warn_fg_color),
-            );
+        } else if form.conflict.is_none() {
+            match &form.changed_remotely {
+                Some(RemoteChange::Merged) => {
+                    ui.label(
+                        RichText::new("Someone else changed this employee; their changes are in the form.")
+                            .color(ui.visuals().warn_fg_color),
+                    );
+                }
+                Some(RemoteChange::Conflicting(fields)) => {
+                    ui.label(
+                        RichText::new("Someone else changed this employee while you were editing.")
+                            .color(ui.visuals().warn_fg_color),
+                    );
+                    let names: Vec<&str> = fields.iter().map(|f| f.label()).collect();
+                    ui.label(format!("You both changed: {}. Saving will ask which to keep.", names.join(", ")));
+                }
+                None => {}
+            }
         }
-        if let Some(theirs) = form.conflict.clone() {
-            conflict_ui(ui, form, &theirs, &departments, actions);
+        if form.resave && !form.deleted_remotely {
+            form.resave = false;
+            form.busy = true;
+            actions.push(form.save_action());
+        }
+        if let Some(conflict) = form.conflict.clone() {
+            conflict_ui(ui, form, &conflict, &departments, actions);
         }
         let mut submit = false;
         // Staff see the record with every field disabled: a read view, no way to type.
@@ -214,13 +323,10 @@ impl EmployeesScreen {
             if (save || (submit && !form.busy)) && !form.deleted_remotely {
                 form.errors = form.fields.validate();
                 form.general = None;
+                form.general_is_outage = false;
                 if form.errors.is_empty() {
                     form.busy = true;
-                    actions.push(EmployeesAction::Save {
-                        id: form.id,
-                        version: form.base_version,
-                        input: form.fields.input(),
-                    });
+                    actions.push(form.save_action());
                 }
             }
             close = ui.button("Close").clicked();
@@ -251,64 +357,151 @@ impl EmployeesScreen {
     }
 }
 
-/// The lost-race panel: their newer version next to what the user typed, and the two ways on.
+/// The lost-race panel: only the fields both sides changed, theirs next to the user's, and
+/// the two ways on. Everything else is already merged into the form.
 fn conflict_ui(
     ui: &mut Ui,
     form: &mut EmployeeForm,
-    theirs: &Employee,
+    conflict: &Conflict,
     departments: &[crate::api::wire::Department],
     actions: &mut Vec<EmployeesAction>,
 ) {
+    let theirs = &conflict.theirs;
     egui::Frame::group(ui.style()).fill(ui.visuals().faint_bg_color).show(ui, |ui| {
         ui.label(
             RichText::new(format!("Conflict: someone else saved version {} while you were editing.", theirs.version))
                 .strong()
                 .color(ui.visuals().warn_fg_color),
         );
+        ui.label("Their other changes are already in the form. You both changed:");
         let dept = |id: Option<Uuid>| {
             id.and_then(|id| departments.iter().find(|d| d.id == id)).map_or("None".to_owned(), |d| d.name.clone())
         };
-        let mine = &form.fields;
-        let rows = [
-            ("First name", theirs.first_name.clone(), mine.first_name.clone()),
-            ("Last name", theirs.last_name.clone(), mine.last_name.clone()),
-            ("E-mail", theirs.email.clone(), mine.email.clone()),
-            ("Job title", theirs.job_title.clone().unwrap_or_default(), mine.job_title.clone()),
-            ("Department", dept(theirs.department_id), dept(mine.department_id)),
-            ("Hire date", theirs.hire_date.to_string(), mine.hire_date.clone()),
-            ("Status", status_label(theirs.status.as_str()).to_owned(), status_label(&mine.status).to_owned()),
-        ];
+        let their_fields = FormFields::from_employee(theirs);
+        let shown = |fields: &FormFields, field: Field| match field {
+            Field::FirstName => fields.first_name.clone(),
+            Field::LastName => fields.last_name.clone(),
+            Field::Email => fields.email.clone(),
+            Field::JobTitle => fields.job_title.clone(),
+            Field::Department => dept(fields.department_id),
+            Field::HireDate => fields.hire_date.clone(),
+            Field::Status => status_label(&fields.status).to_owned(),
+        };
         egui::Grid::new("conflict_grid").num_columns(3).show(ui, |ui| {
             ui.label("");
             ui.label(RichText::new("Theirs").strong());
             ui.label(RichText::new("Yours").strong());
             ui.end_row();
-            for (name, t, m) in rows.iter().filter(|(_, t, m)| t != m) {
-                ui.label(*name);
-                ui.label(t);
-                ui.label(RichText::new(m).color(Color32::from_rgb(0, 120, 200)));
+            for &field in &conflict.fields {
+                ui.label(field.label());
+                ui.label(shown(&their_fields, field));
+                ui.label(RichText::new(shown(&form.fields, field)).color(Color32::from_rgb(0, 120, 200)));
                 ui.end_row();
             }
         });
         ui.horizontal(|ui| {
             if ui.button("Save mine over theirs").clicked() {
-                form.base_version = theirs.version;
-                form.conflict = None;
-                form.changed_remotely = false;
+                form.resolve(true);
                 form.busy = true;
-                actions.push(EmployeesAction::Save {
-                    id: form.id,
-                    version: theirs.version,
-                    input: form.fields.input(),
-                });
+                actions.push(form.save_action());
             }
             if ui.button("Discard mine, use theirs").clicked() {
-                form.fields = FormFields::from_employee(theirs);
-                form.base_version = theirs.version;
-                form.conflict = None;
-                form.changed_remotely = false;
+                form.resolve(false);
                 form.general = None;
+                form.general_is_outage = false;
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grace(version: i64) -> Employee {
+        Employee {
+            id: Uuid::from_u128(1),
+            first_name: "Grace".into(),
+            last_name: "Hopper".into(),
+            email: "grace@example.com".into(),
+            job_title: Some("Commander".into()),
+            hire_date: api_types::employees::IsoDate::parse("2024-01-01").unwrap(),
+            version,
+            ..Employee::default()
+        }
+    }
+
+    fn saved(action: EmployeesAction) -> (i64, NewEmployee) {
+        match action {
+            EmployeesAction::Save { version, input, .. } => (version, input),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_race_with_nothing_to_ask_saves_the_merged_result_on_their_version() {
+        let mut form = EmployeeForm::edit(&grace(1));
+        form.fields.job_title = "Rear Admiral".into();
+        let mut theirs = grace(2);
+        theirs.department_id = Some(Uuid::from_u128(9));
+        assert!(form.lost_race(theirs));
+        assert!(form.conflict.is_none());
+        let (version, input) = saved(form.save_action());
+        assert_eq!(version, 2);
+        assert_eq!(input.job_title.as_deref(), Some("Rear Admiral"));
+        assert_eq!(input.department_id, Some(Uuid::from_u128(9)));
+    }
+
+    #[test]
+    fn resolving_a_conflict_keeps_the_merged_fields_and_uses_their_version() {
+        let mut theirs = grace(2);
+        theirs.job_title = Some("Commodore".into());
+        theirs.department_id = Some(Uuid::from_u128(9));
+        theirs.status = api_types::employees::EmployeeStatus::OnLeave;
+        for mine_wins in [true, false] {
+            let mut form = EmployeeForm::edit(&grace(1));
+            form.fields.job_title = "Rear Admiral".into();
+            form.fields.last_name = "Hopper-Murray".into();
+            assert!(!form.lost_race(theirs.clone()));
+            assert_eq!(form.conflict.as_ref().unwrap().fields, [Field::JobTitle]);
+            form.resolve(mine_wins);
+            let (version, input) = saved(form.save_action());
+            assert_eq!(version, 2);
+            let title = if mine_wins { "Rear Admiral" } else { "Commodore" };
+            assert_eq!(input.job_title.as_deref(), Some(title));
+            assert_eq!(input.last_name, "Hopper-Murray", "the user's other change stays");
+            assert_eq!(input.department_id, Some(Uuid::from_u128(9)), "theirs stays");
+            assert_eq!(input.status.as_deref(), Some("on_leave"));
+        }
+    }
+
+    #[test]
+    fn live_changes_fill_untouched_fields_and_keep_the_old_version_only_for_a_conflict() {
+        let mut form = EmployeeForm::edit(&grace(1));
+        form.fields.job_title = "Rear Admiral".into();
+        let mut v2 = grace(2);
+        v2.first_name = "Amazing Grace".into();
+        form.on_remote_change(&v2);
+        assert_eq!(form.changed_remotely, Some(RemoteChange::Merged));
+        assert_eq!((form.base_version, form.fields.first_name.as_str()), (2, "Amazing Grace"));
+
+        // Then a change to the field the user is editing, and to another one.
+        let mut v3 = v2.clone();
+        v3.version = 3;
+        v3.job_title = Some("Commodore".into());
+        v3.email = "amazing@example.com".into();
+        form.on_remote_change(&v3);
+        assert_eq!(form.changed_remotely, Some(RemoteChange::Conflicting(vec![Field::JobTitle])));
+        assert_eq!(form.base_version, 2, "saving must meet the 412 and ask");
+        assert_eq!(form.fields.email, "amazing@example.com");
+        assert_eq!(form.fields.job_title, "Rear Admiral");
+
+        // A fourth version changes the e-mail again: no conflict there, the base moved on.
+        let mut v4 = v3.clone();
+        v4.version = 4;
+        v4.email = "grace.hopper@example.com".into();
+        assert!(!form.lost_race(v4));
+        assert_eq!(form.conflict.as_ref().unwrap().fields, [Field::JobTitle]);
+        assert_eq!(form.fields.email, "grace.hopper@example.com");
+    }
 }

@@ -15,7 +15,7 @@ use super::{FieldErrors, error_ui, field_ui};
 use crate::api::ApiError;
 use crate::api::wire::{Employee, LiveMessage, NewEmployee, Role};
 use crate::employees::{Applied, EmployeeStore, Filter, STATUSES, Sort, SortColumn, status_label};
-pub use form::{EmployeeForm, FormFields};
+pub use form::{Conflict, EmployeeForm, FormFields, RemoteChange};
 
 pub const ROW_HEIGHT: f32 = 22.0;
 
@@ -69,16 +69,27 @@ impl EmployeesScreen {
         let applied = self.store.apply(message);
         let Some(form) = self.form.as_mut() else { return };
         match applied {
-            Applied::Changed(id)
-                if form.id == Some(id)
-                    && !form.busy
-                    && self.store.get(id).is_some_and(|e| e.version != form.base_version) =>
-            {
-                form.changed_remotely = true;
+            // While a save is in flight its answer settles the form (a 412 merges there).
+            Applied::Changed(id) if form.id == Some(id) && !form.busy => {
+                if let Some(theirs) = self.store.get(id) {
+                    form.on_remote_change(theirs);
+                }
             }
             Applied::Removed(id) if form.id == Some(id) => form.deleted_remotely = true,
             _ => {}
         }
+    }
+
+    /// Back online after an outage: the form's "cannot reach the server" goes; true when a
+    /// load failed meanwhile and must run again (which clears its error line).
+    pub fn on_back_online(&mut self) -> bool {
+        if let Some(form) = self.form.as_mut()
+            && form.general_is_outage
+        {
+            form.general = None;
+            form.general_is_outage = false;
+        }
+        self.load_error.is_some()
     }
 
     /// The answer to a save.
@@ -103,7 +114,8 @@ impl EmployeesScreen {
                     match current {
                         Some(current) => {
                             self.store.upsert(current.clone());
-                            form.conflict = Some(current);
+                            // Nothing to ask: save the merged result on their version.
+                            form.resave = form.lost_race(current);
                         }
                         None => form.general = Some(error.to_string()),
                     }
@@ -117,6 +129,7 @@ impl EmployeesScreen {
                     let fields = error.field_errors();
                     if fields.is_empty() {
                         form.general = Some(error.to_string());
+                        form.general_is_outage = matches!(error, ApiError::Unreachable(_));
                     } else {
                         form.errors.extend(fields);
                     }
@@ -138,6 +151,7 @@ impl EmployeesScreen {
                 if let Some(form) = self.form.as_mut() {
                     form.busy = false;
                     form.confirm_delete = false;
+                    form.general_is_outage = matches!(error, ApiError::Unreachable(_));
                     if error.code() == Some("version_mismatch") {
                         form.general =
                             Some("Someone changed this employee meanwhile; review it before deleting.".into());
@@ -145,7 +159,7 @@ impl EmployeesScreen {
                             && let Some(current) =
                                 body.current.clone().and_then(|c| serde_json::from_value::<Employee>(c).ok())
                         {
-                            form.conflict = Some(current);
+                            form.lost_race(current);
                         }
                     } else {
                         form.general = Some(error.to_string());

@@ -51,6 +51,8 @@ pub enum WorkspaceAction {
     LoadAccounts,
     ChangePassword(PasswordChange),
     SignOut,
+    /// The live connection is waiting to retry: try now.
+    ReconnectNow,
 }
 
 #[derive(Debug)]
@@ -179,6 +181,10 @@ impl Workspace {
                         ui.close();
                     }
                 });
+                // Small, so the header keeps its height and the page below does not jump.
+                if matches!(self.live, LiveStatus::Reconnecting { .. }) && ui.small_button("Reconnect now").clicked() {
+                    actions.push(WorkspaceAction::ReconnectNow);
+                }
                 live_indicator_ui(ui, &self.live);
             });
         });
@@ -199,8 +205,17 @@ pub fn live_indicator_ui(ui: &mut Ui, live: &LiveStatus) {
     let (color, text) = match live {
         LiveStatus::Live => (Color32::from_rgb(0, 170, 80), "Live".to_owned()),
         LiveStatus::Connecting => (Color32::from_rgb(230, 160, 0), "Connecting…".to_owned()),
-        LiveStatus::Reconnecting { retry_in, .. } => {
-            (Color32::from_rgb(230, 160, 0), format!("Reconnecting (in {}s)…", retry_in.as_secs().max(1)))
+        LiveStatus::Reconnecting { at, .. } => {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            // The countdown moves: draw again when the next second is due.
+            if !left.is_zero() {
+                ui.ctx().request_repaint_after(left.min(std::time::Duration::from_millis(250)));
+            }
+            let text = match left.as_secs_f32().ceil() as u64 {
+                0 => "Reconnecting…".to_owned(),
+                secs => format!("Reconnecting (in {secs}s)…"),
+            };
+            (Color32::from_rgb(230, 160, 0), text)
         }
         LiveStatus::NeedsSignIn { .. } => (Color32::from_rgb(200, 60, 60), "Offline: sign in again".to_owned()),
         LiveStatus::Stopped(why) => (Color32::GRAY, format!("Offline: {why}")),
