@@ -7,6 +7,7 @@ pub mod employees;
 pub mod ledger;
 pub mod password;
 pub mod people;
+pub mod picker;
 pub mod sign_in;
 pub mod wizard;
 pub mod workspace;
