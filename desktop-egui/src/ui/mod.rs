@@ -4,11 +4,13 @@
 
 pub mod dialogs;
 pub mod employees;
+pub mod fonts;
 pub mod ledger;
 pub mod password;
 pub mod people;
 pub mod picker;
 pub mod sign_in;
+pub mod status_line;
 pub mod wizard;
 pub mod workspace;
 

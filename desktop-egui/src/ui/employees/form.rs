@@ -135,7 +135,8 @@ impl EmployeesScreen {
         if let Some(theirs) = form.conflict.clone() {
             conflict_ui(ui, form, &theirs, &departments, actions);
         }
-        let mut submit = false;
+        // Ctrl+S saves, like Enter in a field.
+        let mut submit = ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::S));
         // Staff see the record with every field disabled: a read view, no way to type.
         ui.add_enabled_ui(role.may_write(), |ui| {
             egui::Grid::new("employee_form_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {

@@ -1,0 +1,86 @@
+//! Layout and keyboard of the employees screen, driven by answers fed to the app (no
+//! platform needed): labels stand before their controls, an empty table says so, Ctrl+N
+//! opens the new-employee form and Esc closes it, the window title names the company.
+
+use desktop_egui::api::wire::Employee;
+use desktop_egui::app::{DataAnswer, Msg};
+use egui::accesskit::Role;
+use egui::{Key, Modifiers};
+use egui_kittest::kittest::Queryable;
+
+use crate::helpers::*;
+
+fn company(role: &str) -> App {
+    let mut app = offline_app();
+    enter_offline(&mut app, "Acme Freight", "someone@acme.example.com", role);
+    feed(&mut app, Msg::Data(DataAnswer::Employees(Ok(Vec::new()))));
+    app
+}
+
+/// The control labelled `label` (not the label itself).
+fn control<'a>(app: &'a App, label: &'a str, role: Role) -> egui_kittest::Node<'a> {
+    app.get_by(move |n| n.label().as_deref() == Some(label) && n.role() == role)
+}
+
+#[test]
+fn each_filter_label_stands_before_its_control() {
+    let app = company("manager");
+    for (label, role) in [("Search", Role::TextInput), ("Department", Role::ComboBox), ("Status", Role::ComboBox)] {
+        // A label's text is its node's value.
+        let text = app.get_by(move |n| n.value().as_deref() == Some(label) && n.role() == Role::Label).rect();
+        let field = control(&app, label, role).rect();
+        assert!(text.max.x <= field.min.x, "{label}: the label ({text:?}) is left of its control ({field:?})");
+        assert!((text.center().y - field.center().y).abs() < field.height(), "{label}: on the same line");
+    }
+}
+
+#[test]
+fn an_empty_company_says_so_and_a_filter_with_no_match_offers_to_clear_it() {
+    let mut app = company("manager");
+    wait_for_label(&mut app, "No employees yet.");
+    assert!(app.query_by_label_contains("Ctrl+N").is_some(), "how to add the first");
+
+    let ada = Employee {
+        id: uuid::Uuid::from_u128(1),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        email: "ada@acme.example.com".into(),
+        version: 1,
+        ..Employee::default()
+    };
+    feed(&mut app, Msg::Data(DataAnswer::Employees(Ok(vec![ada]))));
+    wait_for_label(&mut app, "Lovelace");
+    type_into(&mut app, "Search", "nobody");
+    wait_for_label(&mut app, "No employee matches the search and filters.");
+    click(&mut app, "Clear search and filters");
+    wait_for_label(&mut app, "Lovelace");
+}
+
+#[test]
+fn ctrl_n_opens_the_new_employee_form_and_esc_closes_it() {
+    let mut app = company("manager");
+    app.key_press_modifiers(Modifiers::COMMAND, Key::N);
+    wait_for_label(&mut app, "New employee");
+    // Typing goes into the form, and Esc still closes it.
+    type_into(&mut app, "First name", "Ada");
+    app.key_press(Key::Escape);
+    app.step();
+    app.step();
+    assert!(!shown(&app, "New employee"), "Esc closed the form");
+
+    // Ctrl+F puts the cursor in the search field.
+    app.key_press_modifiers(Modifiers::COMMAND, Key::F);
+    app.step();
+    app.step();
+    assert!(field(&app, "Search").is_focused());
+}
+
+#[test]
+fn staff_get_no_form_from_ctrl_n() {
+    let mut app = company("staff");
+    app.key_press_modifiers(Modifiers::COMMAND, Key::N);
+    app.step();
+    app.step();
+    assert!(!shown(&app, "New employee"));
+    assert!(!shown(&app, "Add the first one with \"Add employee\" (Ctrl+N)."), "staff are not told to add");
+}
