@@ -2,6 +2,7 @@
 //! `ledger`, `people`; `dialogs`) and the small widgets they share: a labelled field whose
 //! error sits right under it, a form-wide field-error map, the new-password fields.
 
+pub mod date;
 pub mod dialogs;
 pub mod employees;
 pub mod fonts;

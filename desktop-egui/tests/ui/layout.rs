@@ -84,3 +84,29 @@ fn staff_get_no_form_from_ctrl_n() {
     assert!(!shown(&app, "New employee"));
     assert!(!shown(&app, "Add the first one with \"Add employee\" (Ctrl+N)."), "staff are not told to add");
 }
+
+#[test]
+fn ctrl_s_saves_the_form_and_the_hire_date_can_be_picked_from_a_calendar() {
+    let mut app = company("manager");
+    app.key_press_modifiers(Modifiers::COMMAND, Key::N);
+    wait_for_label(&mut app, "New employee");
+    replace_text(&mut app, "Hire date (YYYY-MM-DD)", "2024-01-15");
+    // The calendar beside the field: one day on, then its own Save.
+    click(&mut app, "2024-01-15");
+    click(&mut app, ">");
+    app.query_all_by_label("Save").last().expect("the calendar's Save").click();
+    app.step();
+    app.step();
+    assert_eq!(field(&app, "Hire date (YYYY-MM-DD)").value().as_deref(), Some("2024-01-16"));
+
+    // Ctrl+S checks and saves like the Save button: here, the missing names first.
+    app.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    wait_for(&mut app, "the two names' errors", |app| app.query_all_by_label("Required.").count() == 2);
+    type_into(&mut app, "First name", "Ada");
+    type_into(&mut app, "Last name", "Lovelace");
+    type_into(&mut app, "Work e-mail", "ada@acme.example.com");
+    app.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    // Offline, the save is sent and fails as unreachable: the form says so and stays.
+    wait_for(&mut app, "the save to be sent", |app| app.query_all_by_label("Required.").count() == 0);
+    assert!(shown(&app, "New employee"));
+}

@@ -147,11 +147,13 @@ impl EmployeesScreen {
                     ("Last name", &mut f.last_name, "last_name"),
                     ("Work e-mail", &mut f.email, "email"),
                     ("Job title", &mut f.job_title, "job_title"),
-                    ("Hire date (YYYY-MM-DD)", &mut f.hire_date, "hire_date"),
                 ] {
                     let response = field_ui(ui, label, value, e.get(field), false);
                     submit |= crate::ui::submitted(ui, &response);
                 }
+                let response =
+                    crate::ui::date::date_field_ui(ui, "Hire date (YYYY-MM-DD)", &mut f.hire_date, e.get("hire_date"));
+                submit |= crate::ui::submitted(ui, &response);
                 ui.label("Department");
                 ui.vertical(|ui| {
                     let name = form
