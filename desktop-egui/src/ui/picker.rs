@@ -64,7 +64,7 @@ pub fn picker_ui<V: Clone + PartialEq>(
     value: &mut V,
 ) -> Response {
     let shown = items.iter().find(|i| i.value == *value).map_or("Choose…", |i| i.label.as_str()).to_owned();
-    let mut button = ui.add(egui::Button::new(shown).min_size(egui::vec2(280.0, 0.0)).truncate());
+    let mut button = ui.add(egui::Button::new(shown).min_size(egui::vec2(200.0, 0.0)).truncate());
     // The accessible name is the field's label, like the text fields labelled by theirs.
     button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, label));
     if button.clicked() {

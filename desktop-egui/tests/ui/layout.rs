@@ -110,3 +110,41 @@ fn ctrl_s_saves_the_form_and_the_hire_date_can_be_picked_from_a_calendar() {
     wait_for(&mut app, "the save to be sent", |app| app.query_all_by_label("Required.").count() == 0);
     assert!(shown(&app, "New employee"));
 }
+
+#[test]
+fn the_department_filter_is_a_searchable_picker() {
+    let mut app = company("manager");
+    let engineering = uuid::Uuid::from_u128(10);
+    let departments = ["Sales", "Engineering"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| desktop_egui::api::wire::Department {
+            id: if i == 1 { engineering } else { uuid::Uuid::from_u128(11) },
+            name: (*name).into(),
+            ..Default::default()
+        })
+        .collect();
+    feed(&mut app, Msg::Data(DataAnswer::Departments(Ok(departments))));
+    let person = |n: u128, last: &str, department| Employee {
+        id: uuid::Uuid::from_u128(n),
+        first_name: "A".into(),
+        last_name: last.into(),
+        email: format!("{n}@acme.example.com"),
+        department_id: department,
+        version: 1,
+        ..Employee::default()
+    };
+    let people = vec![person(1, "Babbage", Some(engineering)), person(2, "Seller", None)];
+    feed(&mut app, Msg::Data(DataAnswer::Employees(Ok(people))));
+    wait_for_label(&mut app, "Seller");
+
+    control(&app, "Department", Role::ComboBox).click();
+    app.step();
+    app.step();
+    type_into(&mut app, "Department filter", "eng");
+    app.key_press(Key::Enter);
+    app.step();
+    app.step();
+    assert!(shown(&app, "Babbage") && !shown(&app, "Seller"), "only Engineering");
+    assert!(shown(&app, "1 of 2 employees"));
+}

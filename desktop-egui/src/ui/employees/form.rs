@@ -118,6 +118,7 @@ impl EmployeesScreen {
     pub(super) fn form_ui(&mut self, ui: &mut Ui, actions: &mut Vec<EmployeesAction>) {
         let departments = self.store.departments().to_vec();
         let role = self.role;
+        let department_picker = &mut self.department_picker;
         let Some(form) = self.form.as_mut() else { return };
         ui.heading(match (form.id, role.may_write()) {
             (_, false) => "Employee",
@@ -156,17 +157,8 @@ impl EmployeesScreen {
                 submit |= crate::ui::submitted(ui, &response);
                 ui.label("Department");
                 ui.vertical(|ui| {
-                    let name = form
-                        .fields
-                        .department_id
-                        .and_then(|id| departments.iter().find(|d| d.id == id))
-                        .map_or("None".to_owned(), |d| d.name.clone());
-                    egui::ComboBox::from_id_salt("form_department").selected_text(name).show_ui(ui, |ui| {
-                        ui.selectable_value(&mut form.fields.department_id, None, "None");
-                        for d in &departments {
-                            ui.selectable_value(&mut form.fields.department_id, Some(d.id), &d.name);
-                        }
-                    });
+                    let items = super::department_items(&departments, "None");
+                    picker_ui(ui, "Department", department_picker, &items, &mut form.fields.department_id);
                     if let Some(error) = form.errors.get("department_id") {
                         error_ui(ui, error);
                     }

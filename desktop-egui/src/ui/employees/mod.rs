@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 mod form;
 
+use super::picker::{PickItem, PickerState, picker_ui};
 use super::status_line::{StatusLine, forget_about, status_line_ui};
 use super::{FieldErrors, error_ui, field_ui};
 use crate::api::ApiError;
@@ -58,6 +59,9 @@ pub struct EmployeesScreen {
     pub load_error: Option<String>,
     /// "Saved …", "Employee deleted.": transient.
     pub notice: Option<StatusLine>,
+    /// The department pickers of the toolbar and of the form.
+    department_filter: PickerState,
+    department_picker: PickerState,
 }
 
 impl EmployeesScreen {
@@ -72,6 +76,8 @@ impl EmployeesScreen {
             loading: false,
             load_error: None,
             notice: None,
+            department_filter: PickerState::default(),
+            department_picker: PickerState::default(),
         }
     }
 
@@ -263,21 +269,9 @@ impl EmployeesScreen {
                     .desired_width(200.0),
             )
             .labelled_by(label.id);
-            let departments = self.store.departments().to_vec();
-            let current = self.filter.department.map_or("All departments".to_owned(), |id| {
-                departments.iter().find(|d| d.id == id).map_or("?".to_owned(), |d| d.name.clone())
-            });
-            let label = ui.label("Department");
-            egui::ComboBox::from_id_salt("department_filter")
-                .selected_text(current)
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.filter.department, None, "All departments");
-                    for d in &departments {
-                        ui.selectable_value(&mut self.filter.department, Some(d.id), &d.name);
-                    }
-                })
-                .response
-                .labelled_by(label.id);
+            ui.label("Department");
+            let items = department_items(self.store.departments(), "All departments");
+            picker_ui(ui, "Department", &mut self.department_filter, &items, &mut self.filter.department);
             let current = self.filter.status.as_deref().map_or("All statuses", status_label).to_owned();
             let label = ui.label("Status");
             egui::ComboBox::from_id_salt("status_filter")
@@ -380,6 +374,13 @@ impl EmployeesScreen {
             }
         }
     }
+}
+
+/// The departments as a picker lists them, after `none` (no department, or all of them).
+fn department_items(departments: &[crate::api::wire::Department], none: &str) -> Vec<PickItem<Option<Uuid>>> {
+    std::iter::once(PickItem::new(None, none))
+        .chain(departments.iter().map(|d| PickItem::new(Some(d.id), d.name.clone())))
+        .collect()
 }
 
 /// A small triangle after the sorted column's title (the default font has no arrow glyphs).
