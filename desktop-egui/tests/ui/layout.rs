@@ -148,3 +148,21 @@ fn the_department_filter_is_a_searchable_picker() {
     assert!(shown(&app, "Babbage") && !shown(&app, "Seller"), "only Engineering");
     assert!(shown(&app, "1 of 2 employees"));
 }
+
+#[test]
+fn with_the_form_open_the_table_scrolls_sideways_to_its_last_columns() {
+    let mut app = company("manager");
+    app.set_size(egui::vec2(1000.0, 700.0));
+    let ada =
+        Employee { id: uuid::Uuid::from_u128(1), last_name: "Lovelace".into(), version: 1, ..Employee::default() };
+    feed(&mut app, Msg::Data(DataAnswer::Employees(Ok(vec![ada]))));
+    app.key_press_modifiers(Modifiers::COMMAND, Key::N);
+    wait_for_label(&mut app, "New employee");
+    let form_left = app.get_by_label("New employee").rect().min.x;
+    let header =
+        |app: &App| app.get_by(|n| n.label().as_deref() == Some("Hire date") && n.role() == Role::Button).rect();
+    assert!(header(&app).min.x > form_left, "the last column starts behind the form");
+    app.get_by(|n| n.label().as_deref() == Some("Hire date") && n.role() == Role::Button).scroll_to_me();
+    app.run_steps(10);
+    assert!(header(&app).max.x <= form_left, "scrolled into sight: {:?} vs {form_left}", header(&app));
+}
