@@ -15,3 +15,6 @@ pub mod ui;
 /// This build's version, sent as `X-Client-Version` and compared with the platform's
 /// minimum. The self-updater (a later issue) replaces the binary when it is too old.
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The window's class / app id; `packaging/nexacore.desktop` names it as `StartupWMClass`.
+pub const APP_ID: &str = "nexacore";

@@ -19,6 +19,9 @@ fn main() -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("NexaCore")
+            // The window class (X11 WM_CLASS, Wayland app id): what desktops match with the
+            // `StartupWMClass` of packaging/nexacore.desktop to group and label the window.
+            .with_app_id(desktop_egui::APP_ID)
             .with_inner_size([1180.0, 760.0])
             .with_min_inner_size([640.0, 420.0]),
         ..Default::default()

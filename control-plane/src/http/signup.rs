@@ -154,7 +154,9 @@ impl TenantsApi {
             })
             .collect();
         use iso_currency::IntoEnumIterator as _;
+        // Only money a company keeps its books in: no test, metal or fund codes.
         let mut currencies: Vec<Currency> = iso_currency::Currency::iter()
+            .filter(|c| crate::provision::validate::is_offered_currency(c.code()))
             .map(|c| Currency { code: c.code().to_owned(), name: c.name().to_owned() })
             .collect();
         currencies.sort_by(|a, b| a.code.cmp(&b.code));

@@ -80,6 +80,21 @@ pub fn is_known_currency(code: &str) -> bool {
     iso_currency::Currency::from_code(code).is_some()
 }
 
+/// ISO 4217 codes that are not money a company keeps its books in: the testing and "no
+/// currency" codes (XTS, XXX), precious metals, IMF and other supranational units of account,
+/// and the fund / index codes that sit next to a real currency (BOV beside BOB, CLF beside
+/// CLP, USN beside USD…). The signup wizard does not offer them; validation still accepts any
+/// ISO code, so existing requests keep working.
+pub const NOT_OFFERED_CURRENCIES: &[&str] = &[
+    "XTS", "XXX", "XAU", "XAG", "XPD", "XPT", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA", "BOV", "CHE", "CHW",
+    "CLF", "COU", "MXV", "USN", "UYI", "UYW",
+];
+
+/// Whether the signup wizard offers `code`: a known currency that is not a test or fund code.
+pub fn is_offered_currency(code: &str) -> bool {
+    is_known_currency(code) && !NOT_OFFERED_CURRENCIES.contains(&code)
+}
+
 /// Checks a time zone against the IANA database.
 pub fn is_known_timezone(tz: &str) -> bool {
     tz.parse::<chrono_tz::Tz>().is_ok()
@@ -245,5 +260,16 @@ mod tests {
         assert_eq!(ok.slug.as_str(), "acme-tools");
         assert!(ok.slug_suggested);
         assert_eq!(ok.currency, "EUR");
+    }
+
+    #[test]
+    fn test_metal_and_fund_codes_are_known_but_not_offered() {
+        for code in NOT_OFFERED_CURRENCIES {
+            assert!(is_known_currency(code), "{code} is an ISO code");
+            assert!(!is_offered_currency(code), "{code}");
+        }
+        for code in ["EUR", "USD", "CHF", "VND", "XOF", "XAF"] {
+            assert!(is_offered_currency(code), "{code}");
+        }
     }
 }

@@ -281,7 +281,12 @@ async fn slug_availability_and_signup_options_come_from_the_server() {
 
     let options: Value = app.http.get(app.url("/signup/options")).send().await.unwrap().json().await.unwrap();
     assert!(options["chart_templates"].as_array().unwrap().len() >= 2);
-    assert!(options["currencies"].as_array().unwrap().iter().any(|c| c["code"] == "EUR"));
+    let codes: Vec<&str> =
+        options["currencies"].as_array().unwrap().iter().filter_map(|c| c["code"].as_str()).collect();
+    assert!(codes.contains(&"EUR") && codes.contains(&"VND"), "{codes:?}");
+    for test_or_fund in ["XTS", "XXX", "XAU", "XDR", "BOV", "CLF", "USN"] {
+        assert!(!codes.contains(&test_or_fund), "{test_or_fund} is offered");
+    }
     assert!(options["timezones"].as_array().unwrap().iter().any(|t| t == "Europe/Berlin"));
 }
 

@@ -189,6 +189,8 @@ pub struct NexaApp {
     /// meanwhile (live 4001, 401s) are expected, not a reason to ask.
     renewing: bool,
     started: bool,
+    /// The window title last sent, so it is sent only when it changes.
+    title: String,
 }
 
 impl NexaApp {
@@ -216,6 +218,7 @@ impl NexaApp {
             reauth: None,
             renewing: false,
             started: false,
+            title: String::new(),
         }
     }
 
@@ -236,6 +239,7 @@ impl NexaApp {
         self.backend.attach(ui.ctx());
         if !self.started {
             self.started = true;
+            crate::ui::fonts::install(ui.ctx());
             if self.settings.ui_scale != 1.0 {
                 ui.ctx().set_zoom_factor(self.settings.ui_scale.clamp(0.5, 3.0));
             }
@@ -243,6 +247,11 @@ impl NexaApp {
         }
         for msg in self.backend.drain() {
             self.handle(msg);
+        }
+        let title = window_title(self.session.as_ref().map(|s| s.tenant.name.as_str()));
+        if title != self.title {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
         }
         let zoom = ui.ctx().zoom_factor();
         if (zoom - self.settings.ui_scale).abs() > 0.01 {
@@ -297,8 +306,34 @@ impl NexaApp {
     }
 }
 
+/// The window's title: the signed-in company's name first, so windows (and task-bar
+/// entries) of several companies can be told apart.
+pub fn window_title(company: Option<&str>) -> String {
+    match company.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(company) => format!("{company} — NexaCore"),
+        None => "NexaCore".to_owned(),
+    }
+}
+
 impl eframe::App for NexaApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         NexaApp::ui(self, ui);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_title;
+
+    #[test]
+    fn the_window_title_names_the_signed_in_company() {
+        for (company, title) in [
+            (None, "NexaCore"),
+            (Some(""), "NexaCore"),
+            (Some("Acme Tools"), "Acme Tools — NexaCore"),
+            (Some(" Công ty Ánh Dương "), "Công ty Ánh Dương — NexaCore"),
+        ] {
+            assert_eq!(window_title(company), title, "{company:?}");
+        }
     }
 }

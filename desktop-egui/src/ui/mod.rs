@@ -2,12 +2,16 @@
 //! `ledger`, `people`; `dialogs`) and the small widgets they share: a labelled field whose
 //! error sits right under it, a form-wide field-error map, the new-password fields.
 
+pub mod date;
 pub mod dialogs;
 pub mod employees;
+pub mod fonts;
 pub mod ledger;
 pub mod password;
 pub mod people;
+pub mod picker;
 pub mod sign_in;
+pub mod status_line;
 pub mod wizard;
 pub mod workspace;
 

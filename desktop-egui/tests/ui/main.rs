@@ -6,6 +6,7 @@ mod account;
 mod employees;
 mod helpers;
 mod invitations;
+mod layout;
 mod people;
 mod reconnect;
 mod roles;

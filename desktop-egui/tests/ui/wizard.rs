@@ -56,7 +56,10 @@ fn the_wizard_creates_a_company_end_to_end_and_signs_its_admin_in() {
     wait_for_label(&mut app, "Live");
     assert_eq!(app.state().session.as_ref().unwrap().tenant.slug, slug);
     // The department chosen in the wizard exists in the new company.
-    wait_for(&mut app, "departments", |app| app.query_by_label("Department filter").is_some());
+    wait_for(&mut app, "departments", |app| match &app.state().screen {
+        desktop_egui::app::Screen::Company(w) => w.employees.store.departments().iter().any(|d| d.name == "Logistics"),
+        _ => false,
+    });
 }
 
 #[test]
@@ -85,14 +88,66 @@ fn a_taken_slug_is_reported_at_step_one_and_blocks_next() {
     wait_for_label(&mut app, "Your full name");
 }
 
+#[test]
+fn every_time_zone_can_be_chosen_and_no_test_currency_is_offered() {
+    let stack = Stack::start();
+    let mut app = stack.app();
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+    click(&mut app, "Create a new company…");
+    wait_for(&mut app, "the signup options", |app| !app.state_wizard().timezone_items.is_empty());
+    type_into(&mut app, "Company name", "Sydney Traders");
+
+    // The time zone: open, type (it goes to the filter, not the company name), choose.
+    open_picker(&mut app, "Time zone");
+    type_into(&mut app, "Time zone filter", "sydney");
+    click(&mut app, "Australia/Sydney");
+    assert_eq!(app.state_mut_wizard().timezone, "Australia/Sydney");
+    assert_eq!(field(&app, "Company name").value().as_deref(), Some("Sydney Traders"));
+    open_picker(&mut app, "Time zone");
+    type_into(&mut app, "Time zone filter", "Europe/Berl");
+    app.key_press(egui::Key::Enter);
+    app.step();
+    app.step();
+    assert_eq!(app.state_mut_wizard().timezone, "Europe/Berlin");
+
+    // Currencies: real ones, filterable; none of the test or fund codes.
+    let codes: Vec<String> = app.state_wizard().currency_items.iter().map(|c| c.value.clone()).collect();
+    assert!(codes.iter().any(|c| c == "VND"), "{codes:?}");
+    for code in ["XTS", "XXX", "XAU", "XDR", "CLF"] {
+        assert!(!codes.iter().any(|c| c == code), "{code} offered");
+    }
+    open_picker(&mut app, "Currency");
+    type_into(&mut app, "Currency filter", "XTS");
+    assert!(shown(&app, "Nothing matches."));
+    replace_text(&mut app, "Currency filter", "vietnam");
+    click(&mut app, "VND — Vietnamese đồng");
+    assert_eq!(app.state_mut_wizard().currency, "VND");
+}
+
+fn open_picker(app: &mut App, label: &str) {
+    app.get_by(|n| n.label().as_deref() == Some(label) && n.role() == egui::accesskit::Role::ComboBox).click();
+    // The popup measures itself in its first frame.
+    app.step();
+    app.step();
+    app.step();
+}
+
 /// Access to the wizard's state for assertions.
 trait WizardState {
     fn state_mut_wizard(&mut self) -> &mut desktop_egui::ui::wizard::Wizard;
+    fn state_wizard(&self) -> &desktop_egui::ui::wizard::Wizard;
 }
 
 impl WizardState for App {
     fn state_mut_wizard(&mut self) -> &mut desktop_egui::ui::wizard::Wizard {
         match &mut self.state_mut().screen {
+            desktop_egui::app::Screen::Wizard(w) => w,
+            other => panic!("not in the wizard but {}", other.name()),
+        }
+    }
+
+    fn state_wizard(&self) -> &desktop_egui::ui::wizard::Wizard {
+        match &self.state().screen {
             desktop_egui::app::Screen::Wizard(w) => w,
             other => panic!("not in the wizard but {}", other.name()),
         }

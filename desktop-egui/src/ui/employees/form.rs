@@ -209,6 +209,7 @@ impl EmployeesScreen {
     pub(super) fn form_ui(&mut self, ui: &mut Ui, actions: &mut Vec<EmployeesAction>) {
         let departments = self.store.departments().to_vec();
         let role = self.role;
+        let department_picker = &mut self.department_picker;
         let Some(form) = self.form.as_mut() else { return };
         ui.heading(match (form.id, role.may_write()) {
             (_, false) => "Employee",
@@ -244,7 +245,8 @@ impl EmployeesScreen {
         if let Some(conflict) = form.conflict.clone() {
             conflict_ui(ui, form, &conflict, &departments, actions);
         }
-        let mut submit = false;
+        // Ctrl+S saves, like Enter in a field.
+        let mut submit = ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::S));
         // Staff see the record with every field disabled: a read view, no way to type.
         ui.add_enabled_ui(role.may_write(), |ui| {
             egui::Grid::new("employee_form_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
@@ -255,24 +257,17 @@ impl EmployeesScreen {
                     ("Last name", &mut f.last_name, "last_name"),
                     ("Work e-mail", &mut f.email, "email"),
                     ("Job title", &mut f.job_title, "job_title"),
-                    ("Hire date (YYYY-MM-DD)", &mut f.hire_date, "hire_date"),
                 ] {
                     let response = field_ui(ui, label, value, e.get(field), false);
                     submit |= crate::ui::submitted(ui, &response);
                 }
+                let response =
+                    crate::ui::date::date_field_ui(ui, "Hire date (YYYY-MM-DD)", &mut f.hire_date, e.get("hire_date"));
+                submit |= crate::ui::submitted(ui, &response);
                 ui.label("Department");
                 ui.vertical(|ui| {
-                    let name = form
-                        .fields
-                        .department_id
-                        .and_then(|id| departments.iter().find(|d| d.id == id))
-                        .map_or("None".to_owned(), |d| d.name.clone());
-                    egui::ComboBox::from_id_salt("form_department").selected_text(name).show_ui(ui, |ui| {
-                        ui.selectable_value(&mut form.fields.department_id, None, "None");
-                        for d in &departments {
-                            ui.selectable_value(&mut form.fields.department_id, Some(d.id), &d.name);
-                        }
-                    });
+                    let items = super::department_items(&departments, "None");
+                    picker_ui(ui, "Department", department_picker, &items, &mut form.fields.department_id);
                     if let Some(error) = form.errors.get("department_id") {
                         error_ui(ui, error);
                     }

@@ -5,12 +5,14 @@
 //! background. So the benchmark can drive it with no server at all. What it offers follows
 //! the user's role: staff only read, managers add and edit, admins also delete.
 
-use egui::{Color32, RichText, Sense, Ui};
+use egui::{Color32, Key, Modifiers, RichText, Sense, Ui};
 use egui_extras::{Column, TableBuilder};
 use uuid::Uuid;
 
 mod form;
 
+use super::picker::{PickItem, PickerState, picker_ui};
+use super::status_line::{StatusLine, forget_about, status_line_ui};
 use super::{FieldErrors, error_ui, field_ui};
 use crate::api::ApiError;
 use crate::api::wire::{Employee, LiveMessage, NewEmployee, Role};
@@ -18,6 +20,15 @@ use crate::employees::{Applied, EmployeeStore, Filter, STATUSES, Sort, SortColum
 pub use form::{Conflict, EmployeeForm, FormFields, RemoteChange};
 
 pub const ROW_HEIGHT: f32 = 22.0;
+
+/// The table's narrowest width: every column at its first width. Narrower (the form open
+/// beside it, a small window), it scrolls sideways rather than cutting columns off.
+const TABLE_MIN_WIDTH: f32 = 130.0 + 110.0 + 220.0 + 140.0 + 120.0 + 80.0 + 100.0;
+
+/// The search field's id, so Ctrl+F can focus it.
+fn search_id() -> egui::Id {
+    egui::Id::unique("employees_search")
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmployeesAction {
@@ -46,7 +57,11 @@ pub struct EmployeesScreen {
     pub form: Option<EmployeeForm>,
     pub loading: bool,
     pub load_error: Option<String>,
-    pub notice: Option<String>,
+    /// "Saved …", "Employee deleted.": transient.
+    pub notice: Option<StatusLine>,
+    /// The department pickers of the toolbar and of the form.
+    department_filter: PickerState,
+    department_picker: PickerState,
 }
 
 impl EmployeesScreen {
@@ -61,12 +76,17 @@ impl EmployeesScreen {
             loading: false,
             load_error: None,
             notice: None,
+            department_filter: PickerState::default(),
+            department_picker: PickerState::default(),
         }
     }
 
     /// A live change event: the table follows, and an open form learns it is out of date.
     pub fn apply_live(&mut self, message: &LiveMessage) {
         let applied = self.store.apply(message);
+        if let Applied::Removed(id) = applied {
+            forget_about(&mut self.notice, id);
+        }
         let Some(form) = self.form.as_mut() else { return };
         match applied {
             // While a save is in flight its answer settles the form (a 412 merges there).
@@ -98,7 +118,7 @@ impl EmployeesScreen {
         form.busy = false;
         match result {
             Ok(e) => {
-                self.notice = Some(format!("Saved {} {}.", e.first_name, e.last_name));
+                self.notice = Some(StatusLine::new(format!("Saved {} {}.", e.first_name, e.last_name), Some(e.id)));
                 self.selected = Some(e.id);
                 self.store.upsert(e);
                 self.form = None;
@@ -142,7 +162,7 @@ impl EmployeesScreen {
         match result {
             Ok(()) => {
                 self.store.remove(id);
-                self.notice = Some("Employee deleted.".into());
+                self.notice = Some(StatusLine::new("Employee deleted.", None));
                 if self.form.as_ref().is_some_and(|f| f.id == Some(id)) {
                     self.form = None;
                 }
@@ -190,6 +210,7 @@ impl EmployeesScreen {
 
     pub fn ui(&mut self, ui: &mut Ui) -> Vec<EmployeesAction> {
         let mut actions = Vec::new();
+        self.shortcuts(ui);
         if self.form.is_some() {
             egui::Panel::right("employee_form").default_size(360.0).resizable(true).show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.form_ui(ui, &mut actions));
@@ -198,34 +219,86 @@ impl EmployeesScreen {
         egui::CentralPanel::default_margins().show(ui, |ui| {
             self.toolbar_ui(ui);
             ui.separator();
-            self.table_ui(ui);
+            if !self.empty_ui(ui) {
+                egui::ScrollArea::horizontal().id_salt("employees_hscroll").auto_shrink(false).show(ui, |ui| {
+                    ui.set_width(ui.available_width().max(TABLE_MIN_WIDTH));
+                    self.table_ui(ui);
+                });
+            }
         });
         actions
     }
 
+    /// Ctrl+N new employee, Ctrl+F search, Esc closes the form (Ctrl+S saving is the
+    /// form's). Escape first closes an open drop-down: only a second one closes the form.
+    fn shortcuts(&mut self, ui: &mut Ui) {
+        let (new, find) =
+            ui.input_mut(|i| (i.consume_key(Modifiers::COMMAND, Key::N), i.consume_key(Modifiers::COMMAND, Key::F)));
+        let busy = self.form.as_ref().is_some_and(|f| f.busy);
+        if new && self.role.may_write() && !busy {
+            self.form = Some(EmployeeForm::new_employee());
+        }
+        if find {
+            ui.memory_mut(|m| m.request_focus(search_id()));
+        }
+        if self.form.is_some()
+            && !busy
+            && !egui::Popup::is_any_open(ui.ctx())
+            && ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape))
+        {
+            self.form = None;
+        }
+    }
+
+    /// What shows instead of an empty table: true when it did.
+    fn empty_ui(&mut self, ui: &mut Ui) -> bool {
+        if !self.store.view(&self.filter, self.sort).is_empty() || self.loading {
+            return false;
+        }
+        ui.add_space(24.0);
+        ui.vertical_centered(|ui| {
+            if self.store.is_empty() {
+                ui.label(RichText::new("No employees yet.").strong());
+                if self.role.may_write() {
+                    ui.label("Add the first one with \"Add employee\" (Ctrl+N).");
+                }
+            } else {
+                ui.label(RichText::new("No employee matches the search and filters.").strong());
+                if ui.button("Clear search and filters").clicked() {
+                    self.filter = Filter { query: String::new(), department: None, status: None };
+                }
+            }
+        });
+        true
+    }
+
     fn toolbar_ui(&mut self, ui: &mut Ui) {
         ui.horizontal_wrapped(|ui| {
+            // Each label stands before its control, so it cannot be read as the next one's.
             let label = ui.label("Search");
-            ui.add(egui::TextEdit::singleline(&mut self.filter.query).hint_text("name or e-mail").desired_width(200.0))
-                .labelled_by(label.id);
-            let departments = self.store.departments().to_vec();
-            let current = self.filter.department.map_or("All departments".to_owned(), |id| {
-                departments.iter().find(|d| d.id == id).map_or("?".to_owned(), |d| d.name.clone())
-            });
-            egui::ComboBox::from_label("Department filter").selected_text(current).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.filter.department, None, "All departments");
-                for d in &departments {
-                    ui.selectable_value(&mut self.filter.department, Some(d.id), &d.name);
-                }
-            });
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter.query)
+                    .id(search_id())
+                    .hint_text("name or e-mail (Ctrl+F)")
+                    .desired_width(200.0),
+            )
+            .labelled_by(label.id);
+            ui.label("Department");
+            let items = department_items(self.store.departments(), "All departments");
+            picker_ui(ui, "Department", &mut self.department_filter, &items, &mut self.filter.department);
             let current = self.filter.status.as_deref().map_or("All statuses", status_label).to_owned();
-            egui::ComboBox::from_label("Status filter").selected_text(current).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.filter.status, None, "All statuses");
-                for (value, label) in STATUSES {
-                    ui.selectable_value(&mut self.filter.status, Some(value.to_owned()), label);
-                }
-            });
-            if self.role.may_write() && ui.button("Add employee").clicked() {
+            let label = ui.label("Status");
+            egui::ComboBox::from_id_salt("status_filter")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.filter.status, None, "All statuses");
+                    for (value, label) in STATUSES {
+                        ui.selectable_value(&mut self.filter.status, Some(value.to_owned()), label);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if self.role.may_write() && ui.button("Add employee").on_hover_text("Ctrl+N").clicked() {
                 self.form = Some(EmployeeForm::new_employee());
             }
             let shown = self.store.view(&self.filter, self.sort).len();
@@ -237,9 +310,7 @@ impl EmployeesScreen {
         if let Some(error) = &self.load_error {
             error_ui(ui, error);
         }
-        if let Some(notice) = &self.notice {
-            ui.label(RichText::new(notice).weak());
-        }
+        status_line_ui(ui, &mut self.notice);
     }
 
     fn table_ui(&mut self, ui: &mut Ui) {
@@ -317,6 +388,13 @@ impl EmployeesScreen {
             }
         }
     }
+}
+
+/// The departments as a picker lists them, after `none` (no department, or all of them).
+fn department_items(departments: &[crate::api::wire::Department], none: &str) -> Vec<PickItem<Option<Uuid>>> {
+    std::iter::once(PickItem::new(None, none))
+        .chain(departments.iter().map(|d| PickItem::new(Some(d.id), d.name.clone())))
+        .collect()
 }
 
 /// A small triangle after the sorted column's title (the default font has no arrow glyphs).

@@ -14,6 +14,7 @@ mod steps;
 
 use steps::steps_ui;
 
+use super::picker::{PickItem, PickerState, picker_ui};
 use super::{FieldErrors, error_ui, field_ui};
 use crate::api::ApiError;
 use crate::api::wire::{AdminInput, CreateTenantRequest, CreatedTenant, SignupOptions, SlugAvailability};
@@ -83,8 +84,12 @@ pub struct Wizard {
     pub slug_edited: bool,
     pub slug_state: SlugState,
     pub timezone: String,
-    pub timezone_search: String,
+    pub timezone_picker: PickerState,
     pub currency: String,
+    pub currency_picker: PickerState,
+    /// The options' time zones and currencies as the pickers show them, built once.
+    pub timezone_items: Vec<PickItem<String>>,
+    pub currency_items: Vec<PickItem<String>>,
     // Step 2.
     pub admin_name: String,
     pub admin_email: String,
@@ -119,8 +124,11 @@ impl Wizard {
             slug_edited: false,
             slug_state: SlugState::Idle,
             timezone: "UTC".into(),
-            timezone_search: String::new(),
+            timezone_picker: PickerState::default(),
             currency: "EUR".into(),
+            currency_picker: PickerState::default(),
+            timezone_items: Vec::new(),
+            currency_items: Vec::new(),
             admin_name: String::new(),
             admin_email: String::new(),
             password: String::new(),
@@ -149,6 +157,12 @@ impl Wizard {
                 if self.departments.is_empty() {
                     self.departments = options.default_departments.iter().map(|d| (d.clone(), true)).collect();
                 }
+                self.timezone_items = options.timezones.iter().map(|z| PickItem::new(z.clone(), z.clone())).collect();
+                self.currency_items = options
+                    .currencies
+                    .iter()
+                    .map(|c| PickItem::new(c.code.clone(), format!("{} — {}", c.code, c.name)))
+                    .collect();
                 self.options = Some(options);
                 self.options_error = None;
             }

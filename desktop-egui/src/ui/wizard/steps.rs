@@ -17,8 +17,7 @@ impl Wizard {
             ui.end_row();
             ui.label("Time zone");
             ui.vertical(|ui| {
-                let zones: Vec<String> = self.options.as_ref().map(|o| o.timezones.clone()).unwrap_or_default();
-                choose_ui(ui, "timezone", &mut self.timezone, &mut self.timezone_search, &zones, |z| z.to_owned());
+                picker_ui(ui, "Time zone", &mut self.timezone_picker, &self.timezone_items, &mut self.timezone);
                 if let Some(error) = self.errors.get("timezone") {
                     error_ui(ui, error);
                 }
@@ -26,16 +25,7 @@ impl Wizard {
             ui.end_row();
             ui.label("Currency");
             ui.vertical(|ui| {
-                let currencies = self.options.as_ref().map(|o| o.currencies.clone()).unwrap_or_default();
-                let label = currencies
-                    .iter()
-                    .find(|c| c.code == self.currency)
-                    .map_or(self.currency.clone(), |c| format!("{} — {}", c.code, c.name));
-                egui::ComboBox::from_id_salt("currency").selected_text(label).width(280.0).show_ui(ui, |ui| {
-                    for c in &currencies {
-                        ui.selectable_value(&mut self.currency, c.code.clone(), format!("{} — {}", c.code, c.name));
-                    }
-                });
+                picker_ui(ui, "Currency", &mut self.currency_picker, &self.currency_items, &mut self.currency);
                 if let Some(error) = self.errors.get("currency") {
                     error_ui(ui, error);
                 }
@@ -220,25 +210,6 @@ pub(super) fn steps_ui(ui: &mut Ui, current: usize) {
             if i + 1 < STEPS.len() {
                 ui.label("›");
             }
-        }
-    });
-}
-
-/// A combo box with a search field, for long lists (600 time zones).
-pub(super) fn choose_ui(
-    ui: &mut Ui,
-    id: &str,
-    value: &mut String,
-    search: &mut String,
-    items: &[String],
-    label: impl Fn(&str) -> String,
-) {
-    egui::ComboBox::from_id_salt(id).selected_text(label(value)).width(280.0).height(300.0).show_ui(ui, |ui| {
-        let l = ui.label("Filter");
-        ui.add(egui::TextEdit::singleline(search).desired_width(200.0)).labelled_by(l.id);
-        let needle = search.to_lowercase();
-        for item in items.iter().filter(|i| needle.is_empty() || i.to_lowercase().contains(&needle)).take(200) {
-            ui.selectable_value(value, item.clone(), label(item));
         }
     });
 }
