@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod backend;
+pub mod diagnostics;
 pub mod employees;
 pub mod links;
 pub mod live;

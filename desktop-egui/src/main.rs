@@ -7,11 +7,8 @@ use desktop_egui::app::{NexaApp, SettingsStore};
 use desktop_egui::settings::Settings;
 
 fn main() -> eframe::Result {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "desktop_egui=info".into()),
-        )
-        .init();
+    desktop_egui::diagnostics::init_logging();
+    tracing::info!(version = desktop_egui::CLIENT_VERSION, "starting");
     let store = match std::env::var_os("NEXACORE_DESKTOP_SETTINGS") {
         Some(path) => SettingsStore::File(path.into()),
         None => Settings::default_path().map_or(SettingsStore::Memory, SettingsStore::File),

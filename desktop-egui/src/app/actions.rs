@@ -115,6 +115,14 @@ impl NexaApp {
             WorkspaceAction::LoadAccounts => self.load_accounts(),
             WorkspaceAction::ChangePassword(change) => self.change_password(change),
             WorkspaceAction::SignOut => self.sign_out(),
+            WorkspaceAction::CopyDiagnostics => {
+                let company = self.session.as_ref().map(|s| s.tenant.name.clone());
+                self.copied = Some(crate::diagnostics::report(&self.settings.server_url, company.as_deref()));
+                self.copy_pending = true;
+                if let Screen::Company(workspace) = &mut self.screen {
+                    workspace.notice = Some("Diagnostics copied to the clipboard.".into());
+                }
+            }
             WorkspaceAction::ReconnectNow => {
                 if let Some(live) = &self.live {
                     let _ = live.commands.send(LiveCommand::ReconnectNow);

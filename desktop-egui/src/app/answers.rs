@@ -273,6 +273,15 @@ impl NexaApp {
         }
         match update {
             LiveUpdate::Status(status) => {
+                match &status {
+                    LiveStatus::Live => tracing::info!("live connection up"),
+                    LiveStatus::Reconnecting { attempt, .. } => {
+                        tracing::warn!(attempt, "live connection lost; reconnecting")
+                    }
+                    LiveStatus::Stopped(why) => tracing::warn!(%why, "live connection stopped"),
+                    LiveStatus::NeedsSignIn { .. } => tracing::info!("live connection refused the token"),
+                    _ => {}
+                }
                 // A refusal of a token already replaced is old news.
                 if let LiveStatus::NeedsSignIn { token } = status
                     && self.live.as_ref().is_none_or(|live| token >= live.tokens_sent)

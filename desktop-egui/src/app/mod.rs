@@ -191,6 +191,9 @@ pub struct NexaApp {
     started: bool,
     /// The window title last sent, so it is sent only when it changes.
     title: String,
+    /// The last diagnostics report copied to the clipboard (the next frame copies it).
+    pub copied: Option<String>,
+    copy_pending: bool,
 }
 
 impl NexaApp {
@@ -219,6 +222,8 @@ impl NexaApp {
             renewing: false,
             started: false,
             title: String::new(),
+            copied: None,
+            copy_pending: false,
         }
     }
 
@@ -244,6 +249,11 @@ impl NexaApp {
                 ui.ctx().set_zoom_factor(self.settings.ui_scale.clamp(0.5, 3.0));
             }
             self.check_server(self.settings.server_url.clone());
+        }
+        if std::mem::take(&mut self.copy_pending)
+            && let Some(text) = &self.copied
+        {
+            ui.ctx().copy_text(text.clone());
         }
         for msg in self.backend.drain() {
             self.handle(msg);

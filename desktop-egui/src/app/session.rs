@@ -216,6 +216,7 @@ impl NexaApp {
 
     /// Errors any data call may meet, handled the same everywhere. True when handled.
     pub(super) fn handle_global_error(&mut self, error: &ApiError) -> bool {
+        tracing::warn!(%error, "a call failed");
         match error {
             ApiError::UpgradeRequired { min_client_version, latest_version } => {
                 self.update_required(min_client_version.clone(), latest_version.clone());

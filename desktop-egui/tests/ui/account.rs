@@ -64,3 +64,16 @@ fn after_a_password_change_the_app_signs_in_again_with_the_new_password() {
     wait_for(&mut app, "the dialog to close", |app| app.state().reauth.is_none());
     assert_eq!(app.state().session.as_ref().unwrap().token, "n.e.w");
 }
+
+#[test]
+fn copy_diagnostics_puts_the_version_server_and_company_on_the_clipboard() {
+    let mut app = offline_app();
+    enter_offline(&mut app, "Acme Freight", EMAIL, "staff");
+    click(&mut app, EMAIL);
+    click(&mut app, "Copy diagnostics");
+    wait_for_label(&mut app, "Diagnostics copied to the clipboard.");
+    let report = app.state().copied.clone().expect("a report");
+    assert!(report.contains(desktop_egui::CLIENT_VERSION), "{report}");
+    assert!(report.contains("company: Acme Freight") && report.contains("server: http://127.0.0.1:"), "{report}");
+    assert!(!report.contains("eyJ"), "no token in a report");
+}

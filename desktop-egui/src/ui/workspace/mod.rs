@@ -51,6 +51,8 @@ pub enum WorkspaceAction {
     LoadAccounts,
     ChangePassword(PasswordChange),
     SignOut,
+    /// Copy a diagnostics report (version, system, the log's end) to the clipboard.
+    CopyDiagnostics,
     /// The live connection is waiting to retry: try now.
     ReconnectNow,
 }
@@ -174,6 +176,10 @@ impl Workspace {
                     ui.label(RichText::new(format!("{} at {}", role_title(self.role), self.company)).weak());
                     if ui.button("Change password…").clicked() {
                         self.password = Some(ChangePassword::default());
+                        ui.close();
+                    }
+                    if ui.button("Copy diagnostics").clicked() {
+                        actions.push(WorkspaceAction::CopyDiagnostics);
                         ui.close();
                     }
                     if ui.button("Sign out").clicked() {
