@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod backend;
 pub mod diagnostics;
+pub mod drafts;
 pub mod employees;
 pub mod links;
 pub mod live;

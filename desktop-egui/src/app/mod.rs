@@ -16,6 +16,7 @@ use crate::CLIENT_VERSION;
 use crate::api::ApiError;
 use crate::api::wire::*;
 use crate::backend::Backend;
+use crate::drafts::{Draft, DraftStore};
 use crate::live::LiveUpdate;
 use crate::settings::Settings;
 use crate::ui::dialogs::{self, Reauth, ReauthAction};
@@ -151,6 +152,8 @@ pub enum Screen {
     UpdateRequired {
         minimum: String,
         latest: String,
+        /// An unsaved edit was kept and comes back at the next sign-in.
+        draft_kept: bool,
     },
 }
 
@@ -177,6 +180,9 @@ pub struct NexaApp {
     backend: Backend<Msg>,
     settings: Settings,
     store: SettingsStore,
+    drafts: DraftStore,
+    /// The kept edit, when there is no file to keep it in (tests).
+    draft: Option<Draft>,
     pub screen: Screen,
     pub session: Option<Session>,
     live: Option<LiveHandle>,
@@ -211,6 +217,11 @@ impl NexaApp {
         Self {
             backend: Backend::new(),
             settings,
+            drafts: match &store {
+                SettingsStore::File(path) => DraftStore::File(path.with_file_name("draft.json")),
+                SettingsStore::Memory => DraftStore::Memory,
+            },
+            draft: None,
             store,
             screen: Screen::SignIn(Box::new(sign_in)),
             session: None,
@@ -289,9 +300,9 @@ impl NexaApp {
                     self.on_workspace_action(action);
                 }
             }
-            Screen::UpdateRequired { minimum, latest } => {
+            Screen::UpdateRequired { minimum, latest, draft_kept } => {
                 let back = egui::CentralPanel::default_margins()
-                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest))
+                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest, *draft_kept))
                     .inner;
                 if back {
                     self.sign_out();

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, Screen, Session};
 use crate::api::ApiError;
 use crate::api::wire::{LoginToken, Role};
+use crate::drafts::Draft;
 use crate::live::{self, LiveCommand};
 use crate::ui::dialogs::Reauth;
 use crate::ui::sign_in::{ServerCheck, SignIn};
@@ -59,7 +60,12 @@ impl NexaApp {
         self.settings.last_company = token.tenant.slug.clone();
         self.save_settings();
         let role = role_of(&token);
-        self.screen = Screen::Company(Box::new(Workspace::new(token.tenant.name.clone(), email.clone(), role)));
+        let mut workspace = Workspace::new(token.tenant.name.clone(), email.clone(), role);
+        if let Some(draft) = self.drafts.take(&token.tenant.slug, &mut self.draft) {
+            workspace.employees.form = Some(draft.form());
+            workspace.notice = Some("Your unsaved edit from before the update is back.".into());
+        }
+        self.screen = Screen::Company(Box::new(workspace));
         self.session = Some(Session {
             expires_at: expiry_of(&token),
             token: token.access_token,
@@ -181,10 +187,21 @@ impl NexaApp {
     }
 
     pub(super) fn update_required(&mut self, minimum: String, latest: String) {
+        // An edit in progress is kept: the new version opens it again after sign-in.
+        let draft = match (&self.screen, &self.session) {
+            (Screen::Company(workspace), Some(session)) => {
+                workspace.employees.form.as_ref().and_then(|form| Draft::of(&session.tenant.slug, form))
+            }
+            _ => None,
+        };
+        let draft_kept = draft.is_some();
+        if let Some(draft) = draft {
+            self.drafts.save(&draft, &mut self.draft);
+        }
         self.live = None;
         self.maintenance = None;
         self.reauth = None;
-        self.screen = Screen::UpdateRequired { minimum, latest };
+        self.screen = Screen::UpdateRequired { minimum, latest, draft_kept };
     }
 
     /// Why the current token was refused: run out, or withdrawn well before (a role change,

@@ -72,7 +72,7 @@ pub fn reauth_ui(ui: &mut Ui, state: &mut Reauth, email: &str, company: &str) ->
 }
 
 /// The "update required" screen. Returns true when the user goes back to sign-in.
-pub fn update_required_ui(ui: &mut Ui, ours: &str, minimum: &str, latest: &str) -> bool {
+pub fn update_required_ui(ui: &mut Ui, ours: &str, minimum: &str, latest: &str, draft_kept: bool) -> bool {
     let mut back = false;
     ui.vertical_centered(|ui| {
         ui.add_space(60.0);
@@ -84,7 +84,10 @@ pub fn update_required_ui(ui: &mut Ui, ours: &str, minimum: &str, latest: &str) 
         }
         ui.add_space(8.0);
         // The self-updater (a later issue) hooks in here: download, verify, swap, relaunch.
-        error_ui(ui, "Please install the new version to continue.");
+        error_ui(ui, "Please install the new version to continue (your administrator has it).");
+        if draft_kept {
+            ui.label("Your unsaved edit was kept: it opens again when you sign in with the new version.");
+        }
         ui.add_space(16.0);
         if ui.button("Back to sign-in").clicked() {
             back = true;

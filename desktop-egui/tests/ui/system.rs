@@ -48,13 +48,29 @@ fn a_client_below_the_minimum_version_sees_the_update_required_screen_as_soon_as
     let mut app = stack.app();
     sign_in(&mut app, &company);
 
+    // An edit in progress when the minimum is raised.
+    click(&mut app, "Add employee");
+    type_into(&mut app, "First name", "Unsaved");
+
     // Raised while the app runs: the live socket says so at once, before any call.
     stack.set_client_versions("9.0.0", "9.1.0");
     wait_for_label(&mut app, "Update required");
+    wait_for_label_containing(&mut app, "Your unsaved edit was kept");
     assert!(app.query_by_label_contains("needs version 9.0.0").is_some());
     assert!(stack.employees(&company).is_empty());
 
     // A fresh start sees it at the connection check already.
     let mut fresh = stack.app();
     wait_for_label(&mut fresh, "Update required");
+
+    // Once this version is served again ("updated"), signing in brings the edit back.
+    stack.set_client_versions("0.0.0", "0.1.0");
+    click(&mut app, "Back to sign-in");
+    wait_for_label_containing(&mut app, "Connected to NexaCore");
+    // The address is remembered from before.
+    assert_eq!(field(&app, "E-mail").value().as_deref(), Some(company.email.as_str()));
+    type_into(&mut app, "Password", PASSWORD);
+    click(&mut app, "Sign in");
+    wait_for_label(&mut app, "Your unsaved edit from before the update is back.");
+    assert_eq!(field(&app, "First name").value().as_deref(), Some("Unsaved"));
 }

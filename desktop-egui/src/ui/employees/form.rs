@@ -7,7 +7,7 @@ use super::*;
 use crate::merge::{Field, merge};
 
 /// The editable fields, as typed.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FormFields {
     pub first_name: String,
     pub last_name: String,
