@@ -51,13 +51,17 @@ pub async fn add_membership(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid, r
         .await
 }
 
-/// The membership's token epoch, `None` when there is no such membership.
-pub async fn token_epoch(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT token_epoch FROM memberships WHERE user_id = $1 AND tenant_id = $2")
-        .bind(user)
-        .bind(tenant)
-        .fetch_optional(db)
-        .await
+/// The membership's token epoch if its tenant is active; `None` otherwise (no membership, or a
+/// suspended or deleted company): what a signed-in call to the control plane is checked against.
+pub async fn active_token_epoch(db: impl PgExecutor<'_>, user: Uuid, tenant: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT m.token_epoch FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+         WHERE m.user_id = $1 AND m.tenant_id = $2 AND t.status = 'active'",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_optional(db)
+    .await
 }
 
 /// One of a user's companies, as login shows it.

@@ -319,3 +319,20 @@ async fn passwords_change_and_reset_by_mailed_code_and_end_every_earlier_token()
     );
     platform.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_suspended_companys_members_keep_no_access_to_its_people() {
+    let sink = SmtpSink::start().await.unwrap();
+    let platform = platform_mailing_to(sink.url()).await;
+    let company = platform.signup(&unique("suspended-")).await.unwrap();
+    let (status, _) = call(&platform, Method::GET, "/users", &company.token, None).await;
+    assert_eq!(status, 200);
+    let suspend = Some(json!({"status": "suspended"}));
+    let (status, _) =
+        call(&platform, Method::PATCH, &format!("/tenants/{}", company.id), &platform.operator_token, suspend).await;
+    assert_eq!(status, 200);
+    let invite = Some(json!({"email": "late@example.com", "role": "staff"}));
+    let (status, _) = call(&platform, Method::POST, "/invitations", &company.token, invite).await;
+    assert_eq!(status, 401, "the token no longer opens the company's people");
+    platform.stop().await.unwrap();
+}
