@@ -177,6 +177,22 @@ impl fmt::Display for Email {
     }
 }
 
+/// A free-text field as users type it (names): trimmed, `min`–`max` characters, no control
+/// characters. The error says why, to be prefixed with the field's name.
+pub fn clean_text(value: &str, min: usize, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    let len = v.chars().count();
+    if len < min {
+        Err(if min == 1 { "is required".to_string() } else { format!("must be at least {min} characters") })
+    } else if len > max {
+        Err(format!("must be at most {max} characters"))
+    } else if v.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

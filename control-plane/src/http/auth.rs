@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use super::security::client_address;
 use super::wire::{LoginRequest, LoginResponse, LoginToken, TenantChoice, TenantSummary};
-use crate::identity::sessions::{Refreshed, SessionError};
+use crate::identity::sessions::{Refreshed, SessionError, SignedIn};
 use crate::login::{LoginError, LoginOutcome};
 use crate::state::AppState;
 use api_types::session::RefreshRequest;
@@ -16,6 +16,22 @@ use http_api::JsonBody;
 use http_api::{ApiError, ErrorBody};
 
 pub struct AuthApi(pub Arc<AppState>);
+
+/// What every sign-in answers (login, refresh, accepted invitation): the tokens, the company,
+/// the role, and where the data API is.
+pub(super) fn signed_in(state: &AppState, signed: SignedIn, tenant: TenantSummary, role: &str) -> LoginToken {
+    LoginToken {
+        access_token: signed.access.token,
+        token_type: "Bearer".into(),
+        expires_in: signed.access.expires_in,
+        tenant,
+        role: role.to_owned(),
+        api_url: state.router_url.clone(),
+        ws_url: state.ws_url(),
+        refresh_token: Some(signed.refresh_token),
+        refresh_expires_in: Some(signed.refresh_expires_in),
+    }
+}
 
 #[derive(poem_openapi::ApiResponse)]
 pub enum LoggedOut {
@@ -61,22 +77,11 @@ impl AuthApi {
                 other => ApiError::internal(other),
             })?;
         Ok(Json(match outcome {
-            LoginOutcome::Signed { token, tenant } => LoginResponse::Token(LoginToken {
-                access_token: token.access.token,
-                token_type: "Bearer".into(),
-                expires_in: token.access.expires_in,
-                tenant: TenantSummary {
-                    id: tenant.tenant_id,
-                    slug: tenant.slug,
-                    name: tenant.name,
-                    status: tenant.status,
-                },
-                role: tenant.role,
-                api_url: self.0.router_url.clone(),
-                ws_url: self.0.ws_url(),
-                refresh_token: Some(token.refresh_token),
-                refresh_expires_in: Some(token.refresh_expires_in),
-            }),
+            LoginOutcome::Signed { token, tenant } => {
+                let summary =
+                    TenantSummary { id: tenant.tenant_id, slug: tenant.slug, name: tenant.name, status: tenant.status };
+                LoginResponse::Token(signed_in(&self.0, token, summary, &tenant.role))
+            }
             LoginOutcome::Choose(list) => LoginResponse::Choose(TenantChoice {
                 tenants: list
                     .into_iter()
@@ -97,17 +102,7 @@ impl AuthApi {
             other => ApiError::internal(other),
         })?;
         let Refreshed { signed, tenant, role } = refreshed;
-        Ok(Json(LoginToken {
-            access_token: signed.access.token,
-            token_type: "Bearer".into(),
-            expires_in: signed.access.expires_in,
-            tenant: TenantSummary { id: tenant.id, slug: tenant.slug, name: tenant.name, status: tenant.status },
-            role: role.as_str().into(),
-            api_url: self.0.router_url.clone(),
-            ws_url: self.0.ws_url(),
-            refresh_token: Some(signed.refresh_token),
-            refresh_expires_in: Some(signed.refresh_expires_in),
-        }))
+        Ok(Json(signed_in(&self.0, signed, TenantSummary::from(&tenant), role.as_str())))
     }
 
     /// Signs out: the refresh token's sign-in ends (its access tokens run out within their

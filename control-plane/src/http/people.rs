@@ -14,6 +14,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use super::auth::signed_in;
 use super::security::{UserAuth, client_address};
 use super::wire::{LoginToken, TenantSummary};
 use crate::people::{Accepted, PeopleError};
@@ -108,17 +109,7 @@ impl PeopleApi {
             .accept(&body.code, SecretString::from(body.password), &body.full_name, client.as_deref())
             .await
             .map_err(api_error)?;
-        Ok(SignedIn::Created(Json(LoginToken {
-            access_token: signed.access.token,
-            token_type: "Bearer".into(),
-            expires_in: signed.access.expires_in,
-            tenant: TenantSummary { id: tenant.id, slug: tenant.slug, name: tenant.name, status: tenant.status },
-            role: role.as_str().into(),
-            api_url: self.0.router_url.clone(),
-            ws_url: self.0.ws_url(),
-            refresh_token: Some(signed.refresh_token),
-            refresh_expires_in: Some(signed.refresh_expires_in),
-        })))
+        Ok(SignedIn::Created(Json(signed_in(&self.0, signed, TenantSummary::from(&tenant), role.as_str()))))
     }
 
     /// The company's members (admins and managers).

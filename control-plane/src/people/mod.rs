@@ -128,18 +128,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// Trims a name and checks it is 1–100 characters without control characters.
 fn full_name(field: &'static str, raw: &str) -> Result<String, PeopleError> {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 {
-        return Err(PeopleError::invalid(field, "is required"));
-    }
-    if len > 100 {
-        return Err(PeopleError::invalid(field, "must be at most 100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(PeopleError::invalid(field, "must not contain control characters"));
-    }
-    Ok(name.to_owned())
+    crate::domain::clean_text(raw, 1, 100).map_err(|message| PeopleError::invalid(field, message))
 }
 
 #[cfg(test)]

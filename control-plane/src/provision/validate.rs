@@ -60,19 +60,10 @@ pub const NAME_MAX: usize = 100;
 pub const DEPARTMENTS_MAX: usize = 50;
 
 fn text(field: &str, value: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let v = value.trim();
-    let len = v.chars().count();
-    if len < min {
-        errors.push(FieldError::new(
-            field,
-            if min == 1 { "is required".to_string() } else { format!("must be at least {min} characters") },
-        ));
-    } else if len > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
-    } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+    if let Err(message) = crate::domain::clean_text(value, min, max) {
+        errors.push(FieldError::new(field, message));
     }
-    v.to_owned()
+    value.trim().to_owned()
 }
 
 /// Checks a currency code against ISO 4217.
