@@ -32,7 +32,11 @@ fn changing_the_password_checks_the_fields_and_shows_a_wrong_current_password_at
     assert!(shown(&app, "Strength: strong"));
     type_into(&mut app, "Confirm new password", PASSWORD);
     click(&mut app, "Save new password");
-    wait_for_label_containing(&mut app, "cannot reach the server");
+    // The dialog's own call must have failed before the fed answer: the employees page's
+    // failed load shows the same words, and a late real answer would overwrite the fed one.
+    wait_for(&mut app, "the dialog's call to fail", |app| {
+        workspace(app).and_then(|w| w.password.as_ref()).is_some_and(|d| !d.busy && d.general.as_deref().is_some_and(|g| g.contains("cannot reach")))
+    });
 
     let wrong = ApiError::Http { status: 401, body: ErrorBody::new("bad_credentials", "wrong password") };
     feed(&mut app, Msg::PasswordChanged { password: PASSWORD.into(), result: Err(wrong) });

@@ -365,6 +365,14 @@ pub fn enter_offline(app: &mut App, company: &str, email: &str, role: &str) {
     wait_for_label(app, company);
 }
 
+/// The signed-in workspace, when the app shows one.
+pub fn workspace(app: &App) -> Option<&desktop_egui::ui::workspace::Workspace> {
+    match &app.state().screen {
+        desktop_egui::app::Screen::Company(workspace) => Some(workspace),
+        _ => None,
+    }
+}
+
 /// Feeds an answer as if a background job had sent it, then lays out the result.
 pub fn feed(app: &mut App, msg: desktop_egui::app::Msg) {
     app.state_mut().handle(msg);

@@ -83,8 +83,9 @@ fn an_invitation_shows_errors_at_the_field_then_joins_the_list() {
     type_into(&mut app, "Invitee's e-mail", "bob@acme.example.com");
     click(&mut app, "Manager");
     click(&mut app, "Send invitation");
-    // The real call fails (nobody answers); the control plane would say 409.
-    wait_for_label_containing(&mut app, "cannot reach the server");
+    // The real call fails (nobody answers); the control plane would say 409. Wait for that
+    // call itself: a late real answer would overwrite the fed one.
+    wait_for(&mut app, "the invitation call to fail", |app| workspace(app).is_some_and(|w| !w.people.invite.busy));
     let conflict = refused(409, "already_member", "bob@acme.example.com is already a member", None);
     feed(&mut app, Msg::People(PeopleAnswer::Invited(Err(conflict))));
     wait_for_label(&mut app, "bob@acme.example.com is already a member");
