@@ -292,7 +292,7 @@ impl NexaApp {
                 if let Screen::Company(workspace) = &mut self.screen {
                     // Back after an outage: what failed meanwhile is loaded again, and its
                     // error line goes (the live replay from `since` covers the rest).
-                    stale_error = status == LiveStatus::Live && workspace.employees.on_back_online();
+                    stale_error = status == LiveStatus::Live && workspace.on_back_online();
                     workspace.live = status;
                 }
                 if stale_error && self.maintenance.is_none() {
