@@ -36,8 +36,12 @@ impl NexaApp {
                     self.backend.spawn_after(Duration::from_secs(10), async move { Msg::RenewDue { token } });
                 }
             }
+            Msg::Resumed { email, result } => self.on_resumed(email, result),
             Msg::Renewed(Err(error)) => {
                 // The sign-in ended (signed out elsewhere, too old, access withdrawn): ask.
+                if error.status() == Some(401) {
+                    self.forget_sign_in();
+                }
                 if error.status() == Some(401) || !self.handle_global_error(&error) {
                     self.ask_to_sign_in_again("Your session has ended.");
                 }
@@ -74,6 +78,7 @@ impl NexaApp {
                         session.refresh_token = token.refresh_token.clone();
                     }
                 }
+                self.keep_sign_in();
                 self.schedule_renewal(token.expires_in);
                 if let Some(live) = &mut self.live {
                     live.new_token(token.access_token);

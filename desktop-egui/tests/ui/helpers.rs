@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use desktop_egui::app::{NexaApp, SettingsStore};
+pub use desktop_egui::credentials::CredentialStore;
 use desktop_egui::settings::Settings;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -240,6 +241,17 @@ impl Stack {
             assert!(Instant::now() < deadline, "the router learnt the new versions in time");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// An app instance with its settings in `settings` (pointed at this stack first) and its
+    /// sign-in kept in `credentials`: what a window started again finds.
+    pub fn app_with(&self, settings: &std::path::Path, credentials: CredentialStore) -> App {
+        if !settings.exists() {
+            let fresh = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
+            fresh.save(settings).unwrap();
+        }
+        let app = NexaApp::new(SettingsStore::File(settings.into())).with_credentials(credentials);
+        Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
     }
 
     /// A fresh app instance pointed at this stack, settings in memory only.
