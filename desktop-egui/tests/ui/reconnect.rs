@@ -201,3 +201,24 @@ fn the_people_pages_outage_errors_go_when_the_server_is_back() {
     });
     wait_for(&mut app, "the members again", |app| workspace(app).is_some_and(|w| !w.people.members.is_empty()));
 }
+
+#[test]
+fn a_restarted_router_is_found_again_and_what_changed_meanwhile_arrives() {
+    let mut stack = Stack::start_two_routers();
+    let company = stack.signup(&unique("restart-"));
+    stack.add_employee(&company, "Before", "Outage");
+    let mut app = stack.app();
+    sign_in(&mut app, &company);
+    wait_for_label(&mut app, "Before");
+
+    // The app's router goes away; a change lands through the other replica meanwhile.
+    stack.stop_router(0);
+    wait_for(&mut app, "the lost connection", |app| matches!(live_status(app), LiveStatus::Reconnecting { .. }));
+    stack.add_employee_via(1, &company, "During", "Restart");
+
+    stack.restart_router(0);
+    wait_for_label(&mut app, "Live");
+    // The replay from the last seen event brings the change made while the app was away.
+    wait_for_label(&mut app, "During");
+    assert!(app.query_all_by_label_contains("Could not").next().is_none(), "no error line is left");
+}
