@@ -1,5 +1,5 @@
-//! The fonts: egui's default (Ubuntu Light) first, then DejaVu Sans as a fallback for the
-//! letters it lacks.
+//! The fonts: egui's default (Ubuntu Light) first, then DejaVu Sans and Droid Sans Fallback
+//! for the letters it lacks.
 //!
 //! Why a fallback: Ubuntu Light has no Vietnamese letters with two diacritics (the "ồ" of
 //! "Vietnamese đồng") nor the ʻokina of "Tongan paʻanga", so currency names the server
@@ -7,20 +7,33 @@
 //! (Bitstream Vera licence, DejaVu changes public domain; `assets/fonts/DejaVuSans-LICENSE.txt`)
 //! covers Latin, Greek and Cyrillic in full and was already packaged where we build
 //! (`fonts-dejavu-core`); it costs 760 KB in the binary. It is a fallback (lowest priority),
-//! so text the default font can draw looks as before. Scripts neither covers (Chinese,
-//! Japanese, Korean, Indic…) still show boxes: a CJK font would add megabytes.
+//! so text the default font can draw looks as before.
+//!
+//! Chinese and Japanese company names come from Droid Sans Fallback (Apache 2.0,
+//! `assets/fonts/DroidSansFallbackFull-LICENSE.txt`, Debian's `fonts-droid-fallback`): 4 MB
+//! for the CJK ideographs and kana. It has no Hangul: Korean comes from NanumSquare Regular
+//! (SIL OFL, `assets/fonts/NanumSquareR-LICENSE.txt`, Debian's `fonts-nanum`), 720 KB for all
+//! 11,172 syllables. Indic and
+//! other scripts that need shaping are not covered: egui lays glyphs out one by one, so even
+//! a font with their letters would draw them wrongly.
 
 use egui::epaint::text::{FontInsert, FontPriority, InsertFontFamily};
 use egui::{Context, FontData, FontFamily};
 
 const FALLBACK: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const CJK_FALLBACK: &[u8] = include_bytes!("../../assets/fonts/DroidSansFallbackFull.ttf");
+const HANGUL_FALLBACK: &[u8] = include_bytes!("../../assets/fonts/NanumSquareR.ttf");
 
-/// Adds the fallback font after the default ones of both families.
+/// Adds the fallback fonts after the default ones of both families, in this order.
 pub fn install(ctx: &Context) {
-    let families = [FontFamily::Proportional, FontFamily::Monospace]
-        .map(|family| InsertFontFamily { family, priority: FontPriority::Lowest })
-        .to_vec();
-    ctx.add_font(FontInsert::new("DejaVuSans", FontData::from_static(FALLBACK), families));
+    for (name, data) in
+        [("DejaVuSans", FALLBACK), ("DroidSansFallbackFull", CJK_FALLBACK), ("NanumSquareR", HANGUL_FALLBACK)]
+    {
+        let families = [FontFamily::Proportional, FontFamily::Monospace]
+            .map(|family| InsertFontFamily { family, priority: FontPriority::Lowest })
+            .to_vec();
+        ctx.add_font(FontInsert::new(name, FontData::from_static(data), families));
+    }
 }
 
 #[cfg(test)]
@@ -30,7 +43,7 @@ mod tests {
     use super::*;
 
     /// The names of the currencies `/signup/options` offers that are not plain ASCII, and
-    /// company names in scripts the fallback covers.
+    /// company names in scripts the fallbacks cover.
     const TEXTS: &[&str] = &[
         "Icelandic króna",
         "Mongolian tögrög",
@@ -46,6 +59,10 @@ mod tests {
         "Ελληνική Εταιρεία Α.Ε.",
         "ООО «Ромашка»",
         "Müller & Söhne — Œuvres ŠŽČ",
+        "北京星辰科技有限公司",
+        "株式会社やまだ商事",
+        "주식회사 한빛물산",
+        "香港貿易（集團）有限公司",
     ];
 
     fn missing(ctx: &Context) -> Vec<&'static str> {
