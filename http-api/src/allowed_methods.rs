@@ -52,9 +52,14 @@ impl AllowedMethods {
     }
 
     fn entry(&self, path: &str) -> Option<&RouteEntry> {
+        self.position(path).map(|i| &self.routes[i])
+    }
+
+    /// The index of the route `path` matches (a stable key for per-route caches).
+    pub fn position(&self, path: &str) -> Option<usize> {
         // Without allocating: this runs for every request (metrics).
         let trimmed = path.trim_matches('/');
-        self.routes.iter().find(|entry| {
+        self.routes.iter().position(|entry| {
             let mut wanted = trimmed.split('/');
             entry.segments.iter().all(|t| match (t, wanted.next()) {
                 (Segment::Literal(l), Some(w)) => l == w,
@@ -72,6 +77,11 @@ impl AllowedMethods {
     /// `None` for a path no route has.
     pub fn template(&self, path: &str) -> Option<&std::sync::Arc<str>> {
         self.entry(path).map(|entry| &entry.template)
+    }
+
+    /// The template of the route at `position`.
+    pub fn template_at(&self, position: usize) -> Option<&std::sync::Arc<str>> {
+        self.routes.get(position).map(|entry| &entry.template)
     }
 }
 

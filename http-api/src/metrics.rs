@@ -10,7 +10,8 @@
 //! tenants by state) are copied into gauges and counters when `/metrics` is scraped, so the
 //! request path pays nothing for them; only per-request figures are recorded as they happen.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
@@ -116,18 +117,41 @@ pub fn metrics_response(text: String) -> Response {
 /// `nexacore_http_request_duration_seconds` by method, route and status. The route is the
 /// documented template (`/employees/{id}`), `unmatched` for any other path, so a scan of random
 /// paths cannot grow the number of series.
+///
+/// The handles of each (method, route, status) are kept after their first use, so a request
+/// costs two atomic updates under a read lock rather than building and hashing label sets.
 #[derive(Clone)]
 pub struct HttpMetrics {
     registry: Arc<MetricsRegistry>,
     routes: AllowedMethods,
+    handles: Arc<RwLock<HashMap<SeriesKey, (Counter, Histogram)>>>,
 }
+
+/// Method, route index (`None`: unmatched), status code.
+type SeriesKey = (&'static str, Option<usize>, u16);
 
 impl HttpMetrics {
     /// `routes`: the service's route table, the same one that answers `Allow` on a 405.
     pub fn new(registry: Arc<MetricsRegistry>, routes: AllowedMethods) -> Self {
         registry.describe("nexacore_http_requests_total", "HTTP requests answered, by method, route and status.");
         registry.describe("nexacore_http_request_duration_seconds", "Time from request head to response head.");
-        Self { registry, routes }
+        Self { registry, routes, handles: Arc::default() }
+    }
+
+    fn handles(&self, key: SeriesKey) -> (Counter, Histogram) {
+        if let Some(found) = self.handles.read().expect("metrics lock").get(&key) {
+            return found.clone();
+        }
+        let (method, route, status) = key;
+        let status = status.to_string();
+        let route = route.and_then(|i| self.routes.template_at(i)).map_or("unmatched", |t| &**t);
+        let labels = [("method", method), ("route", route), ("status", status.as_str())];
+        let made = (
+            self.registry.counter("nexacore_http_requests_total", &labels),
+            self.registry.histogram("nexacore_http_request_duration_seconds", &labels),
+        );
+        self.handles.write().expect("metrics lock").insert(key, made.clone());
+        made
     }
 }
 
@@ -150,17 +174,14 @@ impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let method = method_label(req.method());
-        let route = self.metrics.routes.template(req.uri().path()).cloned();
+        let route = self.metrics.routes.position(req.uri().path());
         let response = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        let elapsed = started.elapsed();
-        let status = response.status();
-        let labels =
-            [("method", method), ("route", route.as_deref().unwrap_or("unmatched")), ("status", status.as_str())];
-        self.metrics.registry.counter("nexacore_http_requests_total", &labels).increment(1);
-        self.metrics.registry.histogram("nexacore_http_request_duration_seconds", &labels).record(elapsed);
+        let (counter, histogram) = self.metrics.handles((method, route, response.status().as_u16()));
+        counter.increment(1);
+        histogram.record(started.elapsed());
         Ok(response)
     }
 }
