@@ -25,7 +25,7 @@ use crate::login::LoginService;
 use crate::mail::sender::MailSender;
 use crate::migrations::Migrations;
 use crate::people::People;
-use crate::provision::{Provisioner, SparePool, reconcile};
+use crate::provision::{ProvisionMetrics, Provisioner, SparePool, reconcile};
 use crate::rate_limit::RateLimiter;
 use crate::secrets::MasterKey;
 use crate::state::AppState;
@@ -157,15 +157,19 @@ impl App {
             settings: config.people.clone(),
             code_attempts: RateLimiter::new(30, Duration::from_secs(15 * 60)),
         };
-        let provisioner = Arc::new(Provisioner::new(
-            pool.clone(),
-            fleet.clone(),
-            master.clone(),
-            spares.clone(),
-            passwords.clone(),
-            mail.clone(),
-            config.crash_after,
-        ));
+        let metrics = http_api::MetricsRegistry::new();
+        let provisioner = Arc::new(
+            Provisioner::new(
+                pool.clone(),
+                fleet.clone(),
+                master.clone(),
+                spares.clone(),
+                passwords.clone(),
+                mail.clone(),
+                config.crash_after,
+            )
+            .with_metrics(ProvisionMetrics::new(&metrics)),
+        );
         let state = Arc::new(AppState {
             catalog: pool.clone(),
             fleet,
@@ -185,6 +189,8 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             http: config.http.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            metrics,
+            metrics_enabled: config.metrics,
         });
 
         let acceptor = TcpListener::bind(config.listen)

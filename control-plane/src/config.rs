@@ -91,6 +91,8 @@ pub struct Config {
     pub mail: crate::mail::MailSettings,
     /// Invitation and password reset code lifetimes.
     pub people: crate::people::PeopleSettings,
+    /// Prometheus `/metrics` and per-request recording (`NEXACORE_METRICS`, default on).
+    pub metrics: bool,
 }
 
 impl Config {
@@ -126,6 +128,7 @@ impl Config {
             trusted_proxies: http_api::TrustedProxies::default(),
             mail: crate::mail::MailSettings::default(),
             people: crate::people::PeopleSettings::default(),
+            metrics: true,
         }
     }
 
@@ -246,6 +249,7 @@ impl Config {
             config.password_hashing.queue = v.parse().map_err(|e| invalid("NEXACORE_PASSWORD_HASH_QUEUE", e))?;
         }
         config.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
+        config.metrics = http_api::metrics::enabled_from_env().map_err(|(name, reason)| invalid(name, reason))?;
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
             config.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;

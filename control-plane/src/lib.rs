@@ -14,6 +14,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod login;
 pub mod mail;
+pub mod metrics;
 pub mod migrations;
 pub mod people;
 pub mod provision;

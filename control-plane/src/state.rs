@@ -37,6 +37,10 @@ pub struct AppState {
     /// Connection cap and timeouts of the HTTP server.
     pub http: http_api::ConnectionLimits,
     pub trusted_proxies: http_api::TrustedProxies,
+    /// This control plane's Prometheus registry (`GET /metrics`, see `crate::metrics`).
+    pub metrics: Arc<http_api::MetricsRegistry>,
+    /// Whether requests are recorded and `/metrics` is served (`NEXACORE_METRICS`).
+    pub metrics_enabled: bool,
 }
 
 impl AppState {

@@ -6,9 +6,17 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
 /// Each documented path template (`/employees/{id}`) split into segments, with its methods.
+/// The same table names the route of a request for the metrics ([`AllowedMethods::template`]).
 #[derive(Debug, Clone, Default)]
 pub struct AllowedMethods {
-    routes: Vec<(Vec<Segment>, HeaderValue)>,
+    routes: Vec<RouteEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct RouteEntry {
+    segments: Vec<Segment>,
+    template: std::sync::Arc<str>,
+    allow: HeaderValue,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,24 +45,43 @@ impl AllowedMethods {
 
     pub fn with(mut self, path: &str, methods: &[&str]) -> Self {
         let list = methods.iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>().join(", ");
-        if let Ok(value) = HeaderValue::from_str(&list) {
-            self.routes.push((segments(path), value));
+        if let Ok(allow) = HeaderValue::from_str(&list) {
+            self.routes.push(RouteEntry { segments: segments(path), template: path.into(), allow });
         }
         self
     }
 
+    fn entry(&self, path: &str) -> Option<&RouteEntry> {
+        self.position(path).map(|i| &self.routes[i])
+    }
+
+    /// The index of the route `path` matches (a stable key for per-route caches).
+    pub fn position(&self, path: &str) -> Option<usize> {
+        // Without allocating: this runs for every request (metrics).
+        let trimmed = path.trim_matches('/');
+        self.routes.iter().position(|entry| {
+            let mut wanted = trimmed.split('/');
+            entry.segments.iter().all(|t| match (t, wanted.next()) {
+                (Segment::Literal(l), Some(w)) => l == w,
+                (Segment::Parameter, Some(w)) => !w.is_empty(),
+                (_, None) => false,
+            }) && wanted.next().is_none()
+        })
+    }
+
     fn lookup(&self, path: &str) -> Option<&HeaderValue> {
-        let wanted: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.routes
-            .iter()
-            .find(|(template, _)| {
-                template.len() == wanted.len()
-                    && template.iter().zip(&wanted).all(|(t, w)| match t {
-                        Segment::Literal(l) => l == w,
-                        Segment::Parameter => !w.is_empty(),
-                    })
-            })
-            .map(|(_, value)| value)
+        self.entry(path).map(|entry| &entry.allow)
+    }
+
+    /// The documented template a concrete path matches (`/employees/7f…` → `/employees/{id}`),
+    /// `None` for a path no route has.
+    pub fn template(&self, path: &str) -> Option<&std::sync::Arc<str>> {
+        self.entry(path).map(|entry| &entry.template)
+    }
+
+    /// The template of the route at `position`.
+    pub fn template_at(&self, position: usize) -> Option<&std::sync::Arc<str>> {
+        self.routes.get(position).map(|entry| &entry.template)
     }
 }
 
@@ -118,6 +145,9 @@ mod tests {
         assert_eq!(table.lookup("/auth/login").unwrap(), "POST");
         assert_eq!(table.lookup("/ws").unwrap(), "GET");
         assert!(table.lookup("/employees/abc/more").is_none());
+        assert_eq!(table.template("/employees/abc").map(|t| &**t), Some("/employees/{id}"));
+        assert_eq!(table.template("/employees/").map(|t| &**t), Some("/employees"));
+        assert!(table.template("/nowhere").is_none());
         assert!(table.lookup("/nothing").is_none());
     }
 }

@@ -3,7 +3,8 @@
 //! [`json_error`], the catch-all that turns every error, poem's own included, into that body;
 //! [`request_log`], and [`shutdown_signal`], the signals every process stops on; the connection
 //! limits and timeouts both serve with ([`GuardedAcceptor`], [`RequestTimeout`]) and the client
-//! address behind trusted proxies ([`ClientAddress`]); `Allow` on every 405 ([`AllowedMethods`]).
+//! address behind trusted proxies ([`ClientAddress`]); `Allow` on every 405 ([`AllowedMethods`]);
+//! Prometheus metrics ([`MetricsRegistry`], [`HttpMetrics`]) and `X-Request-Id` ([`request_id`]).
 
 mod allowed_methods;
 mod client_address;
@@ -11,7 +12,9 @@ mod connection_guard;
 mod error;
 mod json_body;
 mod json_reply;
+pub mod metrics;
 mod readiness;
+mod request_id;
 mod request_log;
 mod shutdown;
 mod text_guard;
@@ -25,7 +28,9 @@ pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, Request
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;
+pub use metrics::{HttpMetrics, MetricsRegistry, metrics_response};
 pub use readiness::ReadyAnswer;
+pub use request_id::{REQUEST_ID_HEADER, RequestId, record_tenant, request_id};
 pub use request_log::request_log;
 pub use shutdown::shutdown_signal;
 pub use text_guard::RejectUnstorableText;

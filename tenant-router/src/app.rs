@@ -79,6 +79,8 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             http: config.http.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            metrics: http_api::MetricsRegistry::new(),
+            metrics_enabled: config.metrics,
             listening: Arc::default(),
         });
         let acceptor = TcpListener::bind(config.listen)

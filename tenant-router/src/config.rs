@@ -82,6 +82,8 @@ pub struct Config {
     pub http: http_api::ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` names the client (`NEXACORE_TRUSTED_PROXIES`).
     pub trusted_proxies: http_api::TrustedProxies,
+    /// Prometheus `/metrics` and per-request recording (`NEXACORE_METRICS`, default on).
+    pub metrics: bool,
 }
 
 impl Config {
@@ -101,6 +103,7 @@ impl Config {
             allow_superuser_catalog: false,
             http: http_api::ConnectionLimits::default(),
             trusted_proxies: http_api::TrustedProxies::default(),
+            metrics: true,
         }
     }
 
@@ -144,6 +147,7 @@ impl Config {
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_OUTBOX_RETENTION_SECS", e))?);
         }
         c.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
+        c.metrics = http_api::metrics::enabled_from_env().map_err(|(name, reason)| invalid(name, reason))?;
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
             c.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;

@@ -140,6 +140,7 @@ pub async fn admit(state: &AppState, token: &str) -> Result<TenantSession, ApiEr
         AuthError::KeysUnavailable => unavailable("keys_unavailable", e.to_string(), 5),
         other => ApiError::Unauthorized(Json(ErrorBody::new("invalid_token", other.to_string()))),
     })?;
+    http_api::record_tenant(claims.tid);
     let platform_maintenance = state.settings.get().await.maintenance;
     if let Some(message) = platform_maintenance {
         // Before any lookup: maintenance must not wait on (or for) the catalog.

@@ -11,6 +11,7 @@ pub mod config;
 mod gates;
 mod http;
 mod listener;
+mod metrics;
 mod pools;
 mod realtime;
 mod routes;

@@ -46,6 +46,8 @@ pub struct TenantRoutes {
     catalog: PgPool,
     cache: Cache<TenantId, Lookup>,
     lookups: AtomicU64,
+    /// Every `get`, hit or miss (`/metrics`: hits = gets − lookups).
+    gets: AtomicU64,
     /// Time spent in catalog lookups, in microseconds (operators and benchmarks divide it by
     /// the lookup count).
     lookup_micros: AtomicU64,
@@ -59,6 +61,7 @@ impl TenantRoutes {
             catalog,
             cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
             lookups: AtomicU64::new(0),
+            gets: AtomicU64::new(0),
             lookup_micros: AtomicU64::new(0),
         }
     }
@@ -66,6 +69,11 @@ impl TenantRoutes {
     /// Catalog lookups made so far (hits do not count).
     pub fn lookup_count(&self) -> u64 {
         self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Route requests so far, hits and misses.
+    pub fn get_count(&self) -> u64 {
+        self.gets.load(Ordering::Relaxed)
     }
 
     /// Microseconds spent in catalog lookups so far.
@@ -78,6 +86,7 @@ impl TenantRoutes {
     }
 
     pub async fn get(&self, tenant: TenantId) -> Result<Lookup, LookupError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
         self.cache.try_get_with(tenant, self.load(tenant)).await.map_err(|e| (*e).clone())
     }
 

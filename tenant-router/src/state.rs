@@ -20,6 +20,10 @@ pub struct AppState {
     /// Connection cap and timeouts of the HTTP server.
     pub http: http_api::ConnectionLimits,
     pub trusted_proxies: http_api::TrustedProxies,
+    /// This router's Prometheus registry (`GET /metrics`, see `crate::metrics`).
+    pub metrics: Arc<http_api::MetricsRegistry>,
+    /// Whether requests are recorded and `/metrics` is served (`NEXACORE_METRICS`).
+    pub metrics_enabled: bool,
     /// Whether the catalog listener is connected (see `GET /ready`).
     pub listening: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -28,6 +28,7 @@ mod herd;
 mod load;
 mod many;
 mod memory;
+mod metrics_cost;
 mod platform;
 mod print;
 mod report;
@@ -85,6 +86,10 @@ pub struct RouterBenchArgs {
     /// serve until Ctrl-C instead of measuring.
     #[arg(long)]
     serve: bool,
+    /// Measure only what recording metrics costs: phase 1's closed loop against a router with
+    /// metrics on and one with them off, alternated (goal: ≥ 0.97× the throughput).
+    #[arg(long)]
+    metrics_cost: bool,
 }
 
 /// The flags, resolved into the numbers each phase runs with.
@@ -92,6 +97,7 @@ struct Settings {
     quick: bool,
     json: bool,
     serve: bool,
+    metrics_cost: bool,
     load_average_at_start: f64,
     /// Single tenant: closed-loop clients, warm-up and measured time per run, rounds of
     /// (router, baseline) pairs, employees in the tenant, and the pool size of both sides.
@@ -130,6 +136,7 @@ impl Settings {
             quick,
             json: args.json,
             serve: args.serve,
+            metrics_cost: args.metrics_cost,
             load_average_at_start: load_average()[0],
             clients: 16,
             warm_up: secs(2, 1),
@@ -170,6 +177,13 @@ pub async fn run(args: RouterBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let server_settings = SERVER_SETTINGS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let cluster = postgres::start_throwaway(server_settings).await?;
+    if settings.metrics_cost {
+        let outcome = until_interrupted(metrics_cost_only(&settings, &cluster.superuser_url())).await;
+        let stopped = postgres::stop_throwaway(cluster).await;
+        let cost = outcome?;
+        stopped?;
+        return output::emit(settings.json, &cost, metrics_cost::print);
+    }
     // Ctrl-C ends the measurement; the cluster is stopped either way (and by its watchdog if
     // this process dies).
     let outcome = until_interrupted(bench(&settings, &cluster.superuser_url())).await;
@@ -203,6 +217,19 @@ async fn bench(settings: &Settings, admin_url: &str) -> anyhow::Result<Report> {
     platform.stop().await?;
     let (tenant_auth, single, many, herd, memory) = measured?;
     Ok(Report::new(settings.quick, settings.load_average_at_start, postgres, tenant_auth, single, many, herd, memory))
+}
+
+/// `--metrics-cost`: the platform, then only the metrics on / off comparison.
+async fn metrics_cost_only(settings: &Settings, admin_url: &str) -> anyhow::Result<metrics_cost::MetricsCost> {
+    let mut admin = PgConnection::connect(admin_url).await.context("connecting as the superuser")?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut admin).await?;
+    let postmaster = u32::try_from(backend).ok().and_then(proc_stat).map(|s| s.ppid);
+    platform::require_scram_for_tenant_roles(&mut admin).await?;
+    admin.close().await.ok();
+    let platform = BenchPlatform::start(admin_url, settings, postmaster).await?;
+    let measured = metrics_cost::phase(settings, &platform).await;
+    platform.stop().await?;
+    measured
 }
 
 type Measured = (String, SingleTenant, ManyTenants, Herd, Memory);

@@ -74,7 +74,7 @@ pub async fn serve(settings: &Settings, platform: &BenchPlatform) -> anyhow::Res
 }
 
 /// Employees with varied names, through the router's API (each write commits its event).
-async fn add_employees(router_url: &str, token: &str, count: usize) -> anyhow::Result<()> {
+pub(super) async fn add_employees(router_url: &str, token: &str, count: usize) -> anyhow::Result<()> {
     const FIRST: [&str; 8] = ["Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Niklaus", "Margaret"];
     const LAST: [&str; 10] =
         ["Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Allen", "Wirth", "Hamilton", "Knuth", "Ritchie"];
@@ -218,27 +218,27 @@ async fn compare(
 /// Closed-loop runs against the router and the baseline in turn: rounds of A B, then B A, so
 /// that a linear drift over the run (or other load coming and going) favours neither side.
 #[derive(Clone, Copy)]
-struct Alternation<'a> {
+pub(super) struct Alternation<'a> {
     /// Router's, baseline's.
-    clients: (&'a [reqwest::Client], &'a [reqwest::Client]),
-    urls: (&'a str, &'a str),
-    token: &'a str,
-    rounds: usize,
-    warm_up: Duration,
-    run: Duration,
-    arrivals: Arrivals,
-    postmaster: Option<u32>,
+    pub clients: (&'a [reqwest::Client], &'a [reqwest::Client]),
+    pub urls: (&'a str, &'a str),
+    pub token: &'a str,
+    pub rounds: usize,
+    pub warm_up: Duration,
+    pub run: Duration,
+    pub arrivals: Arrivals,
+    pub postmaster: Option<u32>,
 }
 
 /// One side's measured runs together, and the CPU ticks spent meanwhile.
-struct SideRuns {
-    tally: RequestTally,
-    wall: Duration,
+pub(super) struct SideRuns {
+    pub tally: RequestTally,
+    pub wall: Duration,
     cpu: CpuTicks,
 }
 
 impl Alternation<'_> {
-    async fn run(&self, what: &str) -> anyhow::Result<(SideRuns, SideRuns)> {
+    pub(super) async fn run(&self, what: &str) -> anyhow::Result<(SideRuns, SideRuns)> {
         let fresh = || SideRuns { tally: RequestTally::new(), wall: Duration::ZERO, cpu: CpuTicks::default() };
         let (mut router, mut baseline) = (fresh(), fresh());
         let bar = progress(2 * self.rounds as u64, what);

@@ -47,8 +47,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let documented: serde_json::Value = serde_json::from_str(&api.spec()).expect("poem-openapi emits JSON");
-    let allowed = http_api::AllowedMethods::from_openapi(&documented).with("/openapi.json", &["get", "head"]);
-    Route::new()
+    let allowed = http_api::AllowedMethods::from_openapi(&documented)
+        .with("/openapi.json", &["get", "head"])
+        .with("/metrics", &["get", "head"]);
+    let http_metrics = http_api::HttpMetrics::new(state.metrics.clone(), allowed.clone());
+    crate::metrics::describe(&state.metrics);
+    let mut routes = Route::new();
+    if state.metrics_enabled {
+        routes = routes.at("/metrics", poem::get(metrics));
+    }
+    routes
         .at("/openapi.json", poem::get(spec))
         .nest("/docs", docs)
         .nest("/", api)
@@ -56,8 +64,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
         .with(allowed)
+        .with_if(state.metrics_enabled, http_metrics)
         .around(http_api::request_log)
+        .around(http_api::request_id)
         .with(http_api::ClientAddress(state.trusted_proxies.clone()))
         .data(BodyLimit(state.max_body_bytes))
         .data(state)
+}
+
+/// `GET /metrics` (Prometheus text format).
+#[poem::handler]
+async fn metrics(state: poem::web::Data<&Arc<AppState>>) -> poem::Response {
+    http_api::metrics_response(crate::metrics::render(&state).await)
 }

@@ -43,6 +43,7 @@ async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let refused =
         || ApiError::unauthorized("the access token is missing, invalid, expired or withdrawn; sign in again");
     let claims = state.issuer.verify(&state.keys, &bearer.token).await.map_err(|_| refused())?;
+    http_api::record_tenant(claims.tid);
     // A suspended company's members keep no access to its people either.
     let epoch =
         users::active_token_epoch(&state.catalog, claims.sub, claims.tid.0).await.map_err(ApiError::internal)?;

@@ -14,6 +14,7 @@
 //! row. A tenant therefore ends as either fully `active` or gone.
 
 mod error;
+pub mod metrics;
 pub mod reconcile;
 pub mod spares;
 pub mod validate;
@@ -32,6 +33,8 @@ use crate::identity::gate::{GateError, PasswordGate};
 use crate::mail::{self, sender::MailSender};
 use crate::secrets::MasterKey;
 pub use error::ProvisionError;
+pub use metrics::ProvisionMetrics;
+use metrics::Step;
 pub use spares::SparePool;
 pub use validate::{SignupRequest, ValidSignup};
 
@@ -90,6 +93,7 @@ pub struct Provisioner {
     /// The welcome e-mail goes out through its outbox.
     mail: Arc<MailSender>,
     crash_after: Option<ProvisionStep>,
+    metrics: ProvisionMetrics,
 }
 
 const IDEMPOTENCY_SCOPE: &str = "create_tenant";
@@ -118,7 +122,18 @@ impl Provisioner {
         mail: Arc<MailSender>,
         crash_after: Option<ProvisionStep>,
     ) -> Self {
-        Self { catalog, fleet, master, spares, passwords, mail, crash_after }
+        Self { catalog, fleet, master, spares, passwords, mail, crash_after, metrics: ProvisionMetrics::default() }
+    }
+
+    /// Records signups and step times in a service's registry (none by default).
+    pub fn with_metrics(mut self, metrics: ProvisionMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The spare databases signups adopt (their counters, for `/metrics`).
+    pub fn spares(&self) -> &SparePool {
+        &self.spares
     }
 
     /// The test hook: abort the whole process after `step`, as a crash would.
@@ -138,6 +153,18 @@ impl Provisioner {
     /// Creates a tenant. Runs to completion even if the caller goes away: call it from a
     /// spawned task so a dropped HTTP request cannot cut it off halfway.
     pub async fn provision(
+        &self,
+        req: ValidSignup,
+        idempotency_key: Option<&str>,
+        actor: &Actor,
+        client: Option<&str>,
+    ) -> Result<Provisioned, ProvisionError> {
+        let result = self.provision_counted(req, idempotency_key, actor, client).await;
+        self.metrics.signup(&result);
+        result
+    }
+
+    async fn provision_counted(
         &self,
         mut req: ValidSignup,
         idempotency_key: Option<&str>,
@@ -168,7 +195,9 @@ impl Provisioner {
             .bind(fleet::template_lock_key(server_id))
             .execute(&mut *lock)
             .await?;
+        let started = std::time::Instant::now();
         let (id, adopted) = self.reserve(&mut lock, &req, server_id, idempotency_key, &fingerprint).await?;
+        self.metrics.step_took(Step::Reserve, started);
         if adopted {
             self.spares.claimed_one();
         }
@@ -176,11 +205,15 @@ impl Provisioner {
 
         // With no spare ready, the signup builds its own database rather than wait for the
         // refiller's: measured here, waiting made the median signup slower (BENCHMARKS.md).
+        let started = std::time::Instant::now();
         let built = if adopted {
             self.seed(&server, id, &req, false).await
         } else {
             self.build_database(&server, id, &req).await
         };
+        if built.is_ok() {
+            self.metrics.step_took(if adopted { Step::SeedSpare } else { Step::BuildDatabase }, started);
+        }
         if let Err(error) = built {
             tracing::warn!(tenant = %id, %error, "provisioning failed; undoing it");
             if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
@@ -190,8 +223,12 @@ impl Provisioner {
             return Err(error);
         }
 
+        let started = std::time::Instant::now();
         let (tenant, admin_epoch) = match self.activate(id, &admin, &req, actor).await {
-            Ok(t) => t,
+            Ok(t) => {
+                self.metrics.step_took(Step::Activate, started);
+                t
+            }
             Err(error) => {
                 if let Err(undo_error) = undo(&self.fleet, &self.catalog, &server, id).await {
                     tracing::error!(tenant = %id, error = %undo_error, "undoing a failed provisioning failed");

@@ -7,6 +7,7 @@ mod data;
 mod gates;
 mod helpers;
 mod isolation;
+mod metrics;
 mod migrating;
 mod openapi;
 mod people;

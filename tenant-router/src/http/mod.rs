@@ -87,9 +87,20 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let documented = spec_json(state.clone());
     let allowed = http_api::AllowedMethods::from_openapi(&documented)
         .with("/openapi.json", &["get", "head"])
-        .with("/ws", &["get", "head"]);
+        .with("/ws", &["get", "head"])
+        .with("/metrics", &["get", "head"]);
     let spec = documented.to_string();
-    Route::new()
+    let http_metrics = http_api::HttpMetrics::new(state.metrics.clone(), allowed.clone());
+    crate::metrics::describe(&state.metrics);
+    let metrics_state = state.clone();
+    let mut routes = Route::new();
+    if state.metrics_enabled {
+        routes = routes.at(
+            "/metrics",
+            get(poem::endpoint::make_sync(move |_| http_api::metrics_response(crate::metrics::render(&metrics_state)))),
+        );
+    }
+    routes
         .at(
             "/openapi.json",
             get(poem::endpoint::make_sync(move |_| {
@@ -104,7 +115,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .with(http_api::RequestTimeout(state.http.request_timeout))
         .catch_all_error(http_api::json_error)
         .with(allowed)
+        .with_if(state.metrics_enabled, http_metrics)
         .around(http_api::request_log)
+        .around(http_api::request_id)
         .with(http_api::ClientAddress(state.trusted_proxies.clone()))
         .data(BodyLimit(state.max_body_bytes))
         .data(state)

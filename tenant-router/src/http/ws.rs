@@ -13,7 +13,9 @@ use poem_openapi::payload::Json;
 
 use crate::gates;
 use crate::realtime::hub::HubError;
-use crate::realtime::session::{Session, SessionParams};
+use crate::realtime::messages::close;
+use crate::realtime::session::{Ended, Session, SessionParams};
+use crate::realtime::stats::RealtimeStats;
 use crate::state::AppState;
 
 pub const PROTOCOL: &str = "nexacore.v1";
@@ -102,7 +104,11 @@ pub async fn ws(
         // Held for the socket's life: counts against the tenant's connection limit.
         let _slot = slot;
         let session = Session { hub: &state.realtime, pools: &state.pools, shutdown: state.shutdown.clone() };
+        RealtimeStats::count(&state.realtime.stats.sessions_opened);
         let ended = session.run(stream, params, live).await;
+        if ended == Ended::Closed(close::TOO_SLOW) {
+            RealtimeStats::count(&state.realtime.stats.cut_offs);
+        }
         tracing::debug!(?ended, "websocket session ended");
     }))
 }

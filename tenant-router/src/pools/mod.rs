@@ -197,6 +197,12 @@ impl PoolManager {
         budgets.values().map(|b| self.config.budget_per_server - b.permits.available_permits()).sum()
     }
 
+    /// Connections currently open, per server this router has connected to.
+    pub fn open_connections_by_server(&self) -> Vec<(Uuid, usize)> {
+        let budgets = self.budgets.lock().expect("budget lock");
+        budgets.iter().map(|(id, b)| (*id, self.config.budget_per_server - b.permits.available_permits())).collect()
+    }
+
     pub fn pool_count(&self) -> u64 {
         self.pools.entry_count()
     }

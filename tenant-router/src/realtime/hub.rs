@@ -119,11 +119,12 @@ pub struct Hub {
     routes: Arc<TenantRoutes>,
     pools: Arc<PoolManager>,
     tenants: Mutex<HashMap<TenantId, Arc<TenantHub>>>,
+    pub stats: super::stats::RealtimeStats,
 }
 
 impl Hub {
     pub fn new(config: RealtimeConfig, catalog: PgPool, routes: Arc<TenantRoutes>, pools: Arc<PoolManager>) -> Self {
-        Self { config, catalog, routes, pools, tenants: Mutex::new(HashMap::new()) }
+        Self { config, catalog, routes, pools, tenants: Mutex::new(HashMap::new()), stats: Default::default() }
     }
 
     /// The tenant's hub, created if missing. Callers that need it to stay in the map must count

@@ -17,6 +17,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::hub::Hub;
 use super::messages::{Event, Item, close, system};
+use super::stats::RealtimeStats;
 use crate::pools::PoolManager;
 use crate::routes::TenantRoute;
 
@@ -159,6 +160,7 @@ impl Session<'_> {
             // Events after `since` are gone (or `since` is from another life): start afresh.
             let notice =
                 SystemNotice::Resync(Resync { reason: "events after since are no longer retained".into(), seq: last });
+            RealtimeStats::count(&self.hub.stats.resyncs);
             if let Step::End(e) = send(sink, Message::Text(system(notice).to_string()), timeout).await {
                 return Err(e);
             }
@@ -178,6 +180,9 @@ impl Session<'_> {
                         send(sink, Message::Text(Event::from_outbox(&e).text.to_string()), timeout).await
                 {
                     return Err(ended);
+                }
+                if wanted {
+                    RealtimeStats::count(&self.hub.stats.replayed);
                 }
                 sent = e.seq;
             }
@@ -228,17 +233,20 @@ impl Session<'_> {
                 // retention. The client must reload, as after a `since` older than the window.
                 let reason = "missed events are no longer retained".into();
                 let notice = SystemNotice::Resync(Resync { reason, seq: event.seq - 1 });
+                RealtimeStats::count(&self.hub.stats.resyncs);
                 if let Step::End(ended) = send(sink, Message::Text(system(notice).to_string()), timeout).await {
                     return Step::End(ended);
                 }
                 break;
             }
             for e in missing.iter().filter(|e| e.seq < event.seq) {
-                if channels.as_ref().is_none_or(|c| c.contains(&e.channel))
-                    && let Step::End(ended) =
+                if channels.as_ref().is_none_or(|c| c.contains(&e.channel)) {
+                    if let Step::End(ended) =
                         send(sink, Message::Text(Event::from_outbox(e).text.to_string()), timeout).await
-                {
-                    return Step::End(ended);
+                    {
+                        return Step::End(ended);
+                    }
+                    RealtimeStats::count(&self.hub.stats.replayed);
                 }
                 *sent = e.seq;
             }
@@ -247,7 +255,11 @@ impl Session<'_> {
         if channels.as_ref().is_some_and(|c| !c.contains(&event.channel)) {
             return Step::Continue;
         }
-        send(sink, Message::Text(event.text.to_string()), timeout).await
+        let step = send(sink, Message::Text(event.text.to_string()), timeout).await;
+        if matches!(step, Step::Continue) {
+            RealtimeStats::count(&self.hub.stats.deliveries);
+        }
+        step
     }
 }
 
