@@ -48,6 +48,8 @@ pub enum StartError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error("settling interrupted backups: {0}")]
+    Backups(String),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -166,7 +168,14 @@ impl App {
             mail.clone(),
             config.crash_after,
         ));
+        let backups = Arc::new(crate::backups::Backups::new(pool.clone(), fleet.clone(), config.backups.clone()));
+        // Settles backups a dead process left `running` (another replica's live ones keep their lock).
+        let settled = backups.recover().await.map_err(|e| StartError::Backups(e.to_string()))?;
+        if settled > 0 {
+            tracing::warn!(settled, "start-up backup recovery pass");
+        }
         let state = Arc::new(AppState {
+            backups,
             catalog: pool.clone(),
             fleet,
             provisioner,

@@ -91,6 +91,8 @@ pub struct Config {
     pub mail: crate::mail::MailSettings,
     /// Invitation and password reset code lifetimes.
     pub people: crate::people::PeopleSettings,
+    /// Where backups are kept (`NEXACORE_BACKUP_DIR`).
+    pub backups: crate::backups::BackupSettings,
 }
 
 impl Config {
@@ -126,6 +128,7 @@ impl Config {
             trusted_proxies: http_api::TrustedProxies::default(),
             mail: crate::mail::MailSettings::default(),
             people: crate::people::PeopleSettings::default(),
+            backups: crate::backups::BackupSettings::default(),
         }
     }
 
@@ -167,6 +170,9 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_MAIL_FROM") {
             config.mail.from = v;
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_DIR") {
+            config.backups.dir = v.into();
         }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL") {
             config.mail.download_url = v;

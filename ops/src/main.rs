@@ -2,6 +2,7 @@
 //! outcome to an exit code scripts can trust (0 success, 1 failure, 2 usage error).
 
 mod api;
+mod backups;
 mod local_files;
 mod migrate;
 mod people;
@@ -23,7 +24,7 @@ struct Cli {
 enum Command {
     /// Runs the platform locally: a private Postgres under ./.nexacore/ and the control plane.
     Up(up::UpArgs),
-    /// Tenants: list, show, suspend, resume, delete.
+    /// Tenants: list, show, suspend, resume, delete, backup.
     Tenants {
         #[command(subcommand)]
         command: tenants::TenantsCommand,
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<api::UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

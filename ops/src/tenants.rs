@@ -6,7 +6,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Target};
+use crate::api::{Api, Target, UsageError};
 
 #[derive(Subcommand)]
 pub enum TenantsCommand {
@@ -28,13 +28,23 @@ pub enum TenantsCommand {
     Suspend { id: String },
     /// Resumes a suspended tenant.
     Resume { id: String },
-    /// Deletes a tenant's database and role (the catalog row stays, as `deleted`).
+    /// Deletes a tenant's database and role (the catalog row stays, as `deleted`), after a final
+    /// backup (kept in the control plane's backup directory) unless `--no-backup`.
     Delete {
         id: String,
         /// Required: deletion cannot be undone.
         #[arg(long)]
         yes: bool,
+        /// Delete without a final backup.
+        #[arg(long)]
+        no_backup: bool,
+        /// Also download the final backup into a bundle under this directory.
+        #[arg(long, conflicts_with = "no_backup")]
+        out: Option<std::path::PathBuf>,
     },
+    /// Backs tenants up (`pg_dump` as each tenant's own role, by the control plane), with bounded
+    /// concurrency overall and per server; `--out` downloads bundles (dump + manifest.json).
+    Backup(crate::backups::BackupArgs),
 }
 
 #[derive(Subcommand)]
@@ -66,27 +76,9 @@ pub enum KeysCommand {
 pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> {
     let api = Api::from_target(target)?;
     match command {
+        TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
         TenantsCommand::List { status, search, json } => {
-            let mut items = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut path = "/tenants?limit=500".to_owned();
-                if let Some(s) = &status {
-                    path.push_str(&format!("&status={s}"));
-                }
-                if let Some(q) = &search {
-                    path.push_str(&format!("&q={}", urlencode(q)));
-                }
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
-                }
-                let page = api.call(Method::GET, &path, None).await?;
-                items.extend(page["items"].as_array().cloned().unwrap_or_default());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
-            }
+            let items = list(&api, status.as_deref(), search.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
@@ -107,13 +99,86 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
             let row = api.call(Method::PATCH, &format!("/tenants/{id}"), Some(&json!({"status": "active"}))).await?;
             print_tenants(&[row]);
         }
-        TenantsCommand::Delete { id, yes } => {
-            anyhow::ensure!(yes, "deleting a tenant drops its database; pass --yes to confirm");
+        TenantsCommand::Delete { id, yes, no_backup, out } => {
+            if !yes {
+                return Err(UsageError("deleting a tenant drops its database; pass --yes to confirm".into()).into());
+            }
+            let tenant = resolve(&api, &id).await?;
+            let id = tenant.id.clone();
+            if !no_backup {
+                // A final copy first; a failed backup stops the deletion.
+                let (view, bundle) = crate::backups::one(&api, &tenant, "final", out.as_deref()).await?;
+                anyhow::ensure!(
+                    view.status == api_types::backups::BackupStatus::Done,
+                    "the final backup of {} failed ({}); nothing was deleted (--no-backup deletes without one)",
+                    tenant.slug,
+                    view.error.unwrap_or_default()
+                );
+                match bundle {
+                    Some(dir) => println!("final backup {} in {}", view.id, dir.display()),
+                    None => println!("final backup {} (control plane)", view.id),
+                }
+            }
             let done = api.call(Method::DELETE, &format!("/tenants/{id}"), None).await?;
             println!("deleted {}", done["tenant"]["slug"].as_str().unwrap_or(&id));
         }
     }
     Ok(())
+}
+
+/// Every tenant (all pages), optionally in one status or matching a search.
+pub async fn list(api: &Api, status: Option<&str>, search: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/tenants?limit=500".to_owned();
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        if let Some(q) = search {
+            path.push_str(&format!("&q={}", urlencode(q)));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.call(Method::GET, &path, None).await?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
+pub async fn list_all(api: &Api, status: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    list(api, status, None).await
+}
+
+/// A live tenant by id or slug (exit code 2 when there is none).
+pub async fn resolve(api: &Api, name: &str) -> anyhow::Result<crate::backups::Named> {
+    let path = match uuid::Uuid::parse_str(name) {
+        Ok(_) => format!("/tenants/{name}"),
+        Err(_) => format!("/tenants?limit=500&q={}", urlencode(name)),
+    };
+    let answer = match api.call(Method::GET, &path, None).await {
+        Ok(answer) => answer,
+        Err(e) if e.to_string().starts_with("404") => Value::Null,
+        Err(e) => return Err(e),
+    };
+    let found = if answer["items"].is_array() {
+        answer["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["slug"] == name && t["status"] != "deleted")
+            .cloned()
+    } else {
+        Some(answer).filter(|t| t["id"].is_string())
+    };
+    found
+        .map(|t| crate::backups::Named::of(&t))
+        .ok_or_else(|| UsageError(format!("no tenant has the id or slug {name:?}")).into())
 }
 
 pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! keeps its data, and stops cleanly on Ctrl-C (SIGINT) and on SIGTERM. `migrate`: `ops migrate` against a
 //! control plane.
 
+mod backups;
 mod migrate;
 
 use std::path::Path;
