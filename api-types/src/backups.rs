@@ -177,3 +177,54 @@ impl Default for BackupView {
         }
     }
 }
+
+/// `POST /restores/uploads`: a dump received, with what the control plane computed of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct UploadedDump {
+    pub upload_id: Uuid,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// `POST /restores`: restore an uploaded dump, described by its bundle's manifest, either as a
+/// new tenant (`slug`) or in place of the tenant it belongs to (`in_place`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+#[serde(default)]
+pub struct RestoreRequest {
+    pub upload_id: Uuid,
+    pub manifest: BackupManifest,
+    /// Replace the data of the bundle's own tenant (fenced meanwhile).
+    pub in_place: bool,
+    /// With `in_place`: the tenant (id or slug) the operator means; refused unless it is the
+    /// bundle's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Without `in_place`: the new tenant's slug (new id, role and database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// Without `in_place`: the new tenant's name (default: the bundle's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Without `in_place`: give the original tenant's members the same roles in the copy.
+    pub with_members: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+#[serde(default)]
+pub struct RestoreDone {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub in_place: bool,
+    /// The schema version of the bundle…
+    pub from_schema_version: i32,
+    /// …and of the restored database (higher when it was migrated after the restore).
+    pub schema_version: i32,
+    pub last_outbox_seq: i64,
+}

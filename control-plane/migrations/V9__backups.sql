@@ -18,3 +18,23 @@ CREATE TABLE backups (
 );
 CREATE INDEX backups_tenant ON backups (tenant_id, started_at DESC);
 CREATE INDEX backups_running ON backups (id) WHERE status = 'running';
+
+-- In-place restores: the tenant is fenced (maintenance) while its backup is restored into a
+-- fresh database, which is then swapped in. The row names the fresh database before it is
+-- created, so a crash at any step is settled from here (see `backups::restore`): before the
+-- swap the fresh database is dropped and the tenant unfenced; after it, the old one is dropped.
+CREATE TABLE restores (
+    id                  uuid PRIMARY KEY,
+    tenant_id           uuid NOT NULL REFERENCES tenants (id),
+    backup_id           uuid NOT NULL,
+    state               text NOT NULL CHECK (state IN ('restoring', 'swapped', 'done', 'failed')),
+    old_database        text NOT NULL,
+    new_database        text NOT NULL,
+    -- The tenant's maintenance before the fence, put back after it.
+    was_in_maintenance  boolean NOT NULL,
+    maintenance_message text,
+    error               text,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    finished_at         timestamptz
+);
+CREATE UNIQUE INDEX restores_one_per_tenant ON restores (tenant_id) WHERE state IN ('restoring', 'swapped');

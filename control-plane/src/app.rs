@@ -171,8 +171,9 @@ impl App {
         let backups = Arc::new(crate::backups::Backups::new(pool.clone(), fleet.clone(), config.backups.clone()));
         // Settles backups a dead process left `running` (another replica's live ones keep their lock).
         let settled = backups.recover().await.map_err(|e| StartError::Backups(e.to_string()))?;
-        if settled > 0 {
-            tracing::warn!(settled, "start-up backup recovery pass");
+        let restores = backups.recover_restores().await.map_err(|e| StartError::Backups(e.to_string()))?;
+        if settled + restores > 0 {
+            tracing::warn!(settled, restores, "start-up backup and restore recovery pass");
         }
         let state = Arc::new(AppState {
             backups,

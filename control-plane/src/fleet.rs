@@ -358,6 +358,34 @@ impl Fleet {
         Ok(())
     }
 
+    /// An empty database (from `template0`) owned by `owner`, `CONNECT` revoked from `PUBLIC`:
+    /// what a restore loads a dump into as the owner's own role.
+    pub async fn create_empty_database(
+        &self,
+        server: &ServerHandle,
+        db: &DbName,
+        owner: &RoleName,
+    ) -> Result<(), FleetError> {
+        let sql = format!("CREATE DATABASE {} OWNER {} TEMPLATE template0", db.quoted(), owner.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        self.revoke_public_access(server, db).await?;
+        // A NOINHERIT role gets nothing through `pg_database_owner` (which owns `public`): the
+        // same grant provisioning's hand-over gives. The database is empty: no tenant code runs.
+        self.grant_schema_create(server, db, owner).await
+    }
+
+    /// Drops one database (disconnecting its sessions); it may be absent.
+    pub async fn drop_database(&self, server: &ServerHandle, db: &DbName) -> Result<(), FleetError> {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+
+    /// The tenant migrations of this build (templates are at the latest of them).
+    pub fn migration_set(&self) -> &MigrationSet {
+        &self.migrations
+    }
+
     pub async fn revoke_public_access(&self, server: &ServerHandle, db: &DbName) -> Result<(), FleetError> {
         let sql = format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", db.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;

@@ -80,6 +80,25 @@ impl Api {
         Ok(value)
     }
 
+    /// Uploads a file's bytes (`application/octet-stream`); the answer as JSON.
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{status}: {}", value["message"].as_str().unwrap_or("no message"));
+        }
+        Ok(value)
+    }
+
     /// Downloads a file into `dest` in chunks; returns its size and hex SHA-256.
     pub async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<(i64, String)> {
         use sha2::Digest as _;

@@ -43,6 +43,83 @@ pub struct BackupArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The bundle directory (holding `manifest.json` and the dump).
+    pub bundle: PathBuf,
+    /// Restore as a new tenant with this slug.
+    #[arg(long = "as", value_name = "NEW_SLUG", required_unless_present = "in_place", conflicts_with = "in_place")]
+    pub as_slug: Option<String>,
+    /// With `--as`: the new tenant's name (default: the bundle's).
+    #[arg(long, requires = "as_slug")]
+    pub name: Option<String>,
+    /// With `--as`: the original tenant's members get the same roles in the copy.
+    #[arg(long, requires = "as_slug")]
+    pub with_members: bool,
+    /// Replace the data of the bundle's own tenant.
+    #[arg(long)]
+    pub in_place: bool,
+    /// With `--in-place`: the tenant meant (id or slug); refused unless it is the bundle's.
+    #[arg(long, requires = "in_place")]
+    pub tenant: Option<String>,
+    /// Required with `--in-place`: the tenant's current data is replaced.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn restore(api: Api, args: RestoreArgs) -> anyhow::Result<()> {
+    if args.in_place && !args.yes {
+        return Err(UsageError("--in-place replaces the tenant's data; pass --yes to confirm".into()).into());
+    }
+    let manifest_path = args.bundle.join(MANIFEST_FILE);
+    let text = std::fs::read(&manifest_path)
+        .map_err(|e| UsageError(format!("{}: {e} (not a bundle directory?)", manifest_path.display())))?;
+    let manifest: BackupManifest =
+        serde_json::from_slice(&text).map_err(|e| UsageError(format!("{}: {e}", manifest_path.display())))?;
+    let dump_name = Path::new(&manifest.dump_file);
+    anyhow::ensure!(
+        dump_name.components().count() == 1 && !manifest.dump_file.is_empty(),
+        "the manifest's dump_file must be a file name inside the bundle"
+    );
+    // Checked here first: a corrupt or truncated bundle is refused before anything is sent.
+    let bytes = std::fs::read(args.bundle.join(dump_name)).context("reading the bundle's dump")?;
+    let sha256 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    anyhow::ensure!(
+        bytes.len() as i64 == manifest.size && sha256 == manifest.sha256,
+        "refused: the bundle's dump does not match its manifest (size or SHA-256): corrupt or truncated; nothing was changed"
+    );
+    let uploaded = api.upload("/restores/uploads", bytes).await?;
+    let request = api_types::backups::RestoreRequest {
+        upload_id: serde_json::from_value(uploaded["upload_id"].clone()).context("the upload's answer")?,
+        manifest,
+        in_place: args.in_place,
+        tenant: args.tenant,
+        slug: args.as_slug,
+        name: args.name,
+        with_members: args.with_members,
+    };
+    let done = api.call(Method::POST, "/restores", Some(&serde_json::to_value(&request)?)).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        let how = if args.in_place { "in place" } else { "as a new tenant" };
+        println!(
+            "restored {} {how} (tenant {}), schema {} → {}, last outbox seq {}",
+            done["slug"].as_str().unwrap_or("?"),
+            done["tenant_id"].as_str().unwrap_or("?"),
+            done["from_schema_version"],
+            done["schema_version"],
+            done["last_outbox_seq"]
+        );
+    }
+    Ok(())
+}
+
 /// A tenant as the backup needs it.
 #[derive(Clone, Debug)]
 pub struct Named {

@@ -45,6 +45,10 @@ pub enum TenantsCommand {
     /// Backs tenants up (`pg_dump` as each tenant's own role, by the control plane), with bounded
     /// concurrency overall and per server; `--out` downloads bundles (dump + manifest.json).
     Backup(crate::backups::BackupArgs),
+    /// Restores a bundle (from `backup --out`): `--as <slug>` creates a new tenant from it (new
+    /// id, role and database), `--in-place --yes` replaces its own tenant's data (fenced with
+    /// maintenance meanwhile). A bundle whose checksum fails is refused before anything is sent.
+    Restore(crate::backups::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -77,6 +81,7 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
     let api = Api::from_target(target)?;
     match command {
         TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
+        TenantsCommand::Restore(args) => return crate::backups::restore(api, args).await,
         TenantsCommand::List { status, search, json } => {
             let items = list(&api, status.as_deref(), search.as_deref()).await?;
             if json {

@@ -23,6 +23,7 @@
 //! Layout: `<dir>/<tenant id>/<backup id>.dump` and `<backup id>.json` (the manifest), so a
 //! backup directory describes itself even without the catalog.
 
+pub mod restore;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use api_types::backups::{BackupKind, BackupStatus, BackupView};
+use api_types::backups::{BackupKind, BackupStatus, BackupView, RestoreDone, RestoreRequest, UploadedDump};
 use poem::Body;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::security::OperatorAuth;
 use crate::backups::BackupError;
+use crate::backups::restore::RestoreError;
 use crate::state::AppState;
+use http_api::JsonBody;
 use http_api::{ApiError, ErrorBody};
 
 pub struct BackupsApi(pub Arc<AppState>);
@@ -29,6 +31,20 @@ pub enum DumpFile {
     /// The dump (`pg_dump` custom format); its SHA-256 is in the backup's manifest.
     #[oai(status = 200)]
     File(Binary<Body>),
+}
+
+#[derive(ApiResponse)]
+pub enum Uploaded {
+    /// The dump is stored; restore it with `POST /restores`.
+    #[oai(status = 201)]
+    Created(Json<UploadedDump>),
+}
+
+#[derive(ApiResponse)]
+pub enum Restored {
+    /// The tenant holds the backup's data.
+    #[oai(status = 201)]
+    Created(Json<RestoreDone>),
 }
 
 #[OpenApi(tag = "super::signup::Tag::Operations")]
@@ -92,6 +108,42 @@ impl BackupsApi {
         Ok(DumpFile::File(Binary(Body::from_async_read(file))))
     }
 }
+
+#[OpenApi(tag = "super::signup::Tag::Operations")]
+impl RestoresApi {
+    /// Uploads a dump (a bundle's `pg_dump` file) for a restore; answers its size and SHA-256.
+    #[oai(path = "/restores/uploads", method = "post")]
+    async fn upload(&self, _auth: OperatorAuth, body: Binary<Body>) -> Result<Uploaded, ApiError> {
+        let stored = self.0.backups.receive_upload(body.0).await.map_err(backup_error)?;
+        Ok(Uploaded::Created(Json(stored)))
+    }
+
+    /// Restores an uploaded dump described by its bundle's manifest: as a new tenant (`slug`;
+    /// new id, role and database; `with_members` copies the memberships) or `in_place` (the
+    /// tenant is fenced with maintenance meanwhile). A checksum that fails, a bundle of another
+    /// tenant or a schema newer than this build is refused before anything is touched.
+    #[oai(path = "/restores", method = "post")]
+    async fn restore(&self, auth: OperatorAuth, body: JsonBody<RestoreRequest>) -> Result<Restored, ApiError> {
+        let backups = self.0.backups.clone();
+        // Spawned: a client that disconnects must not cut a restore off halfway.
+        let done =
+            tokio::spawn(async move { backups.restore(body.0, &auth.0).await }).await.map_err(ApiError::internal)?;
+        match done {
+            Ok(done) => Ok(Restored::Created(Json(done))),
+            Err(RestoreError::Invalid(field, message)) => Err(ApiError::field(field, message)),
+            Err(e @ RestoreError::SlugTaken(_)) => {
+                Err(ApiError::conflict(ErrorBody::on_field("slug_taken", "slug", e.to_string())))
+            }
+            Err(e @ RestoreError::Busy) => Err(ApiError::conflict(ErrorBody::new("restore_running", e.to_string()))),
+            Err(e @ RestoreError::NoCapacity) => {
+                Err(ApiError::Unavailable(Json(ErrorBody::new("no_capacity", e.to_string())), 60))
+            }
+            Err(RestoreError::Backup(e)) => Err(backup_error(e)),
+        }
+    }
+}
+
+pub struct RestoresApi(pub Arc<AppState>);
 
 pub(super) fn backup_error(e: BackupError) -> ApiError {
     match e {

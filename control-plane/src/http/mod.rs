@@ -30,6 +30,7 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             auth::AuthApi(state.clone()),
             operator::OperatorApi(state.clone()),
             backups::BackupsApi(state.clone()),
+            backups::RestoresApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
             tenant_people::TenantPeopleApi(state),

@@ -4,6 +4,7 @@
 
 mod backups;
 mod migrate;
+mod restore;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
