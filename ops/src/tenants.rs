@@ -49,6 +49,35 @@ pub enum TenantsCommand {
     /// id, role and database), `--in-place --yes` replaces its own tenant's data (fenced with
     /// maintenance meanwhile). A bundle whose checksum fails is refused before anything is sent.
     Restore(crate::backups::RestoreArgs),
+    /// Sets or unsets a feature flag of a tenant (`unset` stores false).
+    Flags {
+        tenant: String,
+        #[arg(value_parser = ["set", "unset"])]
+        action: String,
+        name: String,
+    },
+    /// Creates a company as the signup wizard does (operator token: no signup limit). The admin's
+    /// password comes from NEXACORE_ADMIN_PASSWORD.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: String,
+        #[arg(long, env = "NEXACORE_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        #[arg(long)]
+        chart_template: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +111,46 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
     match command {
         TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
         TenantsCommand::Restore(args) => return crate::backups::restore(api, args).await,
+        TenantsCommand::Flags { tenant, action, name } => {
+            let tenant = resolve(&api, &tenant).await?;
+            let body = json!({ "feature_flags": { name: action == "set" } });
+            let row = api.call(Method::PATCH, &format!("/tenants/{}", tenant.id), Some(&body)).await?;
+            println!("{}: {}", tenant.slug, row["feature_flags"]);
+        }
+        TenantsCommand::Create {
+            name,
+            slug,
+            admin_email,
+            admin_name,
+            admin_password,
+            timezone,
+            currency,
+            chart_template,
+            json,
+        } => {
+            let mut body = json!({
+                "company_name": name,
+                "admin": {"email": admin_email, "password": admin_password, "full_name": admin_name},
+                "timezone": timezone,
+                "currency": currency,
+            });
+            if let Some(s) = slug {
+                body["slug"] = json!(s);
+            }
+            if let Some(c) = chart_template {
+                body["chart_template"] = json!(c);
+            }
+            let created = api.call(Method::POST, "/tenants", Some(&body)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&created["tenant"])?);
+            } else {
+                println!(
+                    "created {} ({})",
+                    created["tenant"]["slug"].as_str().unwrap_or("?"),
+                    created["tenant"]["id"].as_str().unwrap_or("?")
+                );
+            }
+        }
         TenantsCommand::List { status, search, json } => {
             let items = list(&api, status.as_deref(), search.as_deref()).await?;
             if json {
@@ -184,6 +253,14 @@ pub async fn resolve(api: &Api, name: &str) -> anyhow::Result<crate::backups::Na
     found
         .map(|t| crate::backups::Named::of(&t))
         .ok_or_else(|| UsageError(format!("no tenant has the id or slug {name:?}")).into())
+}
+
+/// A tenant's id from its id (any status, for the audit log) or a live tenant's slug.
+pub async fn resolve_any(api: &Api, name: &str) -> anyhow::Result<String> {
+    match uuid::Uuid::parse_str(name) {
+        Ok(_) => Ok(name.to_owned()),
+        Err(_) => Ok(resolve(api, name).await?.id),
+    }
 }
 
 pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()> {

@@ -91,10 +91,6 @@ impl Backups {
         Self { catalog, fleet, settings, tools: OnceCell::new(), running }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.settings.dir
-    }
-
     pub(crate) async fn tools(&self) -> Result<&local_postgres::DumpTools, BackupError> {
         self.tools
             .get_or_try_init(|| async {
@@ -121,13 +117,6 @@ impl Backups {
         // Spawned: the caller's request ends long before a large dump does.
         tokio::spawn(async move { this.run(id, tenant).await });
         Ok(row)
-    }
-
-    /// Takes a backup and waits for it to end (done or failed).
-    pub async fn take(&self, tenant: &TenantRow, kind: BackupKind, actor: &Actor) -> Result<BackupRow, BackupError> {
-        let id = self.record(tenant, kind, actor).await?;
-        self.run(id, tenant.clone()).await;
-        rows::get(&self.catalog, id).await?.ok_or(BackupError::NotFound)
     }
 
     async fn record(&self, tenant: &TenantRow, kind: BackupKind, actor: &Actor) -> Result<Uuid, BackupError> {

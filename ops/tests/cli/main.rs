@@ -5,6 +5,7 @@
 mod backups;
 mod migrate;
 mod restore;
+mod system;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

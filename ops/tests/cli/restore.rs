@@ -161,7 +161,9 @@ async fn restore_drill_in_place_brings_rows_and_outbox_seq_back_and_as_new_gives
     let mut url = url::Url::parse(&platform.database_url(&new_db).unwrap()).unwrap();
     url.set_username(&copy_role).unwrap();
     url.set_password(Some(secrecy::ExposeSecret::expose_secret(&password))).unwrap();
-    let refused = PgConnection::connect(url.as_str()).await.err().expect("the copy's role is refused");
+    let Err(refused) = PgConnection::connect(url.as_str()).await else {
+        panic!("the copy's role logged into the original")
+    };
     assert_eq!(refused.as_database_error().and_then(|e| e.code()).as_deref(), Some("42501"), "{refused}");
     url.set_path(&format!("/{copy_db}"));
     PgConnection::connect(url.as_str()).await.expect("the copy's role logs into its own database").close().await.ok();
