@@ -3,6 +3,7 @@
 //! exactly what they send. Response types read leniently (`#[serde(default)]`): a field a newer
 //! server adds or drops never breaks an older client.
 
+pub mod backups;
 pub mod employees;
 pub mod error;
 pub mod ledger;

@@ -48,6 +48,8 @@ pub enum StartError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error("settling interrupted backups: {0}")]
+    Backups(String),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -170,7 +172,15 @@ impl App {
             )
             .with_metrics(ProvisionMetrics::new(&metrics)),
         );
+        let backups = Arc::new(crate::backups::Backups::new(pool.clone(), fleet.clone(), config.backups.clone()));
+        // Settles backups a dead process left `running` (another replica's live ones keep their lock).
+        let settled = backups.recover().await.map_err(|e| StartError::Backups(e.to_string()))?;
+        let restores = backups.recover_restores().await.map_err(|e| StartError::Backups(e.to_string()))?;
+        if settled + restores > 0 {
+            tracing::warn!(settled, restores, "start-up backup and restore recovery pass");
+        }
         let state = Arc::new(AppState {
+            backups,
             catalog: pool.clone(),
             fleet,
             provisioner,

@@ -93,6 +93,8 @@ pub struct Config {
     pub people: crate::people::PeopleSettings,
     /// Prometheus `/metrics` and per-request recording (`NEXACORE_METRICS`, default on).
     pub metrics: bool,
+    /// Where backups are kept (`NEXACORE_BACKUP_DIR`).
+    pub backups: crate::backups::BackupSettings,
 }
 
 impl Config {
@@ -129,6 +131,7 @@ impl Config {
             mail: crate::mail::MailSettings::default(),
             people: crate::people::PeopleSettings::default(),
             metrics: true,
+            backups: crate::backups::BackupSettings::default(),
         }
     }
 
@@ -170,6 +173,9 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_MAIL_FROM") {
             config.mail.from = v;
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_DIR") {
+            config.backups.dir = v.into();
         }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL") {
             config.mail.download_url = v;

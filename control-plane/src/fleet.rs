@@ -229,6 +229,18 @@ impl Fleet {
             .options([("search_path", "public")])
     }
 
+    /// Where and as whom a Postgres tool (`pg_dump`, `pg_restore`) logs in as the tenant's own
+    /// role, to `db` (its own database, or a fresh one it owns during a restore).
+    pub fn tenant_login(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> TenantLogin {
+        TenantLogin {
+            host: server.admin.get_host().to_owned(),
+            port: server.admin.get_port(),
+            user: role.as_str().to_owned(),
+            database: db.as_str().to_owned(),
+            password: self.master.tenant_role_key().password_for(role),
+        }
+    }
+
     /// A session as the tenant's own role in its own database (see the module docs).
     pub async fn connect_as_tenant(
         &self,
@@ -346,6 +358,34 @@ impl Fleet {
         Ok(())
     }
 
+    /// An empty database (from `template0`) owned by `owner`, `CONNECT` revoked from `PUBLIC`:
+    /// what a restore loads a dump into as the owner's own role.
+    pub async fn create_empty_database(
+        &self,
+        server: &ServerHandle,
+        db: &DbName,
+        owner: &RoleName,
+    ) -> Result<(), FleetError> {
+        let sql = format!("CREATE DATABASE {} OWNER {} TEMPLATE template0", db.quoted(), owner.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        self.revoke_public_access(server, db).await?;
+        // A NOINHERIT role gets nothing through `pg_database_owner` (which owns `public`): the
+        // same grant provisioning's hand-over gives. The database is empty: no tenant code runs.
+        self.grant_schema_create(server, db, owner).await
+    }
+
+    /// Drops one database (disconnecting its sessions); it may be absent.
+    pub async fn drop_database(&self, server: &ServerHandle, db: &DbName) -> Result<(), FleetError> {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted());
+        sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        Ok(())
+    }
+
+    /// The tenant migrations of this build (templates are at the latest of them).
+    pub fn migration_set(&self) -> &MigrationSet {
+        &self.migrations
+    }
+
     pub async fn revoke_public_access(&self, server: &ServerHandle, db: &DbName) -> Result<(), FleetError> {
         let sql = format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", db.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
@@ -359,6 +399,31 @@ impl Fleet {
         let sql = format!("DROP ROLE IF EXISTS {}", role.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
         Ok(())
+    }
+}
+
+/// A tenant role's login for a program that takes libpq's `PG*` variables.
+pub struct TenantLogin {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    pub password: SecretString,
+}
+
+impl TenantLogin {
+    /// The `PG*` variables of this login (the password as `PGPASSWORD`: never on a command line,
+    /// where other users of the machine could read it).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGHOST", self.host.clone()),
+            ("PGPORT", self.port.to_string()),
+            ("PGUSER", self.user.clone()),
+            ("PGDATABASE", self.database.clone()),
+            ("PGPASSWORD", self.password.expose_secret().to_owned()),
+            ("PGAPPNAME", "nexacore-backup".to_owned()),
+            ("PGCONNECT_TIMEOUT", "10".to_owned()),
+        ]
     }
 }
 

@@ -5,6 +5,7 @@
 //! Entry point: [`App::build`] then [`App::run_until_stopped`]. See ARCHITECTURE.md.
 
 pub mod app;
+pub mod backups;
 pub mod catalog;
 pub mod config;
 pub mod domain;

@@ -16,6 +16,7 @@ use crate::provision::Provisioner;
 use crate::rate_limit::RateLimiter;
 
 pub struct AppState {
+    pub backups: Arc<crate::backups::Backups>,
     pub catalog: PgPool,
     pub fleet: Arc<Fleet>,
     pub provisioner: Arc<Provisioner>,

@@ -1,4 +1,5 @@
-//! Finding the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) on this machine.
+//! Finding the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) and the dump tools
+//! (`pg_dump`, `pg_restore`) on this machine.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,54 @@ pub fn find_binaries() -> Result<PgBinaries, ClusterError> {
     Ok(PgBinaries { bin_dir, major_version })
 }
 
+/// `pg_dump` and `pg_restore` from one directory, and what `pg_dump --version` says.
+#[derive(Clone, Debug)]
+pub struct DumpTools {
+    bin_dir: PathBuf,
+    version: String,
+}
+
+impl DumpTools {
+    pub fn pg_dump(&self) -> PathBuf {
+        self.bin_dir.join("pg_dump")
+    }
+
+    pub fn pg_restore(&self) -> PathBuf {
+        self.bin_dir.join("pg_restore")
+    }
+
+    /// E.g. "pg_dump (PostgreSQL) 15.14 (Debian 15.14-1)", for backup manifests.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+const DUMP_PROGRAMS: [&str; 2] = ["pg_dump", "pg_restore"];
+
+/// Where `pg_dump` and `pg_restore` live: `$NEXACORE_PG_BINDIR` when set; else the newest
+/// `/usr/lib/postgresql/*/bin` (a dump tool must be at least the server's version, and the
+/// newest one reads every older server); else the first directory on PATH holding both.
+/// The same search as [`find_binaries`], so a machine that runs the platform needs no step more.
+pub fn find_dump_tools() -> Result<DumpTools, ClusterError> {
+    let override_dir = std::env::var_os(BINDIR_ENV).filter(|dir| !dir.is_empty());
+    let bin_dir = match override_dir {
+        Some(dir) => Some(PathBuf::from(dir)).filter(|dir| has_programs(dir, &DUMP_PROGRAMS)),
+        None => newest_versioned_dir_with(Path::new(DEBIAN_VERSIONED_ROOT), &DUMP_PROGRAMS).or_else(|| {
+            std::env::var_os("PATH")
+                .as_deref()
+                .into_iter()
+                .flat_map(std::env::split_paths)
+                .find(|dir| has_programs(dir, &DUMP_PROGRAMS))
+        }),
+    }
+    .ok_or(ClusterError::DumpToolsNotFound)?;
+    let mut command = Command::new(bin_dir.join("pg_dump"));
+    command.arg("--version");
+    let output = run(&mut command)?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(DumpTools { bin_dir, version })
+}
+
 /// The search itself, with its inputs passed in so tests can point it at nothing.
 fn locate(override_dir: Option<&OsStr>, path: Option<&OsStr>, versioned_root: &Path) -> Option<PathBuf> {
     if let Some(dir) = override_dir.filter(|dir| !dir.is_empty()) {
@@ -76,13 +125,17 @@ fn locate(override_dir: Option<&OsStr>, path: Option<&OsStr>, versioned_root: &P
 
 /// The `<root>/<version>/bin` with the highest version that holds the server programs.
 fn newest_versioned_bin_dir(root: &Path) -> Option<PathBuf> {
+    newest_versioned_dir_with(root, &SERVER_PROGRAMS)
+}
+
+fn newest_versioned_dir_with(root: &Path, programs: &[&str]) -> Option<PathBuf> {
     std::fs::read_dir(root)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let version = parse_version(entry.file_name().to_str()?)?;
             let bin_dir = entry.path().join("bin");
-            has_server_programs(&bin_dir).then_some((version, bin_dir))
+            has_programs(&bin_dir, programs).then_some((version, bin_dir))
         })
         .max()
         .map(|(_, bin_dir)| bin_dir)
@@ -94,7 +147,11 @@ fn parse_version(name: &str) -> Option<Vec<u32>> {
 }
 
 fn has_server_programs(dir: &Path) -> bool {
-    SERVER_PROGRAMS.iter().all(|program| dir.join(program).is_file())
+    has_programs(dir, &SERVER_PROGRAMS)
+}
+
+fn has_programs(dir: &Path, programs: &[&str]) -> bool {
+    programs.iter().all(|program| dir.join(program).is_file())
 }
 
 /// Asks `postgres --version` ("postgres (PostgreSQL) 15.14 (Debian …)") for its major version.

@@ -19,6 +19,13 @@ pub enum ClusterError {
     BinariesNotFound,
 
     #[error(
+        "pg_dump and pg_restore were not found in /usr/lib/postgresql/*/bin nor on PATH; install \
+         them: Debian/Ubuntu `apt install postgresql-client`, Fedora `dnf install postgresql`, \
+         macOS `brew install postgresql` (or point NEXACORE_PG_BINDIR at the directory holding them)"
+    )]
+    DumpToolsNotFound,
+
+    #[error(
         "running as root, and PostgreSQL refuses to run as root, but there is no `postgres` \
          user to run it as ({detail}); installing the PostgreSQL package creates that user"
     )]

@@ -21,7 +21,7 @@ mod scratch;
 mod server;
 mod watchdog;
 
-pub use binaries::{PgBinaries, find_binaries};
+pub use binaries::{DumpTools, PgBinaries, find_binaries, find_dump_tools};
 pub use cluster::LocalCluster;
 pub use error::ClusterError;
 pub use server::{PgServer, create_fresh_database, second_test_server, shared_test_server};

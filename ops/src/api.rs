@@ -38,6 +38,18 @@ fn resolve(target: Target, stack: &[(String, String)]) -> anyhow::Result<(String
     }
 }
 
+/// A mistake in what the operator asked (an unknown tenant, a missing flag): exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 pub struct Api {
     base: String,
     token: String,
@@ -66,6 +78,53 @@ impl Api {
             bail!("{status}: {message}");
         }
         Ok(value)
+    }
+
+    /// Uploads a file's bytes (`application/octet-stream`); the answer as JSON.
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{status}: {}", value["message"].as_str().unwrap_or("no message"));
+        }
+        Ok(value)
+    }
+
+    /// Downloads a file into `dest` in chunks; returns its size and hex SHA-256.
+    pub async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<(i64, String)> {
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let mut response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let value: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("{status}: {}", value["message"].as_str().unwrap_or("no message"));
+        }
+        let mut file = tokio::fs::File::create(dest).await.with_context(|| format!("creating {}", dest.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0i64;
+        while let Some(chunk) = response.chunk().await.context("downloading")? {
+            hasher.update(&chunk);
+            size += chunk.len() as i64;
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        Ok((size, hex::encode(hasher.finalize())))
     }
 }
 

@@ -2,9 +2,11 @@
 //! outcome to an exit code scripts can trust (0 success, 1 failure, 2 usage error).
 
 mod api;
+mod backups;
 mod local_files;
 mod migrate;
 mod people;
+mod system;
 mod tenants;
 mod up;
 
@@ -23,7 +25,7 @@ struct Cli {
 enum Command {
     /// Runs the platform locally: a private Postgres under ./.nexacore/ and the control plane.
     Up(up::UpArgs),
-    /// Tenants: list, show, suspend, resume, delete.
+    /// Tenants: list, show, suspend, resume, delete, backup.
     Tenants {
         #[command(subcommand)]
         command: tenants::TenantsCommand,
@@ -51,6 +53,34 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
+    /// Maintenance of the platform or one tenant: on, off.
+    Maintenance {
+        #[command(subcommand)]
+        command: system::MaintenanceCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// The client versions served: set.
+    ClientVersions {
+        #[command(subcommand)]
+        command: system::ClientVersionsCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// The audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        args: system::AuditArgs,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// Database servers: list, add.
+    Servers {
+        #[command(subcommand)]
+        command: system::ServersCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
     /// The e-mail outbox: what waits, was sent, or failed.
     Mail {
         #[command(subcommand)]
@@ -72,13 +102,17 @@ fn main() -> ExitCode {
             Command::Migrate { command, target } => migrate::run(command, target).await,
             Command::Users { command, target } => people::run_users(command, target).await,
             Command::Mail { command, target } => people::run_mail(command, target).await,
+            Command::Maintenance { command, target } => system::run_maintenance(command, target).await,
+            Command::ClientVersions { command, target } => system::run_client_versions(command, target).await,
+            Command::Audit { args, target } => system::run_audit(args, target).await,
+            Command::Servers { command, target } => system::run_servers(command, target).await,
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<api::UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

@@ -6,7 +6,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Target};
+use crate::api::{Api, Target, UsageError};
 
 #[derive(Subcommand)]
 pub enum TenantsCommand {
@@ -28,12 +28,55 @@ pub enum TenantsCommand {
     Suspend { id: String },
     /// Resumes a suspended tenant.
     Resume { id: String },
-    /// Deletes a tenant's database and role (the catalog row stays, as `deleted`).
+    /// Deletes a tenant's database and role (the catalog row stays, as `deleted`), after a final
+    /// backup (kept in the control plane's backup directory) unless `--no-backup`.
     Delete {
         id: String,
         /// Required: deletion cannot be undone.
         #[arg(long)]
         yes: bool,
+        /// Delete without a final backup.
+        #[arg(long)]
+        no_backup: bool,
+        /// Also download the final backup into a bundle under this directory.
+        #[arg(long, conflicts_with = "no_backup")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Backs tenants up (`pg_dump` as each tenant's own role, by the control plane), with bounded
+    /// concurrency overall and per server; `--out` downloads bundles (dump + manifest.json).
+    Backup(crate::backups::BackupArgs),
+    /// Restores a bundle (from `backup --out`): `--as <slug>` creates a new tenant from it (new
+    /// id, role and database), `--in-place --yes` replaces its own tenant's data (fenced with
+    /// maintenance meanwhile). A bundle whose checksum fails is refused before anything is sent.
+    Restore(crate::backups::RestoreArgs),
+    /// Sets or unsets a feature flag of a tenant (`unset` stores false).
+    Flags {
+        tenant: String,
+        #[arg(value_parser = ["set", "unset"])]
+        action: String,
+        name: String,
+    },
+    /// Creates a company as the signup wizard does (operator token: no signup limit). The admin's
+    /// password comes from NEXACORE_ADMIN_PASSWORD.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: String,
+        #[arg(long, env = "NEXACORE_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        #[arg(long)]
+        chart_template: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -66,27 +109,50 @@ pub enum KeysCommand {
 pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> {
     let api = Api::from_target(target)?;
     match command {
-        TenantsCommand::List { status, search, json } => {
-            let mut items = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut path = "/tenants?limit=500".to_owned();
-                if let Some(s) = &status {
-                    path.push_str(&format!("&status={s}"));
-                }
-                if let Some(q) = &search {
-                    path.push_str(&format!("&q={}", urlencode(q)));
-                }
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
-                }
-                let page = api.call(Method::GET, &path, None).await?;
-                items.extend(page["items"].as_array().cloned().unwrap_or_default());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
+        TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
+        TenantsCommand::Restore(args) => return crate::backups::restore(api, args).await,
+        TenantsCommand::Flags { tenant, action, name } => {
+            let tenant = resolve(&api, &tenant).await?;
+            let body = json!({ "feature_flags": { name: action == "set" } });
+            let row = api.call(Method::PATCH, &format!("/tenants/{}", tenant.id), Some(&body)).await?;
+            println!("{}: {}", tenant.slug, row["feature_flags"]);
+        }
+        TenantsCommand::Create {
+            name,
+            slug,
+            admin_email,
+            admin_name,
+            admin_password,
+            timezone,
+            currency,
+            chart_template,
+            json,
+        } => {
+            let mut body = json!({
+                "company_name": name,
+                "admin": {"email": admin_email, "password": admin_password, "full_name": admin_name},
+                "timezone": timezone,
+                "currency": currency,
+            });
+            if let Some(s) = slug {
+                body["slug"] = json!(s);
             }
+            if let Some(c) = chart_template {
+                body["chart_template"] = json!(c);
+            }
+            let created = api.call(Method::POST, "/tenants", Some(&body)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&created["tenant"])?);
+            } else {
+                println!(
+                    "created {} ({})",
+                    created["tenant"]["slug"].as_str().unwrap_or("?"),
+                    created["tenant"]["id"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        TenantsCommand::List { status, search, json } => {
+            let items = list(&api, status.as_deref(), search.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
@@ -107,13 +173,94 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
             let row = api.call(Method::PATCH, &format!("/tenants/{id}"), Some(&json!({"status": "active"}))).await?;
             print_tenants(&[row]);
         }
-        TenantsCommand::Delete { id, yes } => {
-            anyhow::ensure!(yes, "deleting a tenant drops its database; pass --yes to confirm");
+        TenantsCommand::Delete { id, yes, no_backup, out } => {
+            if !yes {
+                return Err(UsageError("deleting a tenant drops its database; pass --yes to confirm".into()).into());
+            }
+            let tenant = resolve(&api, &id).await?;
+            let id = tenant.id.clone();
+            if !no_backup {
+                // A final copy first; a failed backup stops the deletion.
+                let (view, bundle) = crate::backups::one(&api, &tenant, "final", out.as_deref()).await?;
+                anyhow::ensure!(
+                    view.status == api_types::backups::BackupStatus::Done,
+                    "the final backup of {} failed ({}); nothing was deleted (--no-backup deletes without one)",
+                    tenant.slug,
+                    view.error.unwrap_or_default()
+                );
+                match bundle {
+                    Some(dir) => println!("final backup {} in {}", view.id, dir.display()),
+                    None => println!("final backup {} (control plane)", view.id),
+                }
+            }
             let done = api.call(Method::DELETE, &format!("/tenants/{id}"), None).await?;
             println!("deleted {}", done["tenant"]["slug"].as_str().unwrap_or(&id));
         }
     }
     Ok(())
+}
+
+/// Every tenant (all pages), optionally in one status or matching a search.
+pub async fn list(api: &Api, status: Option<&str>, search: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/tenants?limit=500".to_owned();
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        if let Some(q) = search {
+            path.push_str(&format!("&q={}", urlencode(q)));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.call(Method::GET, &path, None).await?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
+pub async fn list_all(api: &Api, status: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    list(api, status, None).await
+}
+
+/// A live tenant by id or slug (exit code 2 when there is none).
+pub async fn resolve(api: &Api, name: &str) -> anyhow::Result<crate::backups::Named> {
+    let path = match uuid::Uuid::parse_str(name) {
+        Ok(_) => format!("/tenants/{name}"),
+        Err(_) => format!("/tenants?limit=500&q={}", urlencode(name)),
+    };
+    let answer = match api.call(Method::GET, &path, None).await {
+        Ok(answer) => answer,
+        Err(e) if e.to_string().starts_with("404") => Value::Null,
+        Err(e) => return Err(e),
+    };
+    let found = if answer["items"].is_array() {
+        answer["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["slug"] == name && t["status"] != "deleted")
+            .cloned()
+    } else {
+        Some(answer).filter(|t| t["id"].is_string())
+    };
+    found
+        .map(|t| crate::backups::Named::of(&t))
+        .ok_or_else(|| UsageError(format!("no tenant has the id or slug {name:?}")).into())
+}
+
+/// A tenant's id from its id (any status, for the audit log) or a live tenant's slug.
+pub async fn resolve_any(api: &Api, name: &str) -> anyhow::Result<String> {
+    match uuid::Uuid::parse_str(name) {
+        Ok(_) => Ok(name.to_owned()),
+        Err(_) => Ok(resolve(api, name).await?.id),
+    }
 }
 
 pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()> {

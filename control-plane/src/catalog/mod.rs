@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backups;
 pub mod invitations;
 pub mod mail;
 pub mod migration_runs;

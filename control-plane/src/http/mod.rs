@@ -2,6 +2,7 @@
 //! and the conversion of every error (including poem's own) into the JSON error body.
 
 mod auth;
+mod backups;
 mod migrations;
 mod operator;
 mod people;
@@ -28,6 +29,8 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             signup::TenantsApi(state.clone()),
             auth::AuthApi(state.clone()),
             operator::OperatorApi(state.clone()),
+            backups::BackupsApi(state.clone()),
+            backups::RestoresApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
             tenant_people::TenantPeopleApi(state),

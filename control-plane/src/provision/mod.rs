@@ -481,3 +481,14 @@ pub(crate) async fn undo(
     tenants::delete_provisioning(catalog, id.0).await?;
     Ok(())
 }
+
+/// Undoes a restore as a new tenant (see `backups::restore`): the same as an interrupted
+/// provisioning.
+pub(crate) async fn undo_restored(
+    fleet: &Fleet,
+    catalog: &PgPool,
+    server: &ServerHandle,
+    id: TenantId,
+) -> Result<(), ProvisionError> {
+    undo(fleet, catalog, server, id).await
+}

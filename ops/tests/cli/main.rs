@@ -2,7 +2,10 @@
 //! keeps its data, and stops cleanly on Ctrl-C (SIGINT) and on SIGTERM. `migrate`: `ops migrate` against a
 //! control plane.
 
+mod backups;
 mod migrate;
+mod restore;
+mod system;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_types::live::{Maintenance, SystemNotice};
+use api_types::live::{Maintenance, Resync, SystemNotice};
 use api_types::system::ClientVersions;
 use sqlx::PgPool;
 use tenancy::TenantId;
@@ -58,6 +58,9 @@ pub struct TenantHub {
     last_read: Mutex<Instant>,
     connections: AtomicUsize,
     maintenance: Mutex<Option<String>>,
+    /// The database the hub's seqs come from: when the catalog points the tenant at another one
+    /// (an in-place restore), those seqs mean nothing any more (see [`Hub::tenant_changed`]).
+    database: Mutex<Option<String>>,
 }
 
 impl TenantHub {
@@ -142,6 +145,7 @@ impl Hub {
                     last_read: Mutex::new(Instant::now()),
                     connections: AtomicUsize::new(0),
                     maintenance: Mutex::new(None),
+                    database: Mutex::new(None),
                 })
             })
             .clone()
@@ -275,6 +279,7 @@ impl Hub {
             _ => return Err(HubError::Unavailable),
         };
         let mut conn = self.pools.acquire(&route).await.map_err(|_| HubError::Unavailable)?;
+        hub.database.lock().expect("database lock").get_or_insert_with(|| route.database.as_str().to_owned());
         *hub.last_read.lock().expect("last read lock") = Instant::now();
         if hub.last_seq() < 0 {
             // The hub starts at the outbox's end: sockets that joined before this read their
@@ -369,10 +374,35 @@ impl Hub {
         let Some(hub) = self.existing(id) else { return };
         match self.routes.get(id).await {
             Ok(Lookup::Found(route)) if route.status == tenancy::TenantStatus::Active => {
-                let mut current = hub.maintenance.lock().expect("maintenance lock");
-                if *current != route.maintenance {
-                    *current = route.maintenance.clone();
-                    hub.send(Item::System(maintenance_message(&route.maintenance)));
+                {
+                    let mut current = hub.maintenance.lock().expect("maintenance lock");
+                    if *current != route.maintenance {
+                        *current = route.maintenance.clone();
+                        hub.send(Item::System(maintenance_message(&route.maintenance)));
+                    }
+                }
+                let replaced = {
+                    let mut known = hub.database.lock().expect("database lock");
+                    let replaced = known.as_deref().is_some_and(|db| db != route.database.as_str());
+                    *known = Some(route.database.as_str().to_owned());
+                    replaced
+                };
+                if replaced {
+                    // Another database now holds the tenant's data (restored from a backup): its
+                    // seqs start again. Every socket is told to reload and closed, so none keeps
+                    // counting from the old seqs; the hub starts afresh from the new outbox.
+                    let _reading = hub.reading.lock().await;
+                    let last = match self.pools.acquire(&route).await {
+                        Ok(mut conn) => tenant_schema::outbox::last_seq(&mut conn).await.unwrap_or(0),
+                        Err(_) => 0,
+                    };
+                    hub.last_seq.store(-1, Ordering::SeqCst);
+                    let reason = "the company's data was restored from a backup".to_owned();
+                    hub.send(Item::System(super::messages::system(SystemNotice::Resync(Resync { reason, seq: last }))));
+                    hub.send(Item::Close(
+                        super::messages::close::GOING_AWAY,
+                        "the company's data was replaced: reconnect",
+                    ));
                 }
             }
             Ok(_) => {
