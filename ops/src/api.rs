@@ -67,6 +67,25 @@ impl Api {
         }
         Ok(value)
     }
+
+    /// Sends raw bytes (`PUT`, `application/octet-stream`): release zips.
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{status}: {}", value["message"].as_str().unwrap_or("no message"));
+        }
+        Ok(value)
+    }
 }
 
 #[cfg(test)]

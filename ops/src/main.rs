@@ -5,6 +5,7 @@ mod api;
 mod local_files;
 mod migrate;
 mod people;
+mod releases;
 mod tenants;
 mod up;
 
@@ -58,6 +59,13 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
+    /// Desktop releases: keygen, publish, list, pause, resume, rollout, yank.
+    Release {
+        #[command(subcommand)]
+        command: releases::ReleaseCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
             Command::Migrate { command, target } => migrate::run(command, target).await,
             Command::Users { command, target } => people::run_users(command, target).await,
             Command::Mail { command, target } => people::run_mail(command, target).await,
+            Command::Release { command, target } => releases::run(command, target).await,
         }
     });
     match outcome {

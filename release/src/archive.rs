@@ -199,7 +199,10 @@ fn extract_from(reader: impl Read + Seek, dest: &Path, limits: &ExtractLimits) -
     Ok(list)
 }
 
-fn read_list<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, limits: &ExtractLimits) -> Result<FileList, ArchiveError> {
+fn read_list<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    limits: &ExtractLimits,
+) -> Result<FileList, ArchiveError> {
     let mut entry = archive.by_name(FILE_LIST).map_err(|e| ArchiveError::FileList(e.to_string()))?;
     let mut text = Vec::new();
     entry.by_ref().take(MAX_LIST_BYTES + 1).read_to_end(&mut text)?;

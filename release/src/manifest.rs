@@ -47,8 +47,7 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses the signed bytes and checks what serde cannot: ranges and the URL's form.
     pub fn parse(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
         manifest.check()?;
         Ok(manifest)
     }

@@ -5,6 +5,7 @@ mod auth;
 mod migrations;
 mod operator;
 mod people;
+mod releases;
 mod security;
 mod signup;
 mod system;
@@ -30,7 +31,8 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             operator::OperatorApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
-            tenant_people::TenantPeopleApi(state),
+            tenant_people::TenantPeopleApi(state.clone()),
+            releases::ReleasesApi(state),
         ),
         API_TITLE,
         env!("CARGO_PKG_VERSION"),

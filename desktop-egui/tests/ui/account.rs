@@ -35,7 +35,9 @@ fn changing_the_password_checks_the_fields_and_shows_a_wrong_current_password_at
     // The dialog's own call must have failed before the fed answer: the employees page's
     // failed load shows the same words, and a late real answer would overwrite the fed one.
     wait_for(&mut app, "the dialog's call to fail", |app| {
-        workspace(app).and_then(|w| w.password.as_ref()).is_some_and(|d| !d.busy && d.general.as_deref().is_some_and(|g| g.contains("cannot reach")))
+        workspace(app)
+            .and_then(|w| w.password.as_ref())
+            .is_some_and(|d| !d.busy && d.general.as_deref().is_some_and(|g| g.contains("cannot reach")))
     });
 
     let wrong = ApiError::Http { status: 401, body: ErrorBody::new("bad_credentials", "wrong password") };

@@ -3,6 +3,7 @@
 //! control plane.
 
 mod migrate;
+mod releases;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
