@@ -1,0 +1,130 @@
+//! The self-updater: check → download → verify → stage → swap → relaunch → first-run health →
+//! commit, or roll back at the next launch.
+//!
+//! Each step is its own module and takes what it needs (the HTTP client, the time, the paths) as
+//! arguments, so tests drive it against a real local server and real files:
+//! - [`check`] here: asks the control plane, verifies the envelope against the compiled-in keys,
+//!   applies the offer rules and remembers the highest version seen;
+//! - [`download`]: the resumable, verified download;
+//! - [`install`]: staging, the swap that keeps the previous version, the launch-time rollback;
+//! - [`state`]: the update-state file.
+
+pub mod download;
+pub mod install;
+pub mod state;
+
+use api_types::Version;
+use api_types::releases::{Channel, Platform, ReleaseEvent, ReleaseEventKind, SignedRelease};
+use release::Manifest;
+use release::trust::{Installed, OfferError, TrustedKeys, VerifyError};
+use time::OffsetDateTime;
+
+use state::UpdateState;
+
+/// This build's version, platform and channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThisBuild {
+    pub version: Version,
+    pub platform: Platform,
+    pub channel: Channel,
+}
+
+/// A release this install may take, verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub manifest: Manifest,
+    /// The artifact's absolute URL (a manifest may name a path on the control plane).
+    pub url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot reach the update server: {0}")]
+    Unreachable(String),
+    #[error("the update server answered {0}")]
+    Status(u16),
+    #[error("the offered release is not trustworthy: {0}")]
+    Untrusted(#[from] VerifyError),
+    #[error("the offered release is refused: {0}")]
+    Refused(#[from] OfferError),
+    #[error("cannot save the update state: {0}")]
+    State(#[from] std::io::Error),
+}
+
+/// Asks `base` (the control plane) for a newer release and verifies what it answers.
+#[allow(clippy::too_many_arguments)]
+pub async fn check(
+    http: &reqwest::Client,
+    base: &str,
+    build: ThisBuild,
+    trusted: &TrustedKeys,
+    state: &mut UpdateState,
+    state_file: &std::path::Path,
+    now: OffsetDateTime,
+    manual: bool,
+) -> Result<Option<Offer>, CheckError> {
+    let base = base.trim_end_matches('/');
+    let response = http
+        .get(format!("{base}/releases/latest"))
+        .query(&[
+            ("platform", build.platform.as_str()),
+            ("channel", build.channel.as_str()),
+            ("current", &build.version.to_string()),
+            ("install_id", &state.install_id),
+            ("manual", if manual { "true" } else { "false" }),
+        ])
+        .send()
+        .await
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    match response.status().as_u16() {
+        204 => return Ok(None),
+        200 => {}
+        other => return Err(CheckError::Status(other)),
+    }
+    let envelope: SignedRelease = response.json().await.map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    let verified = trusted.verify(&envelope)?;
+    let highest_seen = state.highest_seen().unwrap_or(build.version).max(build.version);
+    let installed =
+        Installed { version: build.version, platform: build.platform, channel: build.channel, highest_seen };
+    verified.offer_to(&installed, now)?;
+    // Remembered before anything else happens: a later replay of an older manifest is refused
+    // even if this update is rolled back.
+    if verified.manifest.version > highest_seen {
+        state.highest_seen = verified.manifest.version.to_string();
+        state.save(state_file)?;
+    }
+    let url = if verified.manifest.url.starts_with('/') {
+        format!("{base}{}", verified.manifest.url)
+    } else {
+        verified.manifest.url.clone()
+    };
+    Ok(Some(Offer { manifest: verified.manifest, url }))
+}
+
+/// Reports a step to the control plane; best effort (an update never waits on its report).
+pub async fn report(
+    http: &reqwest::Client,
+    base: &str,
+    build: ThisBuild,
+    version: &Version,
+    install_id: &str,
+    kind: ReleaseEventKind,
+    reason: Option<String>,
+) -> bool {
+    let event = ReleaseEvent {
+        version: version.to_string(),
+        channel: build.channel,
+        platform: build.platform,
+        install_id: install_id.to_owned(),
+        kind,
+        reason,
+    };
+    let url = format!("{}/releases/events", base.trim_end_matches('/'));
+    http.post(url).json(&event).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+#[cfg(test)]
+mod test_server;
+#[cfg(test)]
+#[path = "updater_tests.rs"]
+mod tests;
