@@ -23,6 +23,7 @@ impl NexaApp {
             Msg::SignIn(answer) => self.on_sign_in_answer(answer),
             Msg::PasswordChanged { password, result } => self.on_password_changed(password, result),
             Msg::Live(update) => self.on_live(update),
+            Msg::Update(msg) => self.on_update(msg),
             Msg::RenewDue { token } => {
                 if self.session.as_ref().is_some_and(|s| s.token == token) {
                     self.renew();

@@ -11,6 +11,7 @@
 
 pub mod download;
 pub mod install;
+pub mod launch;
 pub mod state;
 
 use api_types::Version;
@@ -128,3 +129,59 @@ mod test_server;
 #[cfg(test)]
 #[path = "updater_tests.rs"]
 mod tests;
+
+/// Downloads, verifies, stages and swaps in `offer`, reporting each step; afterwards the app
+/// restarts into the new version. The installed program is unchanged unless every step held.
+pub async fn install_offer(
+    http: &reqwest::Client,
+    base: &str,
+    build: ThisBuild,
+    offer: &Offer,
+    paths: &launch::UpdatePaths,
+    progress: impl FnMut(download::Progress),
+) -> Result<(), String> {
+    let m = &offer.manifest;
+    let mut state = UpdateState::load_or_create(&paths.state_file()).map_err(|e| e.to_string())?;
+    let target = download::Target {
+        url: offer.url.clone(),
+        size: m.size,
+        sha256: m.sha256,
+        part: paths.dir.join(format!("nexacore-{}.zip.part", m.version)),
+    };
+    let zip = download::download(http, &target, &download::RetryPolicy::default(), progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    report(http, base, build, &m.version, &state.install_id, ReleaseEventKind::Downloaded, None).await;
+    report(http, base, build, &m.version, &state.install_id, ReleaseEventKind::Verified, None).await;
+    let (dir, version, from) = (paths.dir.clone(), m.version.to_string(), build.version.to_string());
+    let state_file = paths.state_file();
+    let swapped = tokio::task::spawn_blocking(move || {
+        let program = std::env::current_exe()?;
+        let staged = install::stage(&zip, &dir, &version).map_err(std::io::Error::other)?;
+        install::swap(&program, &staged, &dir, &state_file, &mut state, &from, &version)
+            .map_err(std::io::Error::other)?;
+        let _ = std::fs::remove_file(&zip);
+        Ok::<_, std::io::Error>(state)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    report(http, base, build, &m.version, &swapped.install_id, ReleaseEventKind::Applied, None).await;
+    Ok(())
+}
+
+/// Starts the (new) program and ends this one.
+pub fn restart() -> ! {
+    let program = std::env::current_exe().expect("the program's path");
+    let _ = std::process::Command::new(program).args(std::env::args().skip(1)).spawn();
+    std::process::exit(0);
+}
+
+/// This build, as the updater describes it.
+pub fn this_build() -> Option<ThisBuild> {
+    Some(ThisBuild {
+        version: crate::CLIENT_VERSION.parse().ok()?,
+        platform: Platform::current()?,
+        channel: Channel::Stable,
+    })
+}
