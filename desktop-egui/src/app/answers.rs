@@ -13,7 +13,13 @@ use crate::ui::sign_in::Mode;
 impl NexaApp {
     pub fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::ServerChecked(result) => self.on_server_checked(result),
+            Msg::ServerChecked(result) => {
+                // The first time the server answers, look for an update quietly.
+                if result.is_ok() && !std::mem::replace(&mut self.updates.checked_at_start, true) {
+                    self.check_in_background();
+                }
+                self.on_server_checked(result)
+            }
             Msg::Login { reauth: true, result, .. } => self.on_signed_in_again(result),
             Msg::Login { reauth: false, email, result } => self.on_signed_in(email, result),
             Msg::Status(result) => self.on_status(result),

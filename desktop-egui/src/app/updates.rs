@@ -13,7 +13,12 @@ use super::{Msg, NexaApp, SettingsStore};
 #[derive(Debug)]
 pub enum UpdateMsg {
     Checked(Result<Option<Offer>, String>),
-    Progress { version: String, progress: Progress },
+    /// The check at start-up: only an offer matters (no network is no news).
+    Background(Option<Offer>),
+    Progress {
+        version: String,
+        progress: Progress,
+    },
     Installed(Result<String, String>),
 }
 
@@ -24,6 +29,8 @@ pub struct Updates {
     pub offer: Option<Offer>,
     /// "About / Check for updates" is open.
     pub about_open: bool,
+    /// The quiet check ran (once, when the server first answered).
+    pub checked_at_start: bool,
 }
 
 pub(super) fn paths(store: &SettingsStore) -> UpdatePaths {
@@ -44,6 +51,26 @@ impl NexaApp {
 
     pub fn open_about(&mut self) {
         self.updates.about_open = true;
+    }
+
+    /// The quiet check at start-up (the rollout percentage applies): a required release leads to
+    /// the "Update required" screen, any other shows in About.
+    pub(super) fn check_in_background(&mut self) {
+        let Some(build) = updater::this_build() else { return };
+        let (base, paths) = (self.settings.server_url.clone(), paths(&self.store));
+        self.backend.spawn(async move {
+            let file = paths.state_file();
+            let offer = match UpdateState::load_or_create(&file) {
+                Ok(mut state) => {
+                    let keys = release::TrustedKeys::compiled_in();
+                    let now = time::OffsetDateTime::now_utc();
+                    let http = reqwest::Client::new();
+                    updater::check(&http, &base, build, &keys, &mut state, &file, now, false).await.ok().flatten()
+                }
+                Err(_) => None,
+            };
+            Msg::Update(UpdateMsg::Background(offer))
+        });
     }
 
     pub(super) fn on_update_action(&mut self, action: UpdateAction) {
@@ -109,6 +136,16 @@ impl NexaApp {
                 };
                 self.updates.offer = Some(offer);
             }
+            UpdateMsg::Background(Some(offer)) => {
+                let required = updater::this_build().is_some_and(|b| offer.is_required_for(b.version));
+                let version = offer.manifest.version.to_string();
+                let minimum = offer.manifest.min_supported.map_or(version.clone(), |v| v.to_string());
+                self.on_update(UpdateMsg::Checked(Ok(Some(offer))));
+                if required {
+                    self.update_required(minimum, version);
+                }
+            }
+            UpdateMsg::Background(None) => {}
             UpdateMsg::Checked(Ok(None)) => self.updates.view = UpdateView::UpToDate,
             UpdateMsg::Checked(Err(reason)) | UpdateMsg::Installed(Err(reason)) => {
                 self.updates.view = UpdateView::Failed { reason }

@@ -100,13 +100,16 @@ pub fn update_required_ui(
         if draft_kept {
             ui.label("Your unsaved edit was kept: it opens again when you sign in with the new version.");
         }
-        ui.add_space(8.0);
-        if let Some(a) = super::update::update_panel_ui(ui, update) {
-            action = Some(RequiredAction::Update(a));
-        }
         ui.add_space(16.0);
         if ui.button("Back to sign-in").clicked() {
             action = Some(RequiredAction::BackToSignIn);
+        }
+        // Below the button: the panel changes size as the check and download go on, and the
+        // button must not move under the pointer.
+        ui.add_space(16.0);
+        ui.separator();
+        if let Some(a) = super::update::update_panel_ui(ui, update) {
+            action = Some(RequiredAction::Update(a));
         }
     });
     action

@@ -66,7 +66,7 @@ pub fn update_panel_ui(ui: &mut Ui, view: &UpdateView) -> Option<UpdateAction> {
             });
         }
         UpdateView::UpToDate => {
-            ui.label("NexaCore is up to date.");
+            ui.label("No newer version is published.");
             if ui.button("Check for updates").clicked() {
                 action = Some(UpdateAction::Check);
             }

@@ -44,6 +44,35 @@ impl UpdatePaths {
     }
 }
 
+/// Held while an update is being applied or finished: a second instance of the app (or a second
+/// click) cannot download over, swap or roll back the same files at the same time. An OS file
+/// lock, so a killed holder releases it with its process.
+#[derive(Debug)]
+pub struct UpdateLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another NexaCore window is updating")]
+    Busy,
+    #[error("cannot lock the update directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl UpdateLock {
+    pub fn acquire(paths: &UpdatePaths) -> Result<Self, LockError> {
+        std::fs::create_dir_all(&paths.dir)?;
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(paths.dir.join("update.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy),
+            Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(e)),
+        }
+    }
+}
+
 fn health_deadline() -> Duration {
     let secs = std::env::var("NEXACORE_UPDATE_HEALTH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     Duration::from_secs(secs)
@@ -52,6 +81,8 @@ fn health_deadline() -> Duration {
 /// Runs first in `main`. Returns the outcome the user should be told about, if any.
 pub fn on_start(paths: &UpdatePaths, build: ThisBuild, server: &str) -> Option<Outcome> {
     let program = std::env::current_exe().ok()?;
+    // Another instance is mid-update: leave its files alone.
+    let _lock = UpdateLock::acquire(paths).ok()?;
     let state_file = paths.state_file();
     let mut state = UpdateState::load_or_create(&state_file).ok()?;
     let deadline = health_deadline();
@@ -130,4 +161,19 @@ fn relaunch_and_exit(program: &Path) -> ! {
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_holder_of_the_update_lock_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = UpdatePaths { dir: dir.path().join("updates") };
+        let first = UpdateLock::acquire(&paths).unwrap();
+        assert!(matches!(UpdateLock::acquire(&paths), Err(LockError::Busy)));
+        drop(first);
+        assert!(UpdateLock::acquire(&paths).is_ok(), "released with its holder");
+    }
 }

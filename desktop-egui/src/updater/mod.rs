@@ -141,6 +141,7 @@ pub async fn install_offer(
     progress: impl FnMut(download::Progress),
 ) -> Result<(), String> {
     let m = &offer.manifest;
+    let _lock = launch::UpdateLock::acquire(paths).map_err(|e| e.to_string())?;
     let mut state = UpdateState::load_or_create(&paths.state_file()).map_err(|e| e.to_string())?;
     let target = download::Target {
         url: offer.url.clone(),
@@ -168,6 +169,14 @@ pub async fn install_offer(
     .map_err(|e| e.to_string())?;
     report(http, base, build, &m.version, &swapped.install_id, ReleaseEventKind::Applied, None).await;
     Ok(())
+}
+
+impl Offer {
+    /// Whether this install must take it before going on: mandatory, or its `min_supported` is
+    /// above the installed version.
+    pub fn is_required_for(&self, installed: Version) -> bool {
+        self.manifest.mandatory || self.manifest.min_supported.is_some_and(|min| min > installed)
+    }
 }
 
 /// Starts the (new) program and ends this one.

@@ -22,7 +22,7 @@ fn about_shows_the_version_and_a_check_against_the_server_finds_nothing_newer() 
     assert!(app.query_by_label(&format!("NexaCore {}", desktop_egui::CLIENT_VERSION)).is_some());
     assert!(app.query_by_label("Channel: stable").is_some());
     click(&mut app, "Check for updates");
-    wait_for_label(&mut app, "NexaCore is up to date.");
+    wait_for_label(&mut app, "No newer version is published.");
 }
 
 #[test]
