@@ -87,7 +87,7 @@ pub fn update_panel_ui(ui: &mut Ui, view: &UpdateView) -> Option<UpdateAction> {
         UpdateView::Downloading { version, done, total, bytes_per_sec } => {
             ui.label(format!("Downloading version {version}"));
             let fraction = if *total > 0 { *done as f32 / *total as f32 } else { 0.0 };
-            ui.add(ProgressBar::new(fraction).show_percentage());
+            ui.add(ProgressBar::new(fraction).desired_width(360.0).show_percentage());
             ui.label(format!(
                 "{} of {} at {}/s",
                 megabytes(*done),
