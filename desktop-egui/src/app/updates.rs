@@ -135,15 +135,22 @@ impl NexaApp {
                     mandatory: m.mandatory,
                 };
                 self.updates.offer = Some(offer);
+                // Nothing else can be done on the blocking screen: the download starts at once.
+                if matches!(self.screen, super::Screen::UpdateRequired { .. }) {
+                    self.on_update_action(UpdateAction::Install);
+                }
             }
             UpdateMsg::Background(Some(offer)) => {
                 let required = updater::this_build().is_some_and(|b| offer.is_required_for(b.version));
                 let version = offer.manifest.version.to_string();
                 let minimum = offer.manifest.min_supported.map_or(version.clone(), |v| v.to_string());
-                self.on_update(UpdateMsg::Checked(Ok(Some(offer))));
                 if required {
+                    // The screen first (its own check is skipped while this one is on the way),
+                    // then the offer, which starts the download there.
+                    self.updates.view = UpdateView::Checking;
                     self.update_required(minimum, version);
                 }
+                self.on_update(UpdateMsg::Checked(Ok(Some(offer))));
             }
             UpdateMsg::Background(None) => {}
             UpdateMsg::Checked(Ok(None)) => self.updates.view = UpdateView::UpToDate,

@@ -84,6 +84,7 @@ pub fn at_launch(program: &Path, state_file: &Path, state: &mut UpdateState, rea
         Phase::FirstRun { from, to, previous } => {
             replace(program, &previous)?;
             state.phase = Phase::Idle;
+            state.rolled_back.push(to.clone());
             state.last_outcome =
                 Some(Outcome::RolledBack { from: from.clone(), to: to.clone(), reason: reason.into() });
             state.save(state_file)?;

@@ -70,6 +70,7 @@ fn a_first_run_that_never_reports_healthy_is_rolled_back_at_the_next_launch() {
     let state = UpdateState::load(&case.state_file());
     assert_eq!(state.phase, Phase::Idle);
     assert!(matches!(state.last_outcome, Some(Outcome::RolledBack { .. })));
+    assert_eq!(state.rolled_back, vec!["1.1.0".to_owned()], "never installed again by itself");
 }
 
 #[test]

@@ -84,6 +84,9 @@ pub async fn check(
     }
     let envelope: SignedRelease = response.json().await.map_err(|e| CheckError::Unreachable(e.to_string()))?;
     let verified = trusted.verify(&envelope)?;
+    if !manual && state.rolled_back.contains(&verified.manifest.version.to_string()) {
+        return Ok(None);
+    }
     let highest_seen = state.highest_seen().unwrap_or(build.version).max(build.version);
     let installed =
         Installed { version: build.version, platform: build.platform, channel: build.channel, highest_seen };

@@ -19,6 +19,9 @@ pub struct UpdateState {
     pub highest_seen: String,
     pub phase: Phase,
     pub last_outcome: Option<Outcome>,
+    /// Versions that were rolled back here: never installed again by themselves (a manual check
+    /// still offers them), so a release that fails its first run cannot loop.
+    pub rolled_back: Vec<String>,
 }
 
 impl Default for UpdateState {
@@ -28,6 +31,7 @@ impl Default for UpdateState {
             highest_seen: String::new(),
             phase: Phase::Idle,
             last_outcome: None,
+            rolled_back: Vec::new(),
         }
     }
 }

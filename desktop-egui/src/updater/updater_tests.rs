@@ -152,6 +152,15 @@ async fn tampered_replayed_expired_and_foreign_manifests_are_refused_and_nothing
     server.set(|s| s.envelope = Some(envelope_json(&manifest("1.2.0", &zip), &key())));
     assert!(matches!(install.check(&server).await, Err(CheckError::Refused(OfferError::Replayed { .. }))));
 
+    // A version that was rolled back here is not offered again by the quiet check; a manual one does.
+    install.state.rolled_back.push("1.4.0".into());
+    server.set(|s| s.envelope = Some(envelope_json(&manifest("1.4.0", &zip), &key())));
+    assert!(install.check(&server).await.unwrap().is_none());
+    let file = install.state_file();
+    let manual =
+        check(&reqwest::Client::new(), &server.base, build(), &trusted(), &mut install.state, &file, NOW, true).await;
+    assert!(manual.unwrap().is_some());
+
     server.set(|s| s.envelope = None);
     assert!(install.check(&server).await.unwrap().is_none(), "204: nothing newer");
     assert_eq!(install.program(), b"program 1.0.0");

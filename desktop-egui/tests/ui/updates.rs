@@ -80,3 +80,33 @@ fn after_a_rollback_the_app_says_which_version_failed_and_why() {
     assert!(app.query_by_label("Version 1.1.0 did not start properly, so NexaCore went back to 1.0.0.").is_some());
     assert!(app.query_by_label("Why: version did not reach its first screen within 60 s").is_some());
 }
+
+#[test]
+fn on_the_update_required_screen_an_offer_starts_downloading_at_once() {
+    let mut app = offline_app();
+    app.state_mut().screen =
+        Screen::UpdateRequired { minimum: "2.0.0".into(), latest: "2.0.0".into(), draft_kept: false };
+    let zip = b"not really a zip".to_vec();
+    let now = time::OffsetDateTime::now_utc();
+    let manifest = release::Manifest {
+        version: "2.0.0".parse().unwrap(),
+        channel: api_types::releases::Channel::Stable,
+        platform: api_types::releases::Platform::LinuxX86_64,
+        pub_date: now,
+        expires: now + time::Duration::days(1),
+        notes: String::new(),
+        mandatory: true,
+        min_supported: None,
+        rollout_percent: 100,
+        url: "/releases/artifacts/x".into(),
+        size: zip.len() as u64,
+        sha256: release::Sha256Digest::of(&zip),
+    };
+    // What a verified check answers (the address is closed: the download then fails).
+    let url = format!("{}/releases/artifacts/x", app.state().settings().server_url);
+    let offer = desktop_egui::updater::Offer { manifest, url };
+    app.state_mut().handle(Msg::Update(UpdateMsg::Checked(Ok(Some(offer)))));
+    app.run();
+    assert!(app.query_by_label("Downloading version 2.0.0").is_some());
+    assert!(app.query_by_label("Update now").is_none(), "no button to press: it is under way");
+}
