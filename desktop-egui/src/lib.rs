@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod backend;
+pub mod credentials;
 pub mod diagnostics;
 pub mod drafts;
 pub mod employees;

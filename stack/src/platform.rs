@@ -240,6 +240,24 @@ impl Platform {
         Ok(())
     }
 
+    /// Stops replica `index` as a deploy or a crash would take it away: it stops accepting,
+    /// in-flight requests finish, its sockets close. [`Platform::restart_router`] brings it back.
+    pub async fn stop_router(&mut self, index: usize) -> Result<(), StackError> {
+        let router = self.routers.get_mut(index).ok_or_else(|| StackError::Wiring(format!("no router {index}")))?;
+        router.stop_serving().await
+    }
+
+    /// Starts replica `index` again on the same port, after [`Platform::stop_router`].
+    pub async fn restart_router(&mut self, index: usize) -> Result<(), StackError> {
+        let url = &self.routers.get(index).ok_or_else(|| StackError::Wiring(format!("no router {index}")))?.url;
+        let listen: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|_| StackError::Wiring(format!("the router's address {url}")))?;
+        self.routers[index] = self.start_router_at(index, listen, |_| {}).await?;
+        Ok(())
+    }
+
     /// A superuser URL for `database` on the platform's server.
     pub fn database_url(&self, database: &str) -> Result<String, StackError> {
         database_url(&self.admin_url, database)

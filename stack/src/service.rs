@@ -105,4 +105,8 @@ impl RouterHandle {
     pub(crate) async fn finished(&mut self) -> Result<(), StackError> {
         self.serving.finished().await
     }
+
+    pub(crate) async fn stop_serving(&mut self) -> Result<(), StackError> {
+        self.serving.stop().await
+    }
 }

@@ -43,8 +43,12 @@ impl NexaApp {
                     self.backend.spawn_after(Duration::from_secs(10), async move { Msg::RenewDue { token } });
                 }
             }
+            Msg::Resumed { email, result } => self.on_resumed(email, result),
             Msg::Renewed(Err(error)) => {
                 // The sign-in ended (signed out elsewhere, too old, access withdrawn): ask.
+                if error.status() == Some(401) {
+                    self.forget_sign_in();
+                }
                 if error.status() == Some(401) || !self.handle_global_error(&error) {
                     self.ask_to_sign_in_again("Your session has ended.");
                 }
@@ -81,6 +85,7 @@ impl NexaApp {
                         session.refresh_token = token.refresh_token.clone();
                     }
                 }
+                self.keep_sign_in();
                 self.schedule_renewal(token.expires_in);
                 if let Some(live) = &mut self.live {
                     live.new_token(token.access_token);
@@ -299,7 +304,7 @@ impl NexaApp {
                 if let Screen::Company(workspace) = &mut self.screen {
                     // Back after an outage: what failed meanwhile is loaded again, and its
                     // error line goes (the live replay from `since` covers the rest).
-                    stale_error = status == LiveStatus::Live && workspace.employees.on_back_online();
+                    stale_error = status == LiveStatus::Live && workspace.on_back_online();
                     workspace.live = status;
                 }
                 if stale_error && self.maintenance.is_none() {

@@ -17,6 +17,7 @@ use crate::CLIENT_VERSION;
 use crate::api::ApiError;
 use crate::api::wire::*;
 use crate::backend::Backend;
+use crate::credentials::CredentialStore;
 use crate::drafts::{Draft, DraftStore};
 use crate::live::LiveUpdate;
 use crate::settings::Settings;
@@ -58,6 +59,11 @@ pub enum Msg {
     Renewed(Result<LoginToken, ApiError>),
     /// The updater's check, progress and result.
     Update(UpdateMsg),
+    /// At start-up, the sign-in kept in the keyring was traded for a session (or not).
+    Resumed {
+        email: String,
+        result: Result<LoginToken, ApiError>,
+    },
 }
 
 /// Answers to the employees screen's data calls.
@@ -143,7 +149,8 @@ pub struct Session {
     pub role: Role,
     /// When the token runs out: a refusal well before that means access was withdrawn.
     pub expires_at: Instant,
-    /// Renews the access token before it runs out (in memory only, like the token).
+    /// Renews the access token before it runs out; also kept in the OS keyring (see
+    /// [`CredentialStore`]) so the next start needs no password.
     pub refresh_token: Option<String>,
 }
 
@@ -184,6 +191,7 @@ pub struct NexaApp {
     backend: Backend<Msg>,
     settings: Settings,
     store: SettingsStore,
+    credentials: CredentialStore,
     drafts: DraftStore,
     /// The kept edit, when there is no file to keep it in (tests).
     draft: Option<Draft>,
@@ -228,6 +236,12 @@ impl NexaApp {
                 SettingsStore::Memory => DraftStore::Memory,
             },
             draft: None,
+            // A window keeps its sign-in in the OS keyring; an app with settings in memory
+            // (tests, a throwaway run) keeps nothing.
+            credentials: match &store {
+                SettingsStore::File(_) => CredentialStore::os(),
+                SettingsStore::Memory => CredentialStore::None,
+            },
             store,
             screen: Screen::SignIn(Box::new(sign_in)),
             session: None,
@@ -243,6 +257,12 @@ impl NexaApp {
             copy_pending: false,
             updates: updates::Updates::default(),
         }
+    }
+
+    /// Where the sign-in is kept between runs (tests pick their own keyring service).
+    pub fn with_credentials(mut self, credentials: CredentialStore) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -267,6 +287,7 @@ impl NexaApp {
                 ui.ctx().set_zoom_factor(self.settings.ui_scale.clamp(0.5, 3.0));
             }
             self.check_server(self.settings.server_url.clone());
+            self.resume();
         }
         if std::mem::take(&mut self.copy_pending)
             && let Some(text) = &self.copied

@@ -76,6 +76,7 @@ impl NexaApp {
             role,
             refresh_token: token.refresh_token.clone(),
         });
+        self.keep_sign_in();
         self.schedule_renewal(token.expires_in);
         self.live = None;
         self.maintenance = None;
@@ -161,7 +162,57 @@ impl NexaApp {
         self.backend.spawn(async move { Msg::Renewed(client.refresh(&base, &refresh_token).await) });
     }
 
+    /// Keeps the session's refresh token in the keyring for the next start.
+    pub(super) fn keep_sign_in(&self) {
+        if let Some(session) = &self.session
+            && let Some(refresh_token) = &session.refresh_token
+        {
+            self.credentials.save(&self.settings.server_url, &session.email, refresh_token);
+        }
+    }
+
+    /// The next start needs the password again.
+    pub(super) fn forget_sign_in(&self) {
+        if let Some(session) = &self.session {
+            self.credentials.forget(&self.settings.server_url, &session.email);
+        }
+    }
+
+    /// At start-up: a sign-in kept by an earlier run is traded for a session, without a
+    /// password, while the sign-in form waits.
+    pub(super) fn resume(&mut self) {
+        let email = self.settings.last_email.clone();
+        let Some(refresh_token) = self.credentials.load(&self.settings.server_url, &email) else { return };
+        if let Screen::SignIn(sign_in) = &mut self.screen {
+            sign_in.busy = true;
+            sign_in.notice = Some(format!("Signing in again as {email}…"));
+        }
+        tracing::info!("resuming the sign-in kept in the keyring");
+        let client = self.backend.client.clone();
+        let base = self.settings.server_url.clone();
+        self.backend.spawn(async move { Msg::Resumed { email, result: client.refresh(&base, &refresh_token).await } });
+    }
+
+    pub(super) fn on_resumed(&mut self, email: String, result: Result<LoginToken, ApiError>) {
+        if let Screen::SignIn(sign_in) = &mut self.screen {
+            sign_in.busy = false;
+            sign_in.notice = None;
+        }
+        match result {
+            Ok(token) if matches!(self.screen, Screen::SignIn(_)) => self.enter_company(token, email),
+            // Signed in by hand meanwhile: that session stays.
+            Ok(_) => {}
+            // The server is away: the token is kept for the next try.
+            Err(ApiError::Unreachable(_)) => {}
+            Err(error) => {
+                tracing::info!(%error, "the kept sign-in was refused; the password is needed");
+                self.credentials.forget(&self.settings.server_url, &email);
+            }
+        }
+    }
+
     pub(super) fn sign_out(&mut self) {
+        self.forget_sign_in();
         // The sign-in ends on the server too, so the refresh token is worthless if it leaked.
         if let Some(refresh_token) = self.session.as_ref().and_then(|s| s.refresh_token.clone()) {
             let client = self.backend.client.clone();

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use desktop_egui::app::{NexaApp, SettingsStore};
+pub use desktop_egui::credentials::CredentialStore;
 use desktop_egui::settings::Settings;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -62,7 +63,12 @@ impl Stack {
         control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
         router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
     ) -> Self {
-        Self::start_on(runtime(), None, control_plane, router)
+        Self::start_on(runtime(), None, 1, control_plane, router)
+    }
+
+    /// Two router replicas: the app talks to the first; the second serves while it is away.
+    pub fn start_two_routers() -> Self {
+        Self::start_on(runtime(), None, 2, |_| {}, |_| {})
     }
 
     /// Starts the services with the control plane mailing to a real SMTP sink ([`Stack::mail_to`]).
@@ -75,18 +81,23 @@ impl Stack {
             c.mail.retry_base = Duration::from_millis(100);
             c.mail.poll_interval = Duration::from_millis(200);
         };
-        Self::start_on(runtime, Some(sink), mailing, |_| {})
+        Self::start_on(runtime, Some(sink), 1, mailing, |_| {})
     }
 
     fn start_on(
         runtime: tokio::runtime::Runtime,
         mail: Option<stack::smtp_sink::SmtpSink>,
+        routers: usize,
         control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
         router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
     ) -> Self {
         let platform = runtime
             .block_on(
-                stack::Platform::builder_for_tests().control_plane(control_plane).router(move |_, c| router(c)).start(),
+                stack::Platform::builder_for_tests()
+                    .routers(routers)
+                    .control_plane(control_plane)
+                    .router(move |_, c| router(c))
+                    .start(),
             )
             .expect("the platform starts");
         Self {
@@ -174,12 +185,21 @@ impl Stack {
     }
 
     pub fn add_employee(&self, company: &Company, first: &str, last: &str) -> Value {
+        self.add_employee_via(0, company, first, last)
+    }
+
+    /// Adds an employee through router replica `router`.
+    pub fn add_employee_via(&self, router: usize, company: &Company, first: &str, last: &str) -> Value {
         let body = json!({
             "first_name": first, "last_name": last, "hire_date": "2024-01-15",
             "email": format!("{}@{}.example.com", last.to_lowercase(), company.slug),
         });
-        let (status, created) =
-            self.send(self.http.post(format!("{}/employees", self.router)).bearer_auth(&company.token).json(&body));
+        let (status, created) = self.send(
+            self.http
+                .post(format!("{}/employees", self.platform.routers[router].url))
+                .bearer_auth(&company.token)
+                .json(&body),
+        );
         assert_eq!(status, 201, "{created}");
         created
     }
@@ -240,6 +260,27 @@ impl Stack {
             assert!(Instant::now() < deadline, "the router learnt the new versions in time");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops router replica `index` (its sockets close), as a deploy or a crash would.
+    pub fn stop_router(&mut self, index: usize) {
+        self.runtime.block_on(self.platform.stop_router(index)).expect("the router stops");
+    }
+
+    /// Starts router replica `index` again on the same port.
+    pub fn restart_router(&mut self, index: usize) {
+        self.runtime.block_on(self.platform.restart_router(index)).expect("the router starts again");
+    }
+
+    /// An app instance with its settings in `settings` (pointed at this stack first) and its
+    /// sign-in kept in `credentials`: what a window started again finds.
+    pub fn app_with(&self, settings: &std::path::Path, credentials: CredentialStore) -> App {
+        if !settings.exists() {
+            let fresh = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
+            fresh.save(settings).unwrap();
+        }
+        let app = NexaApp::new(SettingsStore::File(settings.into())).with_credentials(credentials);
+        Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
     }
 
     /// A fresh app instance pointed at this stack, settings in memory only.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use desktop_egui::api::ApiError;
-use desktop_egui::app::{DataAnswer, Msg, Screen};
+use desktop_egui::app::{DataAnswer, Msg, PeopleAnswer, Screen};
 use desktop_egui::live::LiveStatus;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tokio::io::AsyncWriteExt;
@@ -111,12 +111,8 @@ fn wait_for_a_long_wait(app: &mut App, at_least: Duration) -> Instant {
     }
 }
 
-#[test]
-fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error_line_goes() {
-    let stack = Stack::start();
-    let company = stack.signup(&unique("reconnect-"));
-    let mut router = FlakyRouter::start();
-    let mut app = stack.app();
+/// Signs `company`'s admin in, with data calls to the real router and the live socket to `router`.
+fn enter(app: &mut App, stack: &Stack, company: &Company, router: &FlakyRouter) {
     let token = desktop_egui::api::wire::LoginToken {
         access_token: company.token.clone(),
         expires_in: 900,
@@ -131,6 +127,15 @@ fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error
         ..Default::default()
     };
     app.state_mut().enter_company(token, company.email.clone());
+}
+
+#[test]
+fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error_line_goes() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("reconnect-"));
+    let mut router = FlakyRouter::start();
+    let mut app = stack.app();
+    enter(&mut app, &stack, &company, &router);
     wait_for_label(&mut app, "Live");
 
     router.stop();
@@ -167,4 +172,53 @@ fn after_an_outage_the_countdown_moves_reconnect_now_tries_at_once_and_the_error
     let back = Instant::now();
     wait_for_label(&mut app, "Live");
     assert!(back.elapsed() < Duration::from_millis(1900), "found in {:?}", back.elapsed());
+}
+
+#[test]
+fn the_people_pages_outage_errors_go_when_the_server_is_back() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("outage-"));
+    let mut router = FlakyRouter::start();
+    let mut app = stack.app();
+    enter(&mut app, &stack, &company, &router);
+    wait_for_label(&mut app, "Live");
+    click(&mut app, "People");
+    wait_for(&mut app, "the members", |app| workspace(app).is_some_and(|w| !w.people.members.is_empty()));
+
+    router.stop();
+    wait_for_a_long_wait(&mut app, Duration::from_millis(1500));
+    // A reload and an action that failed during the outage leave their error lines.
+    let refused = || ApiError::Unreachable("connection refused".into());
+    feed(&mut app, Msg::People(PeopleAnswer::Loaded { members: Err(refused()), invitations: Err(refused()) }));
+    wait_for_label_containing(&mut app, "Could not load the members");
+    feed(&mut app, Msg::People(PeopleAnswer::Revoked(uuid::Uuid::nil(), Err(refused()))));
+    wait_for_label_containing(&mut app, "Could not revoke the invitation");
+
+    router.restart(true);
+    wait_for_label(&mut app, "Live");
+    wait_for(&mut app, "the outage's error lines to go", |app| {
+        app.query_all_by_label_contains("Could not").next().is_none()
+    });
+    wait_for(&mut app, "the members again", |app| workspace(app).is_some_and(|w| !w.people.members.is_empty()));
+}
+
+#[test]
+fn a_restarted_router_is_found_again_and_what_changed_meanwhile_arrives() {
+    let mut stack = Stack::start_two_routers();
+    let company = stack.signup(&unique("restart-"));
+    stack.add_employee(&company, "Before", "Outage");
+    let mut app = stack.app();
+    sign_in(&mut app, &company);
+    wait_for_label(&mut app, "Before");
+
+    // The app's router goes away; a change lands through the other replica meanwhile.
+    stack.stop_router(0);
+    wait_for(&mut app, "the lost connection", |app| matches!(live_status(app), LiveStatus::Reconnecting { .. }));
+    stack.add_employee_via(1, &company, "During", "Restart");
+
+    stack.restart_router(0);
+    wait_for_label(&mut app, "Live");
+    // The replay from the last seen event brings the change made while the app was away.
+    wait_for_label(&mut app, "During");
+    assert!(app.query_all_by_label_contains("Could not").next().is_none(), "no error line is left");
 }

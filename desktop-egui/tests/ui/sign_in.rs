@@ -130,3 +130,52 @@ fn the_access_token_is_renewed_silently_and_sign_out_ends_the_sign_in() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_forgets_it() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("keep-"));
+    let dir = std::env::temp_dir().join(unique("nexacore-keyring-test-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("settings.json");
+    // The real OS keyring (keyutils here), under a service name of this test's own.
+    let credentials = CredentialStore::Keyring { service: unique("nexacore-test-") };
+
+    let mut first = stack.app_with(&settings, credentials.clone());
+    sign_in(&mut first, &company);
+    wait_for_label(&mut first, "Live");
+    let kept = credentials.load(&stack.control_plane, &company.email).expect("the sign-in is kept");
+    assert_eq!(Some(&kept), first.state().session.as_ref().unwrap().refresh_token.as_ref());
+    drop(first);
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains(&kept), "the refresh token is in no plain file");
+    }
+
+    // Started again: no password asked, the company opens.
+    let mut again = stack.app_with(&settings, credentials.clone());
+    wait_for(&mut again, "the company without a password", |app| workspace(app).is_some());
+    wait_for_label(&mut again, "Live");
+    let rotated = credentials.load(&stack.control_plane, &company.email).expect("still kept");
+    assert_ne!(rotated, kept, "the kept token is the rotated one");
+    assert_eq!(stack.refresh(&kept).0, 401, "the old one is spent");
+
+    sign_out(&mut again, &company.email);
+    wait_for_label(&mut again, "Sign in");
+    // keyutils may still find an invalidated key for a moment in the process that invalidated it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while credentials.load(&stack.control_plane, &company.email).is_some() {
+        assert!(std::time::Instant::now() < deadline, "sign-out forgets the kept sign-in");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(again);
+
+    // Started a third time: the sign-in form, nothing tried.
+    let mut third = stack.app_with(&settings, credentials.clone());
+    for _ in 0..20 {
+        third.step();
+    }
+    assert!(workspace(&third).is_none());
+    assert!(shown(&third, "Sign in"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -58,6 +58,8 @@ pub struct PeopleScreen {
     /// The outcome of the last action, for the line above the tables.
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// `error` came from an outage: it goes when the server is back.
+    pub error_is_outage: bool,
     /// Rows with a call in flight: their buttons wait.
     pub busy: Vec<Uuid>,
 }
@@ -75,8 +77,19 @@ impl PeopleScreen {
             confirm: None,
             notice: None,
             error: None,
+            error_is_outage: false,
             busy: Vec::new(),
         }
+    }
+
+    /// Back online after an outage: an action's "cannot reach the server" goes; true when the
+    /// lists failed to load meanwhile and must load again.
+    pub fn on_back_online(&mut self) -> bool {
+        if self.error_is_outage {
+            self.error = None;
+            self.error_is_outage = false;
+        }
+        self.load_error.is_some()
     }
 
     pub fn is_me(&self, member: &Member) -> bool {
@@ -138,7 +151,7 @@ impl PeopleScreen {
                     *old = invitation;
                 }
             }
-            Err(e) => self.say(Err(format!("Could not resend the invitation: {e}"))),
+            Err(e) => self.refused("resend the invitation", &e),
         }
     }
 
@@ -150,7 +163,7 @@ impl PeopleScreen {
                 self.invitations.retain(|i| i.id != id);
                 self.say(Ok(format!("Invitation for {} revoked.", email.unwrap_or_default())));
             }
-            Err(e) => self.say(Err(format!("Could not revoke the invitation: {e}"))),
+            Err(e) => self.refused("revoke the invitation", &e),
         }
     }
 
@@ -163,7 +176,7 @@ impl PeopleScreen {
                     *old = member;
                 }
             }
-            Err(e) => self.say(Err(refusal("change the role", &e))),
+            Err(e) => self.refused("change the role", &e),
         }
     }
 
@@ -175,11 +188,12 @@ impl PeopleScreen {
                 self.members.retain(|m| m.id != id);
                 self.say(Ok(format!("{} was removed from the company.", who.unwrap_or_default())));
             }
-            Err(e) => self.say(Err(refusal("remove the member", &e))),
+            Err(e) => self.refused("remove the member", &e),
         }
     }
 
     fn say(&mut self, outcome: Result<String, String>) {
+        self.error_is_outage = false;
         match outcome {
             Ok(notice) => {
                 self.notice = Some(notice);
@@ -190,6 +204,11 @@ impl PeopleScreen {
                 self.notice = None;
             }
         }
+    }
+
+    fn refused(&mut self, what: &str, error: &ApiError) {
+        self.say(Err(refusal(what, error)));
+        self.error_is_outage = matches!(error, ApiError::Unreachable(_));
     }
 }
 

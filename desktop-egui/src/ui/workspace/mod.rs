@@ -92,6 +92,14 @@ impl Workspace {
         }
     }
 
+    /// Back online after an outage: errors the outage caused go; true when something failed
+    /// to load meanwhile and must load again (which clears its error line).
+    pub fn on_back_online(&mut self) -> bool {
+        let employees = self.employees.on_back_online();
+        let people = self.people.on_back_online();
+        employees || people || self.ledger.error.is_some()
+    }
+
     /// The pages this role may open, in the navigation's order.
     pub fn pages(&self) -> Vec<Page> {
         let mut pages = vec![Page::Employees, Page::Ledger];
