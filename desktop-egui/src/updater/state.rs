@@ -66,11 +66,14 @@ impl UpdateState {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let temp = path.with_extension("json.tmp");
+        // A name of its own per write: two writers never rename each other's half-written file.
+        let temp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)
+        std::fs::rename(&temp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temp);
+        })
     }
 
     /// Loads, or creates and saves a fresh state (the install id must not change between runs).
