@@ -9,7 +9,7 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
-use super::security::OperatorAuth;
+use super::security::{OperatorAuth, client_address};
 use crate::releases::range::{self, RangePlan};
 use crate::releases::store::StoreError;
 use crate::releases::{EventError, PublishError, Selector, UpdateQuery};
@@ -267,7 +267,15 @@ impl ReleasesApi {
     /// An install's report on a release (public): checked, downloaded, verified, applied,
     /// first_run_ok, or rolled_back with its reason.
     #[oai(path = "/releases/events", method = "post")]
-    async fn event(&self, body: JsonBody<ReleaseEvent>) -> Result<Accepted, ApiError> {
+    async fn event(&self, req: &poem::Request, body: JsonBody<ReleaseEvent>) -> Result<Accepted, ApiError> {
+        // Public and written to the catalog: throttled per client address like the other
+        // public writes (an install sends a handful per update).
+        if let Err(wait) = self.0.public_limiter.hit(client_address(req).as_deref().unwrap_or("unknown")).await {
+            return Err(ApiError::TooManyRequests(
+                Json(ErrorBody::new("throttled", "too many reports; slow down")),
+                wait.as_secs(),
+            ));
+        }
         match self.0.releases.record_event(&body.0).await {
             Ok(()) => Ok(Accepted::Accepted),
             Err(EventError::Invalid { field, message }) => Err(ApiError::field(field, format!("{field}: {message}"))),

@@ -341,3 +341,20 @@ async fn release_routes_check_the_operator_token_and_queries() {
         assert_eq!(got, field, "{query}");
     }
 }
+
+#[tokio::test]
+async fn reports_from_one_address_are_throttled_and_a_throttled_one_counts_nothing() {
+    let r = Releases::spawn().await;
+    r.publish_version("1.0.0", |_| {}).await;
+    let mut accepted = 0;
+    let mut throttled = 0;
+    for i in 0..130 {
+        match r.event("1.0.0", &format!("install-{i}"), "checked", None).await.status().as_u16() {
+            202 => accepted += 1,
+            429 => throttled += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(throttled > 0, "130 reports in a row from one address are throttled");
+    assert_eq!(r.list().await[0]["events"]["checked"], accepted);
+}
