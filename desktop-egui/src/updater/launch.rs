@@ -82,7 +82,7 @@ fn health_deadline() -> Duration {
 pub fn on_start(paths: &UpdatePaths, build: ThisBuild, server: &str) -> Option<Outcome> {
     let program = std::env::current_exe().ok()?;
     // Another instance is mid-update: leave its files alone.
-    let _lock = UpdateLock::acquire(paths).ok()?;
+    let lock = UpdateLock::acquire(paths).ok()?;
     let state_file = paths.state_file();
     let mut state = UpdateState::load_or_create(&state_file).ok()?;
     let deadline = health_deadline();
@@ -114,7 +114,9 @@ pub fn on_start(paths: &UpdatePaths, build: ThisBuild, server: &str) -> Option<O
                     Some(reason),
                 ));
             }
-            // This process is the failed version; the previous one is back in its file.
+            // This process is the failed version; the previous one is back in its file and
+            // starts in its place (the lock released first, so it can show what happened).
+            drop(lock);
             relaunch_and_exit(&program);
         }
         Err(e) => {
