@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod live;
 pub mod password;
 pub mod people;
+pub mod releases;
 pub mod session;
 pub mod signup;
 pub mod system;

@@ -2,13 +2,14 @@
 //! cluster (or a given server), prints its figures beside a baseline measured in the same run,
 //! as a ratio, and fails only when something breaks, never on a missed target.
 //!
-//! `cargo run --release -p bench -- <router|realtime|provision|migrate|passwords> [flags]`.
+//! `cargo run --release -p bench -- <router|realtime|provision|migrate|passwords|releases> [flags]`.
 
 mod harness;
 mod migrate;
 mod passwords;
 mod provision;
 mod realtime;
+mod releases;
 mod router;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Migrate(migrate::MigrateBenchArgs),
     /// Login and signup throughput with the password throttle and bounded hashing, against unbounded hashing.
     Passwords(passwords::PasswordsBenchArgs),
+    /// The desktop updater's download against curl, and download-complete → new version running.
+    Releases(releases::ReleasesBenchArgs),
     /// Migrates one database in this process (the per-process baseline of `migrate`).
     #[command(hide = true)]
     MigrateOne(migrate::one::MigrateOneArgs),
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
             Command::Provision(args) => provision::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Passwords(args) => passwords::run(args).await,
+            Command::Releases(args) => releases::run(args).await,
             Command::MigrateOne(args) => migrate::one::run(args).await,
         }
     });

@@ -197,6 +197,7 @@ impl App {
             public_limiter: RateLimiter::new(120, Duration::from_secs(60)),
             router_url: config.router_url.clone(),
             max_body_bytes: config.max_body_bytes,
+            releases: crate::releases::Releases::new(pool.clone(), config.releases.clone()),
             http: config.http.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             metrics,

@@ -95,6 +95,9 @@ pub struct Config {
     pub metrics: bool,
     /// Where backups are kept (`NEXACORE_BACKUP_DIR`).
     pub backups: crate::backups::BackupSettings,
+    /// Desktop releases (`NEXACORE_RELEASE_DIR`, `NEXACORE_RELEASE_MAX_BYTES`,
+    /// `NEXACORE_RELEASE_TRUSTED_KEYS_FILE`, `NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`).
+    pub releases: crate::releases::ReleaseSettings,
 }
 
 impl Config {
@@ -132,6 +135,7 @@ impl Config {
             people: crate::people::PeopleSettings::default(),
             metrics: true,
             backups: crate::backups::BackupSettings::default(),
+            releases: crate::releases::ReleaseSettings::default(),
         }
     }
 
@@ -161,6 +165,22 @@ impl Config {
             let pem = std::fs::read_to_string(&path)
                 .map_err(|e| invalid("NEXACORE_SIGNING_KEY_FILE", format!("{path}: {e}")))?;
             config.signing_key_pem = Some(SecretString::from(pem));
+        }
+        if let Some(v) = var("NEXACORE_RELEASE_DIR") {
+            config.releases.dir = v.into();
+        }
+        if let Some(v) = var("NEXACORE_RELEASE_MAX_BYTES") {
+            config.releases.max_artifact_bytes = v.parse().map_err(|e| invalid("NEXACORE_RELEASE_MAX_BYTES", e))?;
+        }
+        if let Some(path) = var("NEXACORE_RELEASE_TRUSTED_KEYS_FILE") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("NEXACORE_RELEASE_TRUSTED_KEYS_FILE", format!("{path}: {e}")))?;
+            config.releases.trusted_keys = release::TrustedKeys::from_pem(&text)
+                .map_err(|e| invalid("NEXACORE_RELEASE_TRUSTED_KEYS_FILE", format!("{path}: {e}")))?;
+        }
+        if let Some(v) = var("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD") {
+            config.releases.rollback_pause_threshold =
+                v.parse().map_err(|e| invalid("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD", e))?;
         }
         if let Some(v) = var("NEXACORE_ROUTER_URL") {
             config.router_url = v;

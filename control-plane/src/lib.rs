@@ -20,6 +20,7 @@ pub mod migrations;
 pub mod people;
 pub mod provision;
 pub mod rate_limit;
+pub mod releases;
 pub mod secrets;
 pub mod state;
 

@@ -24,6 +24,7 @@ pub struct AppState {
     pub login: LoginService,
     pub sessions: Arc<crate::identity::sessions::Sessions>,
     pub people: People,
+    pub releases: crate::releases::Releases,
     pub mail: Arc<MailSender>,
     pub keys: Arc<Keyring>,
     pub issuer: TokenIssuer,

@@ -4,7 +4,8 @@
 //! through the sign-in screen (with "Accept an invitation" and "Forgot password"), each wizard
 //! step, the employees screen, the edit form, a conflict, the user menu, the change-password
 //! dialog, the Departments & accounts and People pages (clicked in the sidebar), the employees
-//! screen as staff, and the maintenance dialog, capturing the screen after each with
+//! screen as staff, the maintenance dialog, and the updater's screens (an update on offer in
+//! About, Update required, its download, a rollback notice), capturing the screen after each with
 //! ImageMagick's `import -window root`. Run it under Xvfb:
 //!
 //! `xvfb-run -s "-screen 0 1280x800x24" target/debug/examples/screenshots docs/screenshots`
@@ -27,8 +28,10 @@ use desktop_egui::settings::Settings;
 use desktop_egui::ui::employees::EmployeeForm;
 use desktop_egui::ui::password::NewPassword;
 use desktop_egui::ui::sign_in::{AcceptForm, Mode, ResetForm, ServerCheck};
+use desktop_egui::ui::update::UpdateView;
 use desktop_egui::ui::wizard::{CreateState, SlugState, Wizard};
 use desktop_egui::ui::workspace::{ChangePassword, Page, Workspace};
+use desktop_egui::updater::state::Outcome;
 use helpers::{Company, PASSWORD, Stack, code_in};
 use serde_json::{Value, json};
 
@@ -79,7 +82,7 @@ const MEMBER_PASSWORD: &str = "Harbour-Lights-2026!";
 const STAFF: usize = 2;
 
 /// The shots, in order: each is set up by [`Tour::enter`], captured when [`Tour::ready`].
-const STEPS: [&str; 18] = [
+const STEPS: [&str; 22] = [
     "sign-in",
     "accept-invitation",
     "forgot-password",
@@ -98,6 +101,10 @@ const STEPS: [&str; 18] = [
     "people",
     "employees-staff",
     "maintenance",
+    "update-available",
+    "update-required",
+    "update-downloading",
+    "update-rolled-back",
 ];
 
 /// Where the window's controls are (1280×800, zoom 1): the sidebar's pages and the user menu.
@@ -413,6 +420,51 @@ impl Tour {
                 s.selected = None;
                 self.stack.set_maintenance(true, "Upgrading the database. Back in about ten minutes.");
             }
+            // The updater's screens, in the states its background jobs report (a release signed
+            // by the compiled-in key cannot be made here: its private key is not in the repository).
+            "update-available" => {
+                self.stack.set_maintenance(false, "");
+                self.app.updates.view = UpdateView::Available {
+                    version: "0.2.0".into(),
+                    notes: "Faster employee lists; departments can be renamed.".into(),
+                    size: 31_400_000,
+                    mandatory: false,
+                };
+                self.app.open_about();
+            }
+            "update-required" => {
+                self.app.updates.about_open = false;
+                self.app.screen =
+                    Screen::UpdateRequired { minimum: "0.2.0".into(), latest: "0.2.0".into(), draft_kept: false };
+                self.app.updates.view = UpdateView::Available {
+                    version: "0.2.0".into(),
+                    notes: "Faster employee lists; departments can be renamed.".into(),
+                    size: 31_400_000,
+                    mandatory: true,
+                };
+            }
+            "update-downloading" => {
+                self.app.updates.view = UpdateView::Downloading {
+                    version: "0.2.0".into(),
+                    done: 12_600_000,
+                    total: 31_400_000,
+                    bytes_per_sec: 8_900_000.0,
+                };
+            }
+            "update-rolled-back" => {
+                // A new start of the app, as after the restart into the previous version.
+                let settings = Settings {
+                    server_url: self.stack.control_plane.clone(),
+                    last_email: self.company.email.clone(),
+                    ..Settings::default()
+                };
+                self.app = NexaApp::with_settings(settings, SettingsStore::Memory);
+                self.app.show_update_outcome(Outcome::RolledBack {
+                    from: "0.1.0".into(),
+                    to: "0.2.0".into(),
+                    reason: "version did not reach its first screen within 60 s".into(),
+                });
+            }
             other => unreachable!("no step {other}"),
         }
         true
@@ -464,6 +516,8 @@ impl Tour {
                 w.role == Role::Staff && employees_live(w) && w.employees.form.is_some()
             }
             ("maintenance", _) => self.app.maintenance.is_some(),
+            ("update-available" | "update-required" | "update-downloading", _) => self.app.maintenance.is_none(),
+            ("update-rolled-back", Screen::SignIn(s)) => matches!(s.check, ServerCheck::Ok { .. }),
             _ => false,
         }
     }

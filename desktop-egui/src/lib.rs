@@ -14,6 +14,7 @@ pub mod live;
 pub mod merge;
 pub mod settings;
 pub mod ui;
+pub mod updater;
 
 /// This build's version, sent as `X-Client-Version` and compared with the platform's
 /// minimum. The self-updater (a later issue) replaces the binary when it is too old.

@@ -23,6 +23,17 @@ fn main() -> eframe::Result {
             .with_min_inner_size([640.0, 420.0]),
         ..Default::default()
     };
+    // Finish or undo the last update before anything else (this may restart into the previous
+    // version and not return).
+    let outcome = desktop_egui::updater::this_build().and_then(|build| {
+        let settings_path = match &store {
+            SettingsStore::File(path) => Some(path.clone()),
+            SettingsStore::Memory => None,
+        };
+        let server = settings_path.as_deref().map(Settings::load).unwrap_or_default().server_url;
+        let paths = desktop_egui::updater::launch::UpdatePaths::beside(settings_path.as_deref());
+        desktop_egui::updater::launch::on_start(&paths, build, &server)
+    });
     let link = std::env::args().nth(1).filter(|a| a.starts_with(desktop_egui::links::ACCEPT_LINK));
     eframe::run_native(
         "NexaCore",
@@ -31,6 +42,9 @@ fn main() -> eframe::Result {
             let mut app = NexaApp::new(store);
             if let Some(link) = link {
                 app.open_link(&link);
+            }
+            if let Some(outcome) = outcome {
+                app.show_update_outcome(outcome);
             }
             Ok(Box::new(app))
         }),

@@ -80,11 +80,12 @@ impl Api {
         Ok(value)
     }
 
-    /// Uploads a file's bytes (`application/octet-stream`); the answer as JSON.
-    pub async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+    /// Sends raw bytes (`application/octet-stream`) with `method`: backup bundles (`POST`),
+    /// release zips (`PUT`); the answer as JSON.
+    pub async fn upload(&self, method: reqwest::Method, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
         let response = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(bytes)

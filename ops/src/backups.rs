@@ -93,7 +93,7 @@ pub async fn restore(api: Api, args: RestoreArgs) -> anyhow::Result<()> {
         bytes.len() as i64 == manifest.size && sha256 == manifest.sha256,
         "refused: the bundle's dump does not match its manifest (size or SHA-256): corrupt or truncated; nothing was changed"
     );
-    let uploaded = api.upload("/restores/uploads", bytes).await?;
+    let uploaded = api.upload(reqwest::Method::POST, "/restores/uploads", bytes).await?;
     let request = api_types::backups::RestoreRequest {
         upload_id: serde_json::from_value(uploaded["upload_id"].clone()).context("the upload's answer")?,
         manifest,

@@ -7,6 +7,7 @@ mod local_files;
 mod migrate;
 mod people;
 mod system;
+mod releases;
 mod tenants;
 mod up;
 
@@ -88,6 +89,13 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
+    /// Desktop releases: keygen, publish, list, pause, resume, rollout, yank.
+    Release {
+        #[command(subcommand)]
+        command: releases::ReleaseCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +114,7 @@ fn main() -> ExitCode {
             Command::ClientVersions { command, target } => system::run_client_versions(command, target).await,
             Command::Audit { args, target } => system::run_audit(args, target).await,
             Command::Servers { command, target } => system::run_servers(command, target).await,
+            Command::Release { command, target } => releases::run(command, target).await,
         }
     });
     match outcome {

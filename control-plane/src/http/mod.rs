@@ -6,6 +6,7 @@ mod backups;
 mod migrations;
 mod operator;
 mod people;
+mod releases;
 mod security;
 mod signup;
 mod system;
@@ -33,7 +34,8 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             backups::RestoresApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
-            tenant_people::TenantPeopleApi(state),
+            tenant_people::TenantPeopleApi(state.clone()),
+            releases::ReleasesApi(state),
         ),
         API_TITLE,
         env!("CARGO_PKG_VERSION"),

@@ -33,6 +33,8 @@ pub enum Tag {
     Operations,
     /// A company's members and invitations, and each user's own password.
     People,
+    /// Desktop releases: publishing (operator token), update checks, downloads and reports.
+    Releases,
 }
 
 #[derive(ApiResponse)]

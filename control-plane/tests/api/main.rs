@@ -12,6 +12,7 @@ mod openapi;
 mod operator;
 mod placement;
 mod reconcile;
+mod releases;
 mod role_auth;
 mod signup;
 mod spares;

@@ -115,6 +115,7 @@ impl NexaApp {
             WorkspaceAction::LoadAccounts => self.load_accounts(),
             WorkspaceAction::ChangePassword(change) => self.change_password(change),
             WorkspaceAction::SignOut => self.sign_out(),
+            WorkspaceAction::About => self.open_about(),
             WorkspaceAction::CopyDiagnostics => {
                 let company = self.session.as_ref().map(|s| s.tenant.name.clone());
                 self.copied = Some(crate::diagnostics::report(&self.settings.server_url, company.as_deref()));

@@ -13,7 +13,13 @@ use crate::ui::sign_in::Mode;
 impl NexaApp {
     pub fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::ServerChecked(result) => self.on_server_checked(result),
+            Msg::ServerChecked(result) => {
+                // The first time the server answers, look for an update quietly.
+                if result.is_ok() && !std::mem::replace(&mut self.updates.checked_at_start, true) {
+                    self.check_in_background();
+                }
+                self.on_server_checked(result)
+            }
             Msg::Login { reauth: true, result, .. } => self.on_signed_in_again(result),
             Msg::Login { reauth: false, email, result } => self.on_signed_in(email, result),
             Msg::Status(result) => self.on_status(result),
@@ -23,6 +29,7 @@ impl NexaApp {
             Msg::SignIn(answer) => self.on_sign_in_answer(answer),
             Msg::PasswordChanged { password, result } => self.on_password_changed(password, result),
             Msg::Live(update) => self.on_live(update),
+            Msg::Update(msg) => self.on_update(msg),
             Msg::RenewDue { token } => {
                 if self.session.as_ref().is_some_and(|s| s.token == token) {
                     self.renew();

@@ -5,6 +5,7 @@
 mod actions;
 mod answers;
 mod session;
+mod updates;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::ui::sign_in::SignIn;
 use crate::ui::wizard::Wizard;
 use crate::ui::workspace::Workspace;
 use session::LiveHandle;
+pub use updates::UpdateMsg;
 
 /// How often the maintenance dialog asks whether maintenance is over.
 pub const MAINTENANCE_POLL: Duration = Duration::from_secs(2);
@@ -55,6 +57,8 @@ pub enum Msg {
     },
     /// `POST /auth/refresh` answered.
     Renewed(Result<LoginToken, ApiError>),
+    /// The updater's check, progress and result.
+    Update(UpdateMsg),
     /// At start-up, the sign-in kept in the keyring was traded for a session (or not).
     Resumed {
         email: String,
@@ -208,6 +212,8 @@ pub struct NexaApp {
     /// The last diagnostics report copied to the clipboard (the next frame copies it).
     pub copied: Option<String>,
     copy_pending: bool,
+    /// The updater: "About / Check for updates", the download on "Update required".
+    pub updates: updates::Updates,
 }
 
 impl NexaApp {
@@ -249,6 +255,7 @@ impl NexaApp {
             title: String::new(),
             copied: None,
             copy_pending: false,
+            updates: updates::Updates::default(),
         }
     }
 
@@ -322,14 +329,21 @@ impl NexaApp {
                 }
             }
             Screen::UpdateRequired { minimum, latest, draft_kept } => {
-                let back = egui::CentralPanel::default_margins()
-                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest, *draft_kept))
+                let view = &self.updates.view;
+                let action = egui::CentralPanel::default_margins()
+                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest, *draft_kept, view))
                     .inner;
-                if back {
-                    self.sign_out();
+                match action {
+                    Some(dialogs::RequiredAction::BackToSignIn) => self.sign_out(),
+                    Some(dialogs::RequiredAction::Update(action)) => self.on_update_action(action),
+                    None => {}
                 }
             }
         }
+        let ctx = ui.ctx().clone();
+        self.about_ui(&ctx);
+        // A frame of a screen was drawn: a freshly updated version is healthy.
+        crate::updater::launch::mark_healthy();
         if let Some(message) = self.maintenance.clone()
             && matches!(self.screen, Screen::Company(_))
             && dialogs::maintenance_ui(ui, &message)

@@ -253,6 +253,10 @@ impl NexaApp {
         self.maintenance = None;
         self.reauth = None;
         self.screen = Screen::UpdateRequired { minimum, latest, draft_kept };
+        // Look for the update at once, unless one is already on offer or under way.
+        if matches!(self.updates.view, crate::ui::update::UpdateView::Idle | crate::ui::update::UpdateView::UpToDate) {
+            self.on_update_action(crate::ui::update::UpdateAction::Check);
+        }
     }
 
     /// Why the current token was refused: run out, or withdrawn well before (a role change,

@@ -4,7 +4,7 @@
 
 use egui::{RichText, Ui};
 
-use super::{error_ui, field_ui, submitted};
+use super::{field_ui, submitted};
 
 /// The blocking maintenance dialog. Returns true when the user asks to retry now.
 pub fn maintenance_ui(ui: &mut Ui, message: &str) -> bool {
@@ -71,9 +71,23 @@ pub fn reauth_ui(ui: &mut Ui, state: &mut Reauth, email: &str, company: &str) ->
     action
 }
 
-/// The "update required" screen. Returns true when the user goes back to sign-in.
-pub fn update_required_ui(ui: &mut Ui, ours: &str, minimum: &str, latest: &str, draft_kept: bool) -> bool {
-    let mut back = false;
+/// What the user chose on the "update required" screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequiredAction {
+    BackToSignIn,
+    Update(super::update::UpdateAction),
+}
+
+/// The "update required" screen, with the updater's panel (offer, download progress, failure).
+pub fn update_required_ui(
+    ui: &mut Ui,
+    ours: &str,
+    minimum: &str,
+    latest: &str,
+    draft_kept: bool,
+    update: &super::update::UpdateView,
+) -> Option<RequiredAction> {
+    let mut action = None;
     ui.vertical_centered(|ui| {
         ui.add_space(60.0);
         ui.heading(RichText::new("Update required").size(26.0));
@@ -83,15 +97,20 @@ pub fn update_required_ui(ui: &mut Ui, ours: &str, minimum: &str, latest: &str, 
             ui.label(format!("The latest version is {latest}."));
         }
         ui.add_space(8.0);
-        // The self-updater (a later issue) hooks in here: download, verify, swap, relaunch.
-        error_ui(ui, "Please install the new version to continue (your administrator has it).");
         if draft_kept {
             ui.label("Your unsaved edit was kept: it opens again when you sign in with the new version.");
         }
         ui.add_space(16.0);
         if ui.button("Back to sign-in").clicked() {
-            back = true;
+            action = Some(RequiredAction::BackToSignIn);
+        }
+        // Below the button: the panel changes size as the check and download go on, and the
+        // button must not move under the pointer.
+        ui.add_space(16.0);
+        ui.separator();
+        if let Some(a) = super::update::update_panel_ui(ui, update) {
+            action = Some(RequiredAction::Update(a));
         }
     });
-    back
+    action
 }

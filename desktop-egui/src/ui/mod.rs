@@ -12,6 +12,7 @@ pub mod people;
 pub mod picker;
 pub mod sign_in;
 pub mod status_line;
+pub mod update;
 pub mod wizard;
 pub mod workspace;
 

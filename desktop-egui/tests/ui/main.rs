@@ -13,4 +13,5 @@ mod roles;
 mod sign_in;
 mod staff;
 mod system;
+mod updates;
 mod wizard;

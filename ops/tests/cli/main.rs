@@ -6,6 +6,7 @@ mod backups;
 mod migrate;
 mod restore;
 mod system;
+mod releases;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

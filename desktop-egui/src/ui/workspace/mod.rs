@@ -55,6 +55,8 @@ pub enum WorkspaceAction {
     CopyDiagnostics,
     /// The live connection is waiting to retry: try now.
     ReconnectNow,
+    /// "About / Check for updates".
+    About,
 }
 
 #[derive(Debug)]
@@ -184,6 +186,10 @@ impl Workspace {
                     ui.label(RichText::new(format!("{} at {}", role_title(self.role), self.company)).weak());
                     if ui.button("Change password…").clicked() {
                         self.password = Some(ChangePassword::default());
+                        ui.close();
+                    }
+                    if ui.button("About / Check for updates").clicked() {
+                        actions.push(WorkspaceAction::About);
                         ui.close();
                     }
                     if ui.button("Copy diagnostics").clicked() {
