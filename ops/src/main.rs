@@ -3,6 +3,7 @@
 
 mod api;
 mod backups;
+mod deploy;
 mod local_files;
 mod migrate;
 mod people;
@@ -51,6 +52,14 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: people::UsersCommand,
+        #[command(flatten)]
+        target: api::Target,
+    },
+    /// A deploy: maintenance on, in-flight requests finish, every tenant migrated, maintenance
+    /// off; stops with maintenance on if the migration fails (`--resume` after the fix).
+    Deploy {
+        #[command(flatten)]
+        args: deploy::DeployArgs,
         #[command(flatten)]
         target: api::Target,
     },
@@ -113,6 +122,7 @@ fn main() -> ExitCode {
             Command::Maintenance { command, target } => system::run_maintenance(command, target).await,
             Command::ClientVersions { command, target } => system::run_client_versions(command, target).await,
             Command::Audit { args, target } => system::run_audit(args, target).await,
+            Command::Deploy { args, target } => deploy::run(args, target).await,
             Command::Servers { command, target } => system::run_servers(command, target).await,
             Command::Release { command, target } => releases::run(command, target).await,
         }

@@ -68,10 +68,10 @@ pub struct Scope {
 pub struct Follow {
     /// Return at once instead of following the run.
     #[arg(long)]
-    detach: bool,
+    pub detach: bool,
     /// Print the final run as JSON instead of tables.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -216,7 +216,7 @@ pub async fn run(command: MigrateCommand, target: Target) -> anyhow::Result<()> 
 
 /// Follows the run (unless detached), prints the summary, and fails unless every tenant
 /// reached the target.
-async fn conclude(api: &Api, run: Value, how: &Follow) -> anyhow::Result<()> {
+pub(crate) async fn conclude(api: &Api, run: Value, how: &Follow) -> anyhow::Result<()> {
     let run = if how.detach { run } else { follow(api, &run, how.json).await? };
     let problems = if run["totals"]["failed"].as_i64() > Some(0) || run["totals"]["drifted"].as_i64() > Some(0) {
         let mut rows = tenants(api, &run, Some("failed")).await?;

@@ -3,6 +3,7 @@
 //! control plane.
 
 mod backups;
+mod deploy;
 mod migrate;
 mod restore;
 mod system;

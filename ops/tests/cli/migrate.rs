@@ -9,7 +9,7 @@ use stack::control::MigrationSet;
 
 /// The next build's migrations: the embedded ones plus N+1, whose check fails on employees
 /// hired before 1900.
-fn next_build(dir: &std::path::Path) -> MigrationSet {
+pub fn next_build(dir: &std::path::Path) -> MigrationSet {
     for m in tenant_schema::migrations() {
         std::fs::write(dir.join(format!("V{}__{}.sql", m.version(), m.name())), m.sql().unwrap_or_default()).unwrap();
     }
