@@ -59,7 +59,7 @@ impl Default for PoolConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// A URL of the catalog database (read access to tenants, servers, settings; LISTEN).
