@@ -22,6 +22,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Source(#[from] http_api::ConfigSourceError),
 }
 
 /// Who may call `POST /tenants`.
@@ -142,85 +144,92 @@ impl Config {
     /// Reads `NEXACORE_*` variables. Required: `NEXACORE_ADMIN_DATABASE_URL`,
     /// `NEXACORE_MASTER_KEY`, `NEXACORE_OPERATOR_TOKEN`.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&http_api::ConfigSource::environment())
+    }
+
+    /// [`Config::from_env`] with every variable read through `source` (environment, `*_FILE`,
+    /// configuration file, a launcher's fallbacks).
+    pub fn from_source(source: &http_api::ConfigSource) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| source.get(name);
         let secret = |name: &'static str| -> Result<SecretString, ConfigError> {
-            std::env::var(name).map(SecretString::from).map_err(|_| ConfigError::Missing(name))
+            var(name)?.map(SecretString::from).ok_or(ConfigError::Missing(name))
         };
         let mut config = Self::new(
             secret("NEXACORE_ADMIN_DATABASE_URL")?,
             secret("NEXACORE_MASTER_KEY")?,
             secret("NEXACORE_OPERATOR_TOKEN")?,
         );
-        if let Some(v) = var("NEXACORE_LISTEN") {
+        if let Some(v) = var("NEXACORE_LISTEN")? {
             config.listen = v.parse().map_err(|e| invalid("NEXACORE_LISTEN", e))?;
         }
-        if let Some(v) = var("NEXACORE_CATALOG_DATABASE") {
+        if let Some(v) = var("NEXACORE_CATALOG_DATABASE")? {
             config.catalog_database = DbName::parse(&v).map_err(|e| invalid("NEXACORE_CATALOG_DATABASE", e))?;
         }
-        if let Some(v) = var("NEXACORE_TEMPLATE_DATABASE") {
+        if let Some(v) = var("NEXACORE_TEMPLATE_DATABASE")? {
             config.template_database = DbName::parse(&v).map_err(|e| invalid("NEXACORE_TEMPLATE_DATABASE", e))?;
         }
-        if let Some(v) = var("NEXACORE_SIGNING_KEY") {
+        if let Some(v) = var("NEXACORE_SIGNING_KEY")? {
             config.signing_key_pem = Some(SecretString::from(v));
-        } else if let Some(path) = var("NEXACORE_SIGNING_KEY_FILE") {
+        } else if let Some(path) = var("NEXACORE_SIGNING_KEY_FILE")? {
             let pem = std::fs::read_to_string(&path)
                 .map_err(|e| invalid("NEXACORE_SIGNING_KEY_FILE", format!("{path}: {e}")))?;
             config.signing_key_pem = Some(SecretString::from(pem));
         }
-        if let Some(v) = var("NEXACORE_RELEASE_DIR") {
+        if let Some(v) = var("NEXACORE_RELEASE_DIR")? {
             config.releases.dir = v.into();
         }
-        if let Some(v) = var("NEXACORE_RELEASE_MAX_BYTES") {
+        if let Some(v) = var("NEXACORE_RELEASE_MAX_BYTES")? {
             config.releases.max_artifact_bytes = v.parse().map_err(|e| invalid("NEXACORE_RELEASE_MAX_BYTES", e))?;
         }
-        if let Some(path) = var("NEXACORE_RELEASE_TRUSTED_KEYS_FILE") {
+        if let Some(path) = var("NEXACORE_RELEASE_TRUSTED_KEYS_FILE")? {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| invalid("NEXACORE_RELEASE_TRUSTED_KEYS_FILE", format!("{path}: {e}")))?;
             config.releases.trusted_keys = release::TrustedKeys::from_pem(&text)
                 .map_err(|e| invalid("NEXACORE_RELEASE_TRUSTED_KEYS_FILE", format!("{path}: {e}")))?;
         }
-        if let Some(v) = var("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD") {
+        if let Some(v) = var("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD")? {
             config.releases.rollback_pause_threshold =
                 v.parse().map_err(|e| invalid("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD", e))?;
         }
-        if let Some(v) = var("NEXACORE_ROUTER_URL") {
+        if let Some(v) = var("NEXACORE_ROUTER_URL")? {
             config.router_url = v;
         }
-        if let Some(v) = var("NEXACORE_SMTP_URL") {
+        if let Some(v) = var("NEXACORE_SMTP_URL")? {
             config.mail.smtp_url = Some(SecretString::from(v));
         }
-        if let Some(v) = var("NEXACORE_MAIL_DIR") {
+        if let Some(v) = var("NEXACORE_MAIL_DIR")? {
             config.mail.directory = Some(v.into());
         }
-        if let Some(v) = var("NEXACORE_MAIL_FROM") {
+        if let Some(v) = var("NEXACORE_MAIL_FROM")? {
             config.mail.from = v;
         }
-        if let Some(v) = var("NEXACORE_BACKUP_DIR") {
+        if let Some(v) = var("NEXACORE_BACKUP_DIR")? {
             config.backups.dir = v.into();
         }
-        if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL") {
+        if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL")? {
             config.mail.download_url = v;
         }
-        if let Some(v) = var("NEXACORE_SESSION_LIFETIME_SECS") {
+        if let Some(v) = var("NEXACORE_SESSION_LIFETIME_SECS")? {
             config.session_lifetime =
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_SESSION_LIFETIME_SECS", e))?);
         }
-        if let Some(v) = var("NEXACORE_TOKEN_TTL_SECS") {
+        if let Some(v) = var("NEXACORE_TOKEN_TTL_SECS")? {
             config.token_ttl = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_TOKEN_TTL_SECS", e))?);
         }
-        if let Some(v) = var("NEXACORE_TOKEN_ISSUER") {
+        if let Some(v) = var("NEXACORE_TOKEN_ISSUER")? {
             config.token_issuer = v;
         }
-        if let Some(v) = var("NEXACORE_TOKEN_AUDIENCE") {
+        if let Some(v) = var("NEXACORE_TOKEN_AUDIENCE")? {
             config.token_audience = v;
         }
-        if let Some(v) = var("NEXACORE_SIGNUP") {
+        if let Some(v) = var("NEXACORE_SIGNUP")? {
             config.signup = match v.as_str() {
                 "public" => SignupPolicy::Public,
                 "operator" => SignupPolicy::OperatorOnly,
                 other => return Err(invalid("NEXACORE_SIGNUP", format!("{other:?}: expected public or operator"))),
             };
         }
-        if let Some(v) = var("NEXACORE_CREATE_DATABASE_STRATEGY") {
+        if let Some(v) = var("NEXACORE_CREATE_DATABASE_STRATEGY")? {
             config.create_database_strategy = match v.to_ascii_lowercase().as_str() {
                 "file_copy" => CreateDatabaseStrategy::FileCopy,
                 "wal_log" => CreateDatabaseStrategy::WalLog,
@@ -232,25 +241,25 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = var("NEXACORE_SPARE_DATABASES") {
+        if let Some(v) = var("NEXACORE_SPARE_DATABASES")? {
             config.spare_databases_per_server = v.parse().map_err(|e| invalid("NEXACORE_SPARE_DATABASES", e))?;
         }
-        if let Some(v) = var("NEXACORE_RECONCILE_INTERVAL_SECS") {
+        if let Some(v) = var("NEXACORE_RECONCILE_INTERVAL_SECS")? {
             config.reconcile_interval =
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_RECONCILE_INTERVAL_SECS", e))?);
         }
-        if let Some(v) = var("NEXACORE_SIGNUP_LIMIT_PER_HOUR") {
+        if let Some(v) = var("NEXACORE_SIGNUP_LIMIT_PER_HOUR")? {
             config.signup_limit_per_hour = v.parse().map_err(|e| invalid("NEXACORE_SIGNUP_LIMIT_PER_HOUR", e))?;
         }
-        if let Some(v) = var("NEXACORE_TENANT_MIGRATIONS_DIR") {
+        if let Some(v) = var("NEXACORE_TENANT_MIGRATIONS_DIR")? {
             config.tenant_migrations = MigrationSet::from_dir(std::path::Path::new(&v))
                 .map_err(|e| invalid("NEXACORE_TENANT_MIGRATIONS_DIR", e))?;
         }
         let m = &mut config.migrations;
-        if let Some(v) = var("NEXACORE_MIGRATION_CONCURRENCY") {
+        if let Some(v) = var("NEXACORE_MIGRATION_CONCURRENCY")? {
             m.concurrency = v.parse().map_err(|e| invalid("NEXACORE_MIGRATION_CONCURRENCY", e))?;
         }
-        if let Some(v) = var("NEXACORE_MIGRATION_PER_SERVER_CONCURRENCY") {
+        if let Some(v) = var("NEXACORE_MIGRATION_PER_SERVER_CONCURRENCY")? {
             m.per_server_concurrency =
                 v.parse().map_err(|e| invalid("NEXACORE_MIGRATION_PER_SERVER_CONCURRENCY", e))?;
         }
@@ -262,21 +271,22 @@ impl Config {
                 return Err(invalid(name, format!("must be between 1 and {}", crate::migrations::MAX_CONCURRENCY)));
             }
         }
-        if let Some(v) = var("NEXACORE_MIGRATION_LOCK_TIMEOUT_MS") {
+        if let Some(v) = var("NEXACORE_MIGRATION_LOCK_TIMEOUT_MS")? {
             m.lock_timeout = millis("NEXACORE_MIGRATION_LOCK_TIMEOUT_MS", &v)?;
         }
-        if let Some(v) = var("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS") {
+        if let Some(v) = var("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS")? {
             m.statement_timeout = millis("NEXACORE_MIGRATION_STATEMENT_TIMEOUT_MS", &v)?;
         }
-        if let Some(v) = var("NEXACORE_PASSWORD_HASH_THREADS") {
+        if let Some(v) = var("NEXACORE_PASSWORD_HASH_THREADS")? {
             config.password_hashing.threads = v.parse().map_err(|e| invalid("NEXACORE_PASSWORD_HASH_THREADS", e))?;
         }
-        if let Some(v) = var("NEXACORE_PASSWORD_HASH_QUEUE") {
+        if let Some(v) = var("NEXACORE_PASSWORD_HASH_QUEUE")? {
             config.password_hashing.queue = v.parse().map_err(|e| invalid("NEXACORE_PASSWORD_HASH_QUEUE", e))?;
         }
-        config.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
-        config.metrics = http_api::metrics::enabled_from_env().map_err(|(name, reason)| invalid(name, reason))?;
-        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
+        config.http =
+            http_api::ConnectionLimits::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
+        config.metrics = http_api::metrics::enabled_from(source).map_err(|(name, reason)| invalid(name, reason))?;
+        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES")? {
             config.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;
         }
@@ -285,27 +295,23 @@ impl Config {
         // ignore them.
         #[cfg(feature = "fault-injection")]
         {
-            if let Some(v) = var("NEXACORE_FAULT_MIGRATION_CRASH_AFTER") {
+            if let Some(v) = var("NEXACORE_FAULT_MIGRATION_CRASH_AFTER")? {
                 config.migrations.crash_after_commits =
                     Some(v.parse().map_err(|e| invalid("NEXACORE_FAULT_MIGRATION_CRASH_AFTER", e))?);
             }
-            if let Some(v) = var("NEXACORE_FAULT_CRASH_AFTER") {
+            if let Some(v) = var("NEXACORE_FAULT_CRASH_AFTER")? {
                 config.crash_after =
                     Some(ProvisionStep::parse(&v).ok_or_else(|| invalid("NEXACORE_FAULT_CRASH_AFTER", v.clone()))?);
             }
         }
         #[cfg(not(feature = "fault-injection"))]
         for name in ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER"] {
-            if var(name).is_some() {
+            if var(name)?.is_some() {
                 return Err(invalid(name, "fault hooks are not compiled into this build (feature fault-injection)"));
             }
         }
         Ok(config)
     }
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// A positive number of milliseconds.

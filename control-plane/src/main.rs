@@ -1,13 +1,43 @@
-//! The control-plane binary: reads `NEXACORE_*` configuration, logs with tracing (JSON when
-//! `NEXACORE_LOG_FORMAT=json`), and serves until Ctrl-C or SIGTERM.
+//! The control-plane binary: reads its configuration (`NEXACORE_*` variables, `*_FILE`
+//! variants, an optional TOML file), logs with tracing (JSON when `NEXACORE_LOG_FORMAT=json`),
+//! and serves until Ctrl-C or SIGTERM. `--print-config` shows what it resolved, secrets redacted.
+
+use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::Parser;
 use control_plane::{App, Config};
+
+/// NexaCore control plane: provisioning, identity and tokens, the operator API.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Every setting is a NEXACORE_* variable (README.md, \"Configuration\"): in the environment, as \
+                  NAME_FILE (a file holding the value, for Docker and Kubernetes secrets), or in the --config file \
+                  (`listen = \"0.0.0.0:8080\"` or `NEXACORE_LISTEN = \"…\"`). The environment wins over the file."
+)]
+struct Cli {
+    /// A TOML file of settings.
+    #[arg(long, env = "NEXACORE_CONFIG_FILE", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the resolved configuration (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let source = match &cli.config {
+        Some(path) => http_api::ConfigSource::with_file(path)?,
+        None => http_api::ConfigSource::environment(),
+    };
+    let config = Config::from_source(&source).context("reading configuration")?;
+    if cli.print_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
     init_tracing();
-    let config = Config::from_env().context("reading configuration")?;
     let app = App::build(config).await.context("starting the control plane")?;
     tracing::info!(port = app.port(), "control plane listening");
     app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;

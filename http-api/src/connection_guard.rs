@@ -53,10 +53,10 @@ impl ConnectionLimits {
     /// The defaults, overridden by `NEXACORE_MAX_CONNECTIONS`, `NEXACORE_HEADER_TIMEOUT_SECS`,
     /// `NEXACORE_IDLE_TIMEOUT_SECS` and `NEXACORE_REQUEST_TIMEOUT_SECS` (each a positive
     /// integer). An error names the variable.
-    pub fn from_env() -> Result<Self, (&'static str, String)> {
+    pub fn from_source(source: &crate::ConfigSource) -> Result<Self, (&'static str, String)> {
         let mut limits = Self::default();
         let positive = |name: &'static str| -> Result<Option<u64>, (&'static str, String)> {
-            match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+            match source.get(name).map_err(|e| (name, e.to_string()))? {
                 None => Ok(None),
                 Some(v) => match v.trim().parse::<u64>() {
                     Ok(n) if n > 0 => Ok(Some(n)),

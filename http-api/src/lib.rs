@@ -8,6 +8,7 @@
 
 mod allowed_methods;
 mod client_address;
+mod config_source;
 mod connection_guard;
 mod error;
 mod json_body;
@@ -24,6 +25,7 @@ use poem::{IntoResponse, Response};
 pub use allowed_methods::AllowedMethods;
 pub use api_types::not_null;
 pub use client_address::{ClientAddress, ClientIp, TrustedProxies, client_ip};
+pub use config_source::{ConfigSource, ConfigSourceError};
 pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout};
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};

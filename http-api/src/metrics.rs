@@ -100,11 +100,12 @@ fn metadata() -> Metadata<'static> {
 
 /// `NEXACORE_METRICS`: `on` (default) records every request; `off` leaves the HTTP path
 /// untouched and `/metrics` answers 404 (for measuring what the recording costs).
-pub fn enabled_from_env() -> Result<bool, (&'static str, String)> {
-    match std::env::var("NEXACORE_METRICS").ok().as_deref().map(str::trim) {
+pub fn enabled_from(source: &crate::ConfigSource) -> Result<bool, (&'static str, String)> {
+    let name = "NEXACORE_METRICS";
+    match source.get(name).map_err(|e| (name, e.to_string()))?.as_deref().map(str::trim) {
         None | Some("") | Some("on" | "true" | "1") => Ok(true),
         Some("off" | "false" | "0") => Ok(false),
-        Some(other) => Err(("NEXACORE_METRICS", format!("{other:?}: expected on or off"))),
+        Some(other) => Err((name, format!("{other:?}: expected on or off"))),
     }
 }
 

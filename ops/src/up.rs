@@ -64,19 +64,41 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     // The router gets only the key that derives tenant role passwords, not the master key, and
     // logs into the catalog as the control plane's least-privileged role for routers.
     // Without an SMTP server, mail becomes .eml files a developer can open.
-    let smtp_url = std::env::var("NEXACORE_SMTP_URL").ok();
+    let smtp_url = config_source(database_url, secrets)?.get("NEXACORE_SMTP_URL")?;
     let mail_dir = std::path::absolute(args.dir.join("mail")).unwrap_or_else(|_| args.dir.join("mail"));
     let mail_to = match &smtp_url {
         Some(_) => "SMTP (NEXACORE_SMTP_URL)".to_owned(),
         None => format!("{}/<id>.eml", mail_dir.display()),
     };
+    // Every NEXACORE_* setting of the services' tables (README) applies here too, read as the
+    // service binaries read them (environment, `*_FILE`, `NEXACORE_CONFIG_FILE`); only the
+    // wiring `ops up` owns (database, secrets, addresses, URLs between the services) is its own.
+    let source = config_source(database_url, secrets)?;
+    let mut from_env =
+        stack::ControlPlaneConfig::from_source(&source).context("the control plane's NEXACORE_* configuration")?;
+    if from_env.mail.smtp_url.is_none() {
+        from_env.mail.directory = Some(mail_dir);
+    }
+    let router_from_env = stack::RouterConfig::from_source(&source).context("the router's NEXACORE_* configuration")?;
     let platform = stack::PlatformBuilder::new(database_url)
         .secrets(SecretString::from(secrets.master_key.clone()), SecretString::from(secrets.operator_token.clone()))
         .control_plane_listen(([127, 0, 0, 1], args.port).into())
         .router_listens(vec![([127, 0, 0, 1], args.router_port).into()])
-        .control_plane(move |c| match smtp_url {
-            Some(url) => c.mail.smtp_url = Some(SecretString::from(url)),
-            None => c.mail.directory = Some(mail_dir),
+        .control_plane(move |c| {
+            let wired = std::mem::replace(c, from_env);
+            c.listen = wired.listen;
+            c.admin_database_url = wired.admin_database_url;
+            c.master_key = wired.master_key;
+            c.operator_token = wired.operator_token;
+            c.router_url = wired.router_url;
+        })
+        .router(move |_, c| {
+            let wired = std::mem::replace(c, router_from_env.clone());
+            c.listen = wired.listen;
+            c.catalog_url = wired.catalog_url;
+            c.tenant_role_key = wired.tenant_role_key;
+            c.jwks_url = wired.jwks_url;
+            c.pool.application_name = wired.pool.application_name;
         })
         .start()
         .await
@@ -113,6 +135,24 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     let _ = stop_rx.await;
     platform.stop().await.context("stopping the platform")?;
     Ok(())
+}
+
+/// The services' settings as their binaries read them, with what `ops up` provides for the
+/// required ones (the local server and the secrets under `./.nexacore/`).
+fn config_source(database_url: &str, secrets: &Secrets) -> anyhow::Result<http_api::ConfigSource> {
+    let source = match std::env::var_os("NEXACORE_CONFIG_FILE") {
+        Some(path) => http_api::ConfigSource::with_file(std::path::Path::new(&path))?,
+        None => http_api::ConfigSource::environment(),
+    };
+    // Routers' wiring (catalog URL, role key, JWKS URL) is set by `stack` and replaced after
+    // parsing; these placeholders only satisfy the parser.
+    Ok(source
+        .fallback("NEXACORE_ADMIN_DATABASE_URL", database_url)
+        .fallback("NEXACORE_MASTER_KEY", secrets.master_key.clone())
+        .fallback("NEXACORE_OPERATOR_TOKEN", secrets.operator_token.clone())
+        .fallback("NEXACORE_CATALOG_URL", "postgres://wired-by-ops-up/")
+        .fallback("NEXACORE_TENANT_ROLE_KEY", "00")
+        .fallback("NEXACORE_JWKS_URL", "http://wired-by-ops-up/"))
 }
 
 struct Secrets {

@@ -11,6 +11,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Source(#[from] http_api::ConfigSourceError),
 }
 
 /// Connection limits. The budget caps the connections this router opens to one Postgres
@@ -57,7 +59,7 @@ impl Default for PoolConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// A URL of the catalog database (read access to tenants, servers, settings; LISTEN).
@@ -109,50 +111,57 @@ impl Config {
 
     /// Required: `NEXACORE_CATALOG_URL`, `NEXACORE_TENANT_ROLE_KEY`, `NEXACORE_JWKS_URL`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let required = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::Missing(name));
+        Self::from_source(&http_api::ConfigSource::environment())
+    }
+
+    /// [`Config::from_env`] with every variable read through `source` (environment, `*_FILE`,
+    /// configuration file, a launcher's fallbacks).
+    pub fn from_source(source: &http_api::ConfigSource) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| source.get(name);
+        let required = |name: &'static str| var(name)?.ok_or(ConfigError::Missing(name));
         let mut c = Self::new(
             SecretString::from(required("NEXACORE_CATALOG_URL")?),
             SecretString::from(required("NEXACORE_TENANT_ROLE_KEY")?),
             required("NEXACORE_JWKS_URL")?,
         );
-        if let Some(v) = var("NEXACORE_LISTEN") {
+        if let Some(v) = var("NEXACORE_LISTEN")? {
             c.listen = v.parse().map_err(|e| invalid("NEXACORE_LISTEN", e))?;
         }
-        if let Some(v) = var("NEXACORE_TOKEN_ISSUER") {
+        if let Some(v) = var("NEXACORE_TOKEN_ISSUER")? {
             c.token_issuer = v;
         }
-        if let Some(v) = var("NEXACORE_TOKEN_AUDIENCE") {
+        if let Some(v) = var("NEXACORE_TOKEN_AUDIENCE")? {
             c.token_audience = v;
         }
-        if let Some(v) = var("NEXACORE_ROUTE_TTL_SECS") {
+        if let Some(v) = var("NEXACORE_ROUTE_TTL_SECS")? {
             c.route_ttl = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_ROUTE_TTL_SECS", e))?);
         }
-        if let Some(v) = var("NEXACORE_POOL_BUDGET_PER_SERVER") {
+        if let Some(v) = var("NEXACORE_POOL_BUDGET_PER_SERVER")? {
             c.pool.budget_per_server = v.parse().map_err(|e| invalid("NEXACORE_POOL_BUDGET_PER_SERVER", e))?;
         }
-        if let Some(v) = var("NEXACORE_POOL_MAX_PER_TENANT") {
+        if let Some(v) = var("NEXACORE_POOL_MAX_PER_TENANT")? {
             c.pool.max_per_tenant = v.parse().map_err(|e| invalid("NEXACORE_POOL_MAX_PER_TENANT", e))?;
         }
-        if let Some(v) = var("NEXACORE_POOL_RESERVE_PER_SERVER") {
+        if let Some(v) = var("NEXACORE_POOL_RESERVE_PER_SERVER")? {
             c.pool.reserve_per_server = Some(v.parse().map_err(|e| invalid("NEXACORE_POOL_RESERVE_PER_SERVER", e))?);
         }
-        if let Some(v) = var("NEXACORE_POOL_IDLE_SECS") {
+        if let Some(v) = var("NEXACORE_POOL_IDLE_SECS")? {
             c.pool.idle_timeout = Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_POOL_IDLE_SECS", e))?);
         }
-        if let Some(v) = var("NEXACORE_WS_MAX_PER_TENANT") {
+        if let Some(v) = var("NEXACORE_WS_MAX_PER_TENANT")? {
             c.realtime.max_connections_per_tenant = v.parse().map_err(|e| invalid("NEXACORE_WS_MAX_PER_TENANT", e))?;
         }
-        if let Some(v) = var("NEXACORE_OUTBOX_RETENTION_SECS") {
+        if let Some(v) = var("NEXACORE_OUTBOX_RETENTION_SECS")? {
             c.realtime.retention =
                 Duration::from_secs(v.parse().map_err(|e| invalid("NEXACORE_OUTBOX_RETENTION_SECS", e))?);
         }
-        c.http = http_api::ConnectionLimits::from_env().map_err(|(name, reason)| invalid(name, reason))?;
-        c.metrics = http_api::metrics::enabled_from_env().map_err(|(name, reason)| invalid(name, reason))?;
-        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES") {
+        c.http = http_api::ConnectionLimits::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
+        c.metrics = http_api::metrics::enabled_from(source).map_err(|(name, reason)| invalid(name, reason))?;
+        if let Some(v) = var("NEXACORE_TRUSTED_PROXIES")? {
             c.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;
         }
-        if let Some(v) = var("NEXACORE_ALLOW_SUPERUSER_CATALOG") {
+        if let Some(v) = var("NEXACORE_ALLOW_SUPERUSER_CATALOG")? {
             c.allow_superuser_catalog = match v.as_str() {
                 "true" | "1" => true,
                 "false" | "0" => false,
@@ -169,10 +178,6 @@ impl Config {
         }
         Ok(c)
     }
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {

@@ -1,11 +1,43 @@
-//! The tenant-router binary: reads `NEXACORE_*` configuration, logs with tracing (JSON when
-//! `NEXACORE_LOG_FORMAT=json`), and serves until Ctrl-C or SIGTERM.
+//! The tenant-router binary: reads its configuration (`NEXACORE_*` variables, `*_FILE`
+//! variants, an optional TOML file), logs with tracing (JSON when `NEXACORE_LOG_FORMAT=json`),
+//! and serves until Ctrl-C or SIGTERM. `--print-config` shows what it resolved, secrets redacted.
+
+use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::Parser;
 use tenant_router::{App, Config};
+
+/// NexaCore tenant router: each signed-in user's ERP API from their company's own database,
+/// and live changes over WebSockets.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Every setting is a NEXACORE_* variable (README.md, \"Configuration\"): in the environment, as \
+                  NAME_FILE (a file holding the value, for Docker and Kubernetes secrets), or in the --config file \
+                  (`listen = \"0.0.0.0:8081\"` or `NEXACORE_LISTEN = \"…\"`). The environment wins over the file."
+)]
+struct Cli {
+    /// A TOML file of settings.
+    #[arg(long, env = "NEXACORE_CONFIG_FILE", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the resolved configuration (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let source = match &cli.config {
+        Some(path) => http_api::ConfigSource::with_file(path)?,
+        None => http_api::ConfigSource::environment(),
+    };
+    let config = Config::from_source(&source).context("reading configuration")?;
+    if cli.print_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -14,7 +46,6 @@ async fn main() -> anyhow::Result<()> {
     } else {
         builder.init();
     }
-    let config = Config::from_env().context("reading configuration")?;
     let app = App::build(config).await.context("starting the tenant router")?;
     tracing::info!(port = app.port(), "tenant router listening");
     app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod binary;
 mod crash;
 mod helpers;
 mod isolation;

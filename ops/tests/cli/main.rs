@@ -46,7 +46,13 @@ impl Drop for Running {
 
 /// Starts `ops up` in `dir`, waits for its stack.env, and returns (child, env).
 fn start_stack(dir: &Path, port: u16, fresh: bool) -> (Running, Vec<(String, String)>) {
+    start_stack_with(dir, port, fresh, &[])
+}
+
+/// [`start_stack`] with `NEXACORE_*` variables set for `ops up`.
+fn start_stack_with(dir: &Path, port: u16, fresh: bool, vars: &[(&str, &str)]) -> (Running, Vec<(String, String)>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ops"));
+    command.envs(vars.iter().copied());
     command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string());
     command.arg("--router-port").arg(free_port().to_string());
     if fresh {
@@ -80,6 +86,34 @@ fn stop(mut child: std::process::Child, signal: &str) -> std::process::ExitStatu
 
 fn get(env: &[(String, String)], key: &str) -> String {
     env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} missing from stack.env"))
+}
+
+/// The services' variables reach the services `ops up` starts: signup closed to the public
+/// (control plane) and metrics off (both services).
+#[test]
+fn ops_up_passes_nexacore_variables_through_to_both_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let vars = [("NEXACORE_SIGNUP", "operator"), ("NEXACORE_METRICS", "off")];
+    let (child, env) = start_stack_with(&dir.path().join(".nexacore"), port, false, &vars);
+    let (base, router) = (get(&env, "NEXACORE_CONTROL_PLANE_URL"), get(&env, "NEXACORE_ROUTER_URL"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    runtime.block_on(async {
+        let body = serde_json::json!({
+            "company_name": "Closed Signup", "timezone": "UTC", "currency": "USD",
+            "admin": {"email": "admin@closed.example.com", "password": "Str0ng&Secret!", "full_name": "Ada"}
+        });
+        let refused = http.post(format!("{base}/tenants")).json(&body).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "NEXACORE_SIGNUP=operator reached the control plane");
+        for url in [&base, &router] {
+            let metrics = http.get(format!("{url}/metrics")).send().await.unwrap();
+            assert_eq!(metrics.status(), 404, "NEXACORE_METRICS=off reached {url}");
+            let health = http.get(format!("{url}/health")).send().await.unwrap();
+            assert_eq!(health.status(), 200);
+        }
+    });
+    assert!(stop_running(child, "INT").success());
 }
 
 #[test]
