@@ -7,8 +7,8 @@ mod deploy;
 mod local_files;
 mod migrate;
 mod people;
-mod system;
 mod releases;
+mod system;
 mod tenants;
 mod up;
 

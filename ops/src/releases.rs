@@ -137,7 +137,9 @@ pub async fn run(command: ReleaseCommand, target: Target) -> anyhow::Result<()> 
             };
             let envelope = sign(&manifest, &key)?;
             let api = Api::from_target(target)?;
-            api.upload(reqwest::Method::PUT, &format!("/releases/artifacts/{sha256}"), zip).await.context("uploading the zip")?;
+            api.upload(reqwest::Method::PUT, &format!("/releases/artifacts/{sha256}"), zip)
+                .await
+                .context("uploading the zip")?;
             let view = api.call(Method::POST, "/releases", Some(&serde_json::to_value(&envelope)?)).await?;
             println!(
                 "published {} ({}, {}) at {}%: {} bytes, sha256 {}, key {}",

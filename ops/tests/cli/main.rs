@@ -5,9 +5,9 @@
 mod backups;
 mod deploy;
 mod migrate;
+mod releases;
 mod restore;
 mod system;
-mod releases;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
