@@ -38,14 +38,27 @@ pub async fn insert(
     Ok(())
 }
 
-/// The token's row, locked (a concurrent refresh with the same token waits, then sees it used).
-pub async fn by_hash_for_update(db: impl PgExecutor<'_>, token_hash: &[u8]) -> Result<Option<RefreshRow>, sqlx::Error> {
+/// The token's row, with every row of its family locked first, in `id` order: a refresh, a
+/// reuse and a sign-out of the same sign-in then queue one behind the other instead of each
+/// locking its own token and deadlocking over the rest of the family.
+pub async fn by_hash_for_update(
+    db: &mut sqlx::PgConnection,
+    token_hash: &[u8],
+) -> Result<Option<RefreshRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id FROM refresh_tokens
+         WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(token_hash)
+    .execute(&mut *db)
+    .await?;
     sqlx::query_as(
         "SELECT id, family, user_id, tenant_id, expires_at, used_at, revoked_at
          FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(token_hash)
-    .fetch_optional(db)
+    .fetch_optional(&mut *db)
     .await
 }
 

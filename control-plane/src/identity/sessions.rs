@@ -75,6 +75,10 @@ impl Sessions {
     }
 
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, SessionError> {
+        retry_deadlocks(|| self.try_refresh(token)).await
+    }
+
+    async fn try_refresh(&self, token: &str) -> Result<Refreshed, SessionError> {
         let hash = self.master.refresh_token_hash(token);
         let mut tx = self.catalog.begin().await?;
         let row = refresh_tokens::by_hash_for_update(&mut *tx, &hash).await?.ok_or(SessionError::Ended)?;
@@ -111,6 +115,10 @@ impl Sessions {
 
     /// Sign-out: the token's whole family ends. Unknown tokens are not an error (nothing to end).
     pub async fn end(&self, token: &str) -> Result<(), SessionError> {
+        retry_deadlocks(|| self.try_end(token)).await
+    }
+
+    async fn try_end(&self, token: &str) -> Result<(), SessionError> {
         let hash = self.master.refresh_token_hash(token);
         let mut tx = self.catalog.begin().await?;
         if let Some(row) = refresh_tokens::by_hash_for_update(&mut *tx, &hash).await? {
@@ -118,5 +126,25 @@ impl Sessions {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Runs `attempt` again when Postgres chose it as a deadlock's victim. Refreshes and sign-outs
+/// lock a family in one order, but revoking all of a user's sign-ins (a password change, a
+/// removal) locks rows in its own: Postgres aborts one, and running it again settles it.
+async fn retry_deadlocks<T, F, Fut>(attempt: F) -> Result<T, SessionError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SessionError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(SessionError::Sql(sqlx::Error::Database(e))) if e.code().as_deref() == Some("40P01") && tries < 3 => {
+                tries += 1;
+                tracing::debug!(tries, "refresh token transaction deadlocked; running it again");
+            }
+            outcome => return outcome,
+        }
     }
 }

@@ -91,3 +91,25 @@ async fn a_password_change_ends_sign_ins_and_a_sign_in_has_an_end() {
     assert_eq!(refresh(&platform, renewed["refresh_token"].as_str().unwrap()).await.0, 401);
     platform.stop().await.unwrap();
 }
+
+/// A sign-out racing the reuse of an older token of the same sign-in: each locks its own token
+/// first and then the whole family, which can deadlock. Neither may answer 5xx.
+#[tokio::test]
+async fn a_sign_out_racing_a_reused_token_never_answers_5xx() {
+    let platform = Platform::builder_for_tests().routers(1).start().await.unwrap();
+    let company = platform.signup(&unique("race-")).await.unwrap();
+    for _ in 0..40 {
+        let old =
+            login(&platform, &company.admin_email, TEST_PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+        let (status, renewed) = refresh(&platform, &old).await;
+        assert_eq!(status, 200, "{renewed}");
+        let current = renewed["refresh_token"].as_str().unwrap().to_owned();
+        let (reused, signed_out) = tokio::join!(
+            refresh(&platform, &old),
+            post(&platform, "/auth/logout", None, json!({"refresh_token": current})),
+        );
+        assert_eq!(reused.0, StatusCode::UNAUTHORIZED, "{}", reused.1);
+        assert!(signed_out.0.is_success(), "{} {}", signed_out.0, signed_out.1);
+        assert_eq!(refresh(&platform, &current).await.0, StatusCode::UNAUTHORIZED, "the sign-in ended");
+    }
+}
