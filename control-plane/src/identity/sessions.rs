@@ -81,7 +81,7 @@ impl Sessions {
     async fn try_refresh(&self, token: &str) -> Result<Refreshed, SessionError> {
         let hash = self.master.refresh_token_hash(token);
         let mut tx = self.catalog.begin().await?;
-        let row = refresh_tokens::by_hash_for_update(&mut *tx, &hash).await?.ok_or(SessionError::Ended)?;
+        let row = refresh_tokens::by_hash_for_update(&mut tx, &hash).await?.ok_or(SessionError::Ended)?;
         if row.used_at.is_some() && row.revoked_at.is_none() {
             // Presented twice: whoever holds the other copy must not keep a session either.
             refresh_tokens::revoke_family(&mut *tx, row.family).await?;
@@ -121,7 +121,7 @@ impl Sessions {
     async fn try_end(&self, token: &str) -> Result<(), SessionError> {
         let hash = self.master.refresh_token_hash(token);
         let mut tx = self.catalog.begin().await?;
-        if let Some(row) = refresh_tokens::by_hash_for_update(&mut *tx, &hash).await? {
+        if let Some(row) = refresh_tokens::by_hash_for_update(&mut tx, &hash).await? {
             refresh_tokens::revoke_family(&mut *tx, row.family).await?;
         }
         tx.commit().await?;
