@@ -181,6 +181,10 @@ impl NexaApp {
     /// At start-up: a sign-in kept by an earlier run is traded for a session, without a
     /// password, while the sign-in form waits.
     pub(super) fn resume(&mut self) {
+        // Opened on an invitation or a reset form (a link): that form is what the user came for.
+        if !matches!(&self.screen, Screen::SignIn(s) if matches!(s.mode, crate::ui::sign_in::Mode::SignIn)) {
+            return;
+        }
         let email = self.settings.last_email.clone();
         let Some(refresh_token) = self.credentials.load(&self.settings.server_url, &email) else { return };
         if let Screen::SignIn(sign_in) = &mut self.screen {
@@ -199,8 +203,10 @@ impl NexaApp {
             sign_in.notice = None;
         }
         match result {
-            Ok(token) if matches!(self.screen, Screen::SignIn(_)) => self.enter_company(token, email),
-            // Signed in by hand meanwhile: that session stays.
+            Ok(token) if matches!(&self.screen, Screen::SignIn(s) if matches!(s.mode, crate::ui::sign_in::Mode::SignIn)) => {
+                self.enter_company(token, email)
+            }
+            // Signed in by hand meanwhile, or another form opened: that stays.
             Ok(_) => {}
             // The server is away: the token is kept for the next try.
             Err(ApiError::Unreachable(_)) => {}

@@ -179,3 +179,30 @@ fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_f
     assert!(shown(&third, "Sign in"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_invitation_link_opens_its_form_even_with_a_sign_in_kept_in_the_keyring() {
+    let stack = Stack::start();
+    let company = stack.signup(&unique("link-"));
+    let dir = std::env::temp_dir().join(unique("nexacore-keyring-test-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("settings.json");
+    let credentials = CredentialStore::Keyring { service: unique("nexacore-test-") };
+    let mut first = stack.app_with(&settings, credentials.clone());
+    sign_in(&mut first, &company);
+    drop(first);
+    assert!(credentials.load(&stack.control_plane, &company.email).is_some());
+
+    // Started by the invitation's link: its form is what the user came for.
+    let mut app = stack.app_with(&settings, credentials.clone());
+    app.state_mut().open_link("nexacore://accept?code=ABCD-EFGH-JKMN-PQRS");
+    for _ in 0..40 {
+        app.step();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    assert!(workspace(&app).is_none(), "the kept sign-in did not take over");
+    assert!(shown(&app, "Paste the code from your invitation e-mail, or the whole link."));
+    assert!(credentials.load(&stack.control_plane, &company.email).is_some(), "kept for a later start");
+    credentials.forget(&stack.control_plane, &company.email);
+    std::fs::remove_dir_all(&dir).ok();
+}
