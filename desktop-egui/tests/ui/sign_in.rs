@@ -135,11 +135,7 @@ fn the_access_token_is_renewed_silently_and_sign_out_ends_the_sign_in() {
 fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_forgets_it() {
     let stack = Stack::start();
     let company = stack.signup(&unique("keep-"));
-    let dir = std::env::temp_dir().join(unique("nexacore-keyring-test-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let settings = dir.join("settings.json");
-    // The real OS keyring (keyutils here), under a service name of this test's own.
-    let credentials = CredentialStore::Keyring { service: unique("nexacore-test-") };
+    let (dir, settings, credentials) = kept_sign_in_setup();
 
     let mut first = stack.app_with(&settings, credentials.clone());
     sign_in(&mut first, &company);
@@ -184,10 +180,7 @@ fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_f
 fn an_invitation_link_opens_its_form_even_with_a_sign_in_kept_in_the_keyring() {
     let stack = Stack::start();
     let company = stack.signup(&unique("link-"));
-    let dir = std::env::temp_dir().join(unique("nexacore-keyring-test-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let settings = dir.join("settings.json");
-    let credentials = CredentialStore::Keyring { service: unique("nexacore-test-") };
+    let (dir, settings, credentials) = kept_sign_in_setup();
     let mut first = stack.app_with(&settings, credentials.clone());
     sign_in(&mut first, &company);
     drop(first);
@@ -205,4 +198,13 @@ fn an_invitation_link_opens_its_form_even_with_a_sign_in_kept_in_the_keyring() {
     assert!(credentials.load(&stack.control_plane, &company.email).is_some(), "kept for a later start");
     credentials.forget(&stack.control_plane, &company.email);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A settings directory of the test's own and the real OS keyring (keyutils here) under a
+/// service name of the test's own: what a window started again finds.
+fn kept_sign_in_setup() -> (std::path::PathBuf, std::path::PathBuf, CredentialStore) {
+    let dir = std::env::temp_dir().join(unique("nexacore-keyring-test-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("settings.json");
+    (dir, settings, CredentialStore::Keyring { service: unique("nexacore-test-") })
 }
