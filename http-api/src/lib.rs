@@ -17,6 +17,7 @@ pub mod metrics;
 mod readiness;
 mod request_id;
 mod request_log;
+mod service_cli;
 mod shutdown;
 mod text_guard;
 
@@ -34,6 +35,7 @@ pub use metrics::{HttpMetrics, MetricsRegistry, metrics_response};
 pub use readiness::ReadyAnswer;
 pub use request_id::{REQUEST_ID_HEADER, RequestId, record_tenant, request_id};
 pub use request_log::request_log;
+pub use service_cli::{ConfigArgs, init_tracing};
 pub use shutdown::shutdown_signal;
 pub use text_guard::RejectUnstorableText;
 

@@ -2,8 +2,6 @@
 //! variants, an optional TOML file), logs with tracing (JSON when `NEXACORE_LOG_FORMAT=json`),
 //! and serves until Ctrl-C or SIGTERM. `--print-config` shows what it resolved, secrets redacted.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use clap::Parser;
 use tenant_router::{App, Config};
@@ -18,34 +16,20 @@ use tenant_router::{App, Config};
                   (`listen = \"0.0.0.0:8081\"` or `NEXACORE_LISTEN = \"…\"`). The environment wins over the file."
 )]
 struct Cli {
-    /// A TOML file of settings.
-    #[arg(long, env = "NEXACORE_CONFIG_FILE", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Print the resolved configuration (secrets redacted) and exit.
-    #[arg(long)]
-    print_config: bool,
+    #[command(flatten)]
+    config: http_api::ConfigArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let source = match &cli.config {
-        Some(path) => http_api::ConfigSource::with_file(path)?,
-        None => http_api::ConfigSource::environment(),
-    };
+    let source = cli.config.source()?;
     let config = Config::from_source(&source).context("reading configuration")?;
-    if cli.print_config {
+    if cli.config.print_config {
         println!("{config:#?}");
         return Ok(());
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("NEXACORE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    http_api::init_tracing();
     let app = App::build(config).await.context("starting the tenant router")?;
     tracing::info!(port = app.port(), "tenant router listening");
     app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;

@@ -274,12 +274,17 @@ impl Stack {
 
     /// An app instance with its settings in `settings` (pointed at this stack first) and its
     /// sign-in kept in `credentials`: what a window started again finds.
-    pub fn app_with(&self, settings: &std::path::Path, credentials: CredentialStore) -> App {
+    /// `link`: the app was started by an invitation link, opened before the first frame as
+    /// `main` does.
+    pub fn app_with(&self, settings: &std::path::Path, credentials: CredentialStore, link: Option<&str>) -> App {
         if !settings.exists() {
             let fresh = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
             fresh.save(settings).unwrap();
         }
-        let app = NexaApp::new(SettingsStore::File(settings.into())).with_credentials(credentials);
+        let mut app = NexaApp::new(SettingsStore::File(settings.into())).with_credentials(credentials);
+        if let Some(link) = link {
+            app.open_link(link);
+        }
         Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
     }
 

@@ -137,7 +137,7 @@ fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_f
     let company = stack.signup(&unique("keep-"));
     let (dir, settings, credentials) = kept_sign_in_setup();
 
-    let mut first = stack.app_with(&settings, credentials.clone());
+    let mut first = stack.app_with(&settings, credentials.clone(), None);
     sign_in(&mut first, &company);
     wait_for_label(&mut first, "Live");
     let kept = credentials.load(&stack.control_plane, &company.email).expect("the sign-in is kept");
@@ -149,7 +149,7 @@ fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_f
     }
 
     // Started again: no password asked, the company opens.
-    let mut again = stack.app_with(&settings, credentials.clone());
+    let mut again = stack.app_with(&settings, credentials.clone(), None);
     wait_for(&mut again, "the company without a password", |app| workspace(app).is_some());
     wait_for_label(&mut again, "Live");
     let rotated = credentials.load(&stack.control_plane, &company.email).expect("still kept");
@@ -167,7 +167,7 @@ fn a_started_again_app_resumes_the_sign_in_kept_in_the_os_keyring_and_sign_out_f
     drop(again);
 
     // Started a third time: the sign-in form, nothing tried.
-    let mut third = stack.app_with(&settings, credentials.clone());
+    let mut third = stack.app_with(&settings, credentials.clone(), None);
     for _ in 0..20 {
         third.step();
     }
@@ -181,14 +181,13 @@ fn an_invitation_link_opens_its_form_even_with_a_sign_in_kept_in_the_keyring() {
     let stack = Stack::start();
     let company = stack.signup(&unique("link-"));
     let (dir, settings, credentials) = kept_sign_in_setup();
-    let mut first = stack.app_with(&settings, credentials.clone());
+    let mut first = stack.app_with(&settings, credentials.clone(), None);
     sign_in(&mut first, &company);
     drop(first);
     assert!(credentials.load(&stack.control_plane, &company.email).is_some());
 
     // Started by the invitation's link: its form is what the user came for.
-    let mut app = stack.app_with(&settings, credentials.clone());
-    app.state_mut().open_link("nexacore://accept?code=ABCD-EFGH-JKMN-PQRS");
+    let mut app = stack.app_with(&settings, credentials.clone(), Some("nexacore://accept?code=ABCD-EFGH-JKMN-PQRS"));
     for _ in 0..40 {
         app.step();
         std::thread::sleep(std::time::Duration::from_millis(15));
