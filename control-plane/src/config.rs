@@ -159,6 +159,9 @@ impl Config {
             secret("NEXACORE_MASTER_KEY")?,
             secret("NEXACORE_OPERATOR_TOKEN")?,
         );
+        if let Some(password) = var("NEXACORE_ADMIN_DATABASE_PASSWORD")? {
+            config.admin_database_url = with_password(&config.admin_database_url, &password)?;
+        }
         if let Some(v) = var("NEXACORE_LISTEN")? {
             config.listen = v.parse().map_err(|e| invalid("NEXACORE_LISTEN", e))?;
         }
@@ -314,6 +317,20 @@ impl Config {
     }
 }
 
+/// The admin URL with `NEXACORE_ADMIN_DATABASE_PASSWORD` put in (percent-encoded), so a
+/// deployment keeps the password in a secret of its own instead of pasting it into a URL.
+fn with_password(url: &SecretString, password: &str) -> Result<SecretString, ConfigError> {
+    use secrecy::ExposeSecret as _;
+    const NAME: &str = "NEXACORE_ADMIN_DATABASE_URL";
+    // The URL's own text stays out of the error: it may hold credentials.
+    let mut parsed = url::Url::parse(url.expose_secret()).map_err(|e| invalid(NAME, e))?;
+    if parsed.password().is_some() {
+        return Err(invalid(NAME, "has a password while NEXACORE_ADMIN_DATABASE_PASSWORD is set: give it in one place"));
+    }
+    parsed.set_password(Some(password)).map_err(|()| invalid(NAME, "cannot hold a password (no host)"))?;
+    Ok(SecretString::from(parsed.to_string()))
+}
+
 /// A positive number of milliseconds.
 fn millis(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     match raw.parse::<u32>() {
@@ -324,4 +341,28 @@ fn millis(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid { name, reason: reason.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    #[test]
+    fn the_admin_password_is_put_into_the_url_percent_encoded_and_only_once() {
+        let url = SecretString::from("postgres://postgres@db.internal:5432/postgres?sslmode=require");
+        let merged = with_password(&url, "p@ss:w/rd%?#").unwrap();
+        let parsed = url::Url::parse(merged.expose_secret()).unwrap();
+        assert_eq!(parsed.username(), "postgres");
+        assert_eq!(parsed.host_str(), Some("db.internal"));
+        assert_eq!(parsed.query(), Some("sslmode=require"));
+        let decoded = url::form_urlencoded::parse(format!("p={}", parsed.password().unwrap()).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(decoded.as_deref(), Some("p@ss:w/rd%?#"));
+        let twice = with_password(&merged, "other").unwrap_err().to_string();
+        assert!(twice.contains("NEXACORE_ADMIN_DATABASE_URL") && !twice.contains("p%40ss"), "{twice}");
+        assert!(with_password(&SecretString::from("not a url"), "pw").is_err());
+    }
 }

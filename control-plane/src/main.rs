@@ -1,6 +1,7 @@
 //! The control-plane binary: reads its configuration (`NEXACORE_*` variables, `*_FILE`
 //! variants, an optional TOML file), logs with tracing (JSON when `NEXACORE_LOG_FORMAT=json`),
-//! and serves until Ctrl-C or SIGTERM. `--print-config` shows what it resolved, secrets redacted.
+//! and serves until Ctrl-C or SIGTERM. `--print-config` prints what it resolved as TOML (secrets left
+//! out); `--probe URL` is its own container healthcheck.
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -17,15 +18,20 @@ use control_plane::{App, Config};
 struct Cli {
     #[command(flatten)]
     config: http_api::ConfigArgs,
+    #[command(flatten)]
+    probe: http_api::ProbeArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(url) = &cli.probe.probe {
+        return http_api::probe(url).context("probe");
+    }
     let source = cli.config.source()?;
     let config = Config::from_source(&source).context("reading configuration")?;
     if cli.config.print_config {
-        println!("{config:#?}");
+        print!("{}", source.to_toml(concat!("control-plane ", env!("CARGO_PKG_VERSION"))));
         return Ok(());
     }
     http_api::init_tracing();

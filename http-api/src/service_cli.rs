@@ -1,5 +1,5 @@
 //! What both service binaries share on their command line: where the configuration comes
-//! from (`--config` / `NEXACORE_CONFIG_FILE`), `--print-config`, and how they log.
+//! from (`--config` / `NEXACORE_CONFIG_FILE`), `--print-config` (as TOML), `--probe`, and how they log.
 
 use std::path::PathBuf;
 
@@ -11,9 +11,18 @@ pub struct ConfigArgs {
     /// A TOML file of settings.
     #[arg(long, env = "NEXACORE_CONFIG_FILE", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print the resolved configuration (secrets redacted) and exit.
+    /// Print the resolved configuration as a TOML file for --config (secrets left out) and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `--probe`, each binary's own health check for images without curl.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// GET this plain-HTTP URL (e.g. http://127.0.0.1:8080/ready) and exit 0 on a 2xx answer,
+    /// 1 otherwise, without reading any configuration: a container healthcheck.
+    #[arg(long, value_name = "URL")]
+    pub probe: Option<String>,
 }
 
 impl ConfigArgs {

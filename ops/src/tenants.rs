@@ -1,6 +1,7 @@
 //! `ops tenants …` and `ops keys …`: operator actions through the control plane's API, with
 //! tables for people and `--json` for scripts.
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use reqwest::Method;
@@ -91,8 +92,14 @@ pub enum KeysCommand {
         kid: String,
     },
     /// Prints the tenant role key for routers (NEXACORE_TENANT_ROLE_KEY), derived from the master
-    /// key in NEXACORE_MASTER_KEY or ./.nexacore/secrets.env. Routers never get the master key.
-    RoleKey,
+    /// key in NEXACORE_MASTER_KEY (or NEXACORE_MASTER_KEY_FILE) or ./.nexacore/secrets.env.
+    /// Routers never get the master key.
+    RoleKey {
+        /// Write the key to this file (mode 0600, for NEXACORE_TENANT_ROLE_KEY_FILE) instead of
+        /// printing it: compose's one-shot `init` service does this.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// Prints the catalog URL for routers (NEXACORE_CATALOG_URL): the least-privileged role the
     /// control plane keeps for them, no password (routers derive it from the role key).
     RouterUrl {
@@ -265,7 +272,7 @@ pub async fn resolve_any(api: &Api, name: &str) -> anyhow::Result<String> {
 
 pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()> {
     match command {
-        KeysCommand::RoleKey => print_role_key(),
+        KeysCommand::RoleKey { output } => print_role_key(output.as_deref()),
         KeysCommand::RouterUrl { database_url, catalog } => {
             let from_file = || crate::local_files::lookup("stack.env", "NEXACORE_DATABASE_URL");
             let url = database_url
@@ -297,14 +304,29 @@ pub async fn run_keys(command: KeysCommand, target: Target) -> anyhow::Result<()
     }
 }
 
-fn print_role_key() -> anyhow::Result<()> {
+fn print_role_key(output: Option<&std::path::Path>) -> anyhow::Result<()> {
     let from_file = || crate::local_files::lookup("secrets.env", "NEXACORE_MASTER_KEY");
-    let master = std::env::var("NEXACORE_MASTER_KEY")
-        .ok()
+    let master = http_api::ConfigSource::environment()
+        .get("NEXACORE_MASTER_KEY")?
         .or_else(from_file)
         .ok_or_else(|| anyhow::anyhow!("set NEXACORE_MASTER_KEY (or run `ops up` once)"))?;
     let key = stack::wiring::tenant_role_key_hex(&secrecy::SecretString::from(master))?;
-    println!("{}", secrecy::ExposeSecret::expose_secret(&key));
+    let line = format!("{}\n", secrecy::ExposeSecret::expose_secret(&key));
+    match output {
+        None => print!("{line}"),
+        Some(path) => {
+            use std::io::Write as _;
+            #[cfg(unix)]
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            options.mode(0o600);
+            let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+            file.write_all(line.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote the tenant role key to {}", path.display());
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The tenant-router binary: reads its configuration (`NEXACORE_*` variables, `*_FILE`
 //! variants, an optional TOML file), logs with tracing (JSON when `NEXACORE_LOG_FORMAT=json`),
-//! and serves until Ctrl-C or SIGTERM. `--print-config` shows what it resolved, secrets redacted.
+//! and serves until Ctrl-C or SIGTERM. `--print-config` prints what it resolved as TOML (secrets left
+//! out); `--probe URL` is its own container healthcheck.
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -18,15 +19,20 @@ use tenant_router::{App, Config};
 struct Cli {
     #[command(flatten)]
     config: http_api::ConfigArgs,
+    #[command(flatten)]
+    probe: http_api::ProbeArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(url) = &cli.probe.probe {
+        return http_api::probe(url).context("probe");
+    }
     let source = cli.config.source()?;
     let config = Config::from_source(&source).context("reading configuration")?;
     if cli.config.print_config {
-        println!("{config:#?}");
+        print!("{}", source.to_toml(concat!("tenant-router ", env!("CARGO_PKG_VERSION"))));
         return Ok(());
     }
     http_api::init_tracing();

@@ -224,6 +224,32 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
 }
 
 #[test]
+fn keys_role_key_reads_the_master_key_from_a_file_and_writes_the_same_key_to_a_private_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let master_file = dir.path().join("master_key");
+    std::fs::write(&master_file, "bWFzdGVyLWtleS1mb3ItdGhlLXJvbGUta2V5LXRlc3QtMDEyMzQ1Njc4OQ==\n").unwrap();
+    let ops = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ops"));
+        command.env_remove("NEXACORE_MASTER_KEY").env("NEXACORE_MASTER_KEY_FILE", &master_file).current_dir(dir.path());
+        command
+    };
+    let printed = ops().args(["keys", "role-key"]).output().unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let key = String::from_utf8(printed.stdout).unwrap();
+    assert!(key.trim().len() >= 64 && key.trim().chars().all(|c| c.is_ascii_hexdigit()), "{key:?}");
+    let out = dir.path().join("tenant-role-key");
+    let written = ops().args(["keys", "role-key", "--output"]).arg(&out).output().unwrap();
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    assert!(written.stdout.is_empty(), "the key is not printed when written to a file");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
 fn keys_router_url_names_the_least_privileged_router_role_and_carries_no_password() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ops"))
         .args([
