@@ -103,7 +103,7 @@ impl ConfigSource {
 
     /// What the configuration read, as a TOML file `--config` accepts: one `key = "value"` line
     /// per variable that was set (from any source), and a comment for each one left at its
-    /// built-in default. Secrets ([`is_secret`]) are never printed: their lines are comments
+    /// built-in default. Secrets (`is_secret`) are never printed: their lines are comments
     /// saying they were set, since they belong in the environment or a `NAME_FILE`.
     pub fn to_toml(&self, program: &str) -> String {
         let asked = self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -124,13 +124,23 @@ impl ConfigSource {
             out.push_str(&line);
             out.push('\n');
         }
+        for name in self.unread_file_keys() {
+            out.push_str(&format!("# {name}: in the configuration file but not a setting of {program}; ignored\n"));
+        }
         out
+    }
+
+    /// Names in the configuration file that nothing has asked for: typos, or another
+    /// service's settings. Meaningful once the configuration has been read.
+    pub fn unread_file_keys(&self) -> Vec<String> {
+        let asked = self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.file.keys().filter(|name| !asked.iter().any(|a| &a.name == *name)).cloned().collect()
     }
 }
 
 /// Whether `--print-config` must keep a value to itself: keys, tokens and passwords by their
 /// name, and any URL carrying credentials (`scheme://user:password@…`, `?password=`).
-pub fn is_secret(name: &str, value: &str) -> bool {
+fn is_secret(name: &str, value: &str) -> bool {
     const SECRET_SUFFIXES: [&str; 4] = ["_KEY", "_TOKEN", "_PASSWORD", "_SECRET"];
     if SECRET_SUFFIXES.iter().any(|s| name.ends_with(s)) {
         return true;
@@ -206,6 +216,11 @@ mod tests {
             "a URL without a password is not a secret"
         );
         assert_eq!(again.get("NEXACORE_MASTER_KEY").unwrap(), None);
+        assert_eq!(source.unread_file_keys(), Vec::<String>::new());
+        let typo = ConfigSource::from_toml("listen = \"0.0.0.0:1\"\npool_max_per_tenatn = 3\n").unwrap();
+        typo.get("NEXACORE_LISTEN").unwrap();
+        assert_eq!(typo.unread_file_keys(), ["NEXACORE_POOL_MAX_PER_TENATN"]);
+        assert!(typo.to_toml("test").contains("# NEXACORE_POOL_MAX_PER_TENATN: in the configuration file but not"));
         assert_eq!(again.get("NEXACORE_SMTP_URL").unwrap(), None);
         assert_eq!(again.get("NEXACORE_POOL_IDLE_SECS").unwrap(), None);
     }

@@ -36,6 +36,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     http_api::init_tracing();
+    for name in source.unread_file_keys() {
+        tracing::warn!(%name, "the configuration file sets something this service does not read; ignored");
+    }
     let app = App::build(config).await.context("starting the tenant router")?;
     tracing::info!(port = app.port(), "tenant router listening");
     app.run_until_stopped(http_api::shutdown_signal()).await.context("serving")?;
