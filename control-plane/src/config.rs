@@ -325,7 +325,10 @@ fn with_password(url: &SecretString, password: &str) -> Result<SecretString, Con
     // The URL's own text stays out of the error: it may hold credentials.
     let mut parsed = url::Url::parse(url.expose_secret()).map_err(|e| invalid(NAME, e))?;
     if parsed.password().is_some() {
-        return Err(invalid(NAME, "has a password while NEXACORE_ADMIN_DATABASE_PASSWORD is set: give it in one place"));
+        return Err(invalid(
+            NAME,
+            "has a password while NEXACORE_ADMIN_DATABASE_PASSWORD is set: give it in one place",
+        ));
     }
     parsed.set_password(Some(password)).map_err(|()| invalid(NAME, "cannot hold a password (no host)"))?;
     Ok(SecretString::from(parsed.to_string()))

@@ -39,7 +39,8 @@ pub fn probe(url: &str) -> Result<(), ProbeError> {
     let mut stream = TcpStream::connect_timeout(&target, TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: nexacore-probe\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: nexacore-probe\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(io)?;
     // The status line is all that matters; it fits in the first read of any sane server.
     let mut head = [0u8; 256];

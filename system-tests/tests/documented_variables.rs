@@ -104,7 +104,10 @@ fn every_variable_the_deployment_files_set_is_read_by_the_code() {
         set.extend(words_in(&text));
         set.extend(toml_keys_in_configmap(&text));
     }
-    assert!(set.contains("NEXACORE_ROUTER_URL") && set.contains("NEXACORE_CATALOG_URL"), "the scan finds them: {set:?}");
+    assert!(
+        set.contains("NEXACORE_ROUTER_URL") && set.contains("NEXACORE_CATALOG_URL"),
+        "the scan finds them: {set:?}"
+    );
     let unknown: Vec<&String> = set.iter().filter(|v| !known(v)).collect();
     assert!(unknown.is_empty(), "set by a deployment file but read by no code: {unknown:?}");
 }
