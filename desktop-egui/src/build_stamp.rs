@@ -125,7 +125,10 @@ pub fn trusted_keys() -> TrustedKeys {
 mod tests {
     use super::*;
 
-    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAoQDAKwzCDwh5HK9BofOU6cYsSfwJVk+iUuGIuUf8aRg=\n-----END PUBLIC KEY-----";
+    fn pem() -> String {
+        let key = release::signing::signing_key_from_secret([5; 32]);
+        release::signing::public_key_pem(&key.verifying_key()).unwrap()
+    }
 
     fn program_with_slot() -> Vec<u8> {
         let mut program = b"\x7fELF code code".to_vec();
@@ -143,7 +146,7 @@ mod tests {
     fn a_stamp_is_written_into_the_one_slot_and_read_back() {
         let program = program_with_slot();
         assert_eq!(BuildStamp::parse(slot_of(&program)), BuildStamp::default(), "blank: nothing stamped");
-        let stamp = BuildStamp { version: Some("7.1.2".parse().unwrap()), release_key_pem: Some(PEM.into()) };
+        let stamp = BuildStamp { version: Some("7.1.2".parse().unwrap()), release_key_pem: Some(pem().trim().to_owned()) };
         let stamped = stamp.write_into(&program).unwrap();
         assert_eq!(stamped.len(), program.len(), "only the slot's bytes change");
         assert_eq!(BuildStamp::parse(slot_of(&stamped)), stamp);
