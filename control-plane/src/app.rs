@@ -195,6 +195,7 @@ impl App {
             signup: config.signup,
             signup_limiter: RateLimiter::new(config.signup_limit_per_hour, Duration::from_secs(3600)),
             public_limiter: RateLimiter::new(120, Duration::from_secs(60)),
+            release_check_limiter: RateLimiter::new(config.releases.checks_per_minute, Duration::from_secs(60)),
             router_url: config.router_url.clone(),
             max_body_bytes: config.max_body_bytes,
             releases: crate::releases::Releases::new(pool.clone(), config.releases.clone()),

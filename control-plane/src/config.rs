@@ -98,7 +98,8 @@ pub struct Config {
     /// Where backups are kept (`NEXACORE_BACKUP_DIR`).
     pub backups: crate::backups::BackupSettings,
     /// Desktop releases (`NEXACORE_RELEASE_DIR`, `NEXACORE_RELEASE_MAX_BYTES`,
-    /// `NEXACORE_RELEASE_TRUSTED_KEYS_FILE`, `NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`).
+    /// `NEXACORE_RELEASE_TRUSTED_KEYS_FILE`, `NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`,
+    /// `NEXACORE_RELEASE_CHECKS_PER_MINUTE`).
     pub releases: crate::releases::ReleaseSettings,
 }
 
@@ -193,6 +194,10 @@ impl Config {
         if let Some(v) = var("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD")? {
             config.releases.rollback_pause_threshold =
                 v.parse().map_err(|e| invalid("NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD", e))?;
+        }
+        if let Some(v) = var("NEXACORE_RELEASE_CHECKS_PER_MINUTE")? {
+            config.releases.checks_per_minute =
+                v.parse().map_err(|e| invalid("NEXACORE_RELEASE_CHECKS_PER_MINUTE", e))?;
         }
         if let Some(v) = var("NEXACORE_ROUTER_URL")? {
             config.router_url = v;

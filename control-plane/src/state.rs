@@ -33,6 +33,8 @@ pub struct AppState {
     pub signup: SignupPolicy,
     pub signup_limiter: RateLimiter,
     pub public_limiter: RateLimiter,
+    /// `GET /releases/latest` per client address (generous: see `ReleaseSettings::checks_per_minute`).
+    pub release_check_limiter: RateLimiter,
     pub router_url: String,
     /// Largest accepted JSON request body.
     pub max_body_bytes: usize,

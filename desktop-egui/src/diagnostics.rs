@@ -67,7 +67,7 @@ pub fn report(server_url: &str, company: Option<&str>) -> String {
     let log = log_path();
     format!(
         "NexaCore desktop {version}\nsystem: {os} {arch}\nserver: {server_url}\ncompany: {company}\nlog: {path}\n\n{tail}",
-        version = crate::CLIENT_VERSION,
+        version = crate::client_version(),
         os = std::env::consts::OS,
         arch = std::env::consts::ARCH,
         company = company.unwrap_or("(not signed in)"),
@@ -89,7 +89,7 @@ mod tests {
         let tail = log_tail(&path);
         assert!(tail.ends_with("last line\n") && tail.len() <= REPORT_TAIL_BYTES as usize, "{}", tail.len());
         let report = report("http://127.0.0.1:8080", Some("Acme"));
-        assert!(report.contains(crate::CLIENT_VERSION) && report.contains("http://127.0.0.1:8080"));
+        assert!(report.contains(crate::client_version()) && report.contains("http://127.0.0.1:8080"));
         assert!(report.contains("company: Acme"));
         let _ = std::fs::remove_dir_all(dir);
     }

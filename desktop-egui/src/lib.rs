@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod backend;
+pub mod build_stamp;
 pub mod credentials;
 pub mod diagnostics;
 pub mod drafts;
@@ -16,9 +17,9 @@ pub mod settings;
 pub mod ui;
 pub mod updater;
 
-/// This build's version, sent as `X-Client-Version` and compared with the platform's
-/// minimum. The self-updater (a later issue) replaces the binary when it is too old.
-pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// This build's version (the crate's, unless the build is stamped: [`build_stamp`]), sent as
+/// `X-Client-Version` and compared with the platform's minimum.
+pub use build_stamp::client_version;
 
 /// The window's class / app id; `packaging/nexacore.desktop` names it as `StartupWMClass`.
 pub const APP_ID: &str = "nexacore";

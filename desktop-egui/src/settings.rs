@@ -1,9 +1,10 @@
 //! What the app remembers between runs: the server URL, the last e-mail and company, the UI
-//! scale. A JSON file in the platform's config directory (`directories`); every field has a
+//! scale, the release channel. A JSON file in the platform's config directory (`directories`); every field has a
 //! default, so an old or damaged file never stops the app from starting.
 
 use std::path::{Path, PathBuf};
 
+use api_types::releases::Channel;
 use serde::{Deserialize, Serialize};
 
 /// `ops up`'s control plane.
@@ -18,6 +19,8 @@ pub struct Settings {
     pub last_company: String,
     /// Points per pixel factor, 1.0–2.0.
     pub ui_scale: f32,
+    /// Which releases the updater takes: `stable` (default) or `beta`.
+    pub channel: Channel,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             last_email: String::new(),
             last_company: String::new(),
             ui_scale: 1.0,
+            channel: Channel::Stable,
         }
     }
 }
@@ -68,13 +72,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nexacore-settings-{}", uuid::Uuid::new_v4()));
         let path = dir.join("settings.json");
         assert_eq!(Settings::load(&path), Settings::default());
-        let s = Settings { server_url: "http://example:1".into(), ui_scale: 1.5, ..Settings::default() };
+        let s = Settings {
+            server_url: "http://example:1".into(),
+            ui_scale: 1.5,
+            channel: Channel::Beta,
+            ..Settings::default()
+        };
         s.save(&path).unwrap();
         assert_eq!(Settings::load(&path), s);
         std::fs::write(&path, r#"{"server_url":"http://old:2","unknown":1}"#).unwrap();
         let old = Settings::load(&path);
         assert_eq!(old.server_url, "http://old:2");
         assert_eq!(old.ui_scale, 1.0);
+        assert_eq!(old.channel, Channel::Stable);
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(Settings::load(&path), Settings::default());
         std::fs::remove_dir_all(dir).unwrap();

@@ -89,6 +89,16 @@ impl TrustedKeys {
         Self { keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect() }
     }
 
+    /// These keys and `others` (a key in both is kept once).
+    pub fn and(mut self, others: TrustedKeys) -> Self {
+        for (id, key) in others.keys {
+            if !self.keys.iter().any(|(known, _)| *known == id) {
+                self.keys.push((id, key));
+            }
+        }
+        self
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
         self.keys.iter().map(|(id, _)| id)
     }
@@ -189,6 +199,9 @@ mod tests {
         let trusted = TrustedKeys::from_pem(&text).unwrap();
         assert_eq!(trusted.ids().count(), 2);
         assert!(trusted.verify(&sign(&sample("1.0.0"), &key(2)).unwrap()).is_ok());
+        let more = trusted.and(TrustedKeys::from_keys([key(2).verifying_key(), key(3).verifying_key()]));
+        assert_eq!(more.ids().count(), 3, "a key in both is kept once");
+        assert!(more.verify(&sign(&sample("1.0.0"), &key(3)).unwrap()).is_ok());
     }
 
     #[test]

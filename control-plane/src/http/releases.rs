@@ -241,12 +241,19 @@ impl ReleasesApi {
     #[oai(path = "/releases/latest", method = "get")]
     async fn latest(
         &self,
+        req: &poem::Request,
         platform: Query<String>,
         channel: Query<Option<String>>,
         current: Query<String>,
         install_id: Query<String>,
         manual: Query<Option<bool>>,
     ) -> Result<Latest, ApiError> {
+        if let Err(wait) = self.0.release_check_limiter.hit(client_address(req).as_deref().unwrap_or("unknown")).await {
+            return Err(ApiError::TooManyRequests(
+                Json(ErrorBody::new("throttled", "too many update checks; slow down")),
+                wait.as_secs(),
+            ));
+        }
         let install_id = install_id.0.trim().to_owned();
         if install_id.is_empty() || install_id.chars().count() > 64 {
             return Err(ApiError::field("install_id", "install_id: must be 1 to 64 characters"));

@@ -42,6 +42,11 @@ pub struct ReleaseSettings {
     /// A release pauses itself once this many installs report `rolled_back`
     /// (`NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`, default 5).
     pub rollback_pause_threshold: i64,
+    /// Update checks (`GET /releases/latest`) answered per client address and minute
+    /// (`NEXACORE_RELEASE_CHECKS_PER_MINUTE`, default 3000). An install checks at start and when
+    /// asked, so even an office of thousands behind one address stays far below; the limit only
+    /// caps what one address can make the catalog do.
+    pub checks_per_minute: u32,
 }
 
 impl Default for ReleaseSettings {
@@ -51,6 +56,7 @@ impl Default for ReleaseSettings {
             max_artifact_bytes: 512 << 20,
             trusted_keys: TrustedKeys::compiled_in(),
             rollback_pause_threshold: 5,
+            checks_per_minute: 3000,
         }
     }
 }

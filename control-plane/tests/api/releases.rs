@@ -24,6 +24,10 @@ impl Releases {
     }
 
     async fn spawn_with_threshold(threshold: i64) -> Self {
+        Self::spawn_with(move |r| r.rollback_pause_threshold = threshold).await
+    }
+
+    async fn spawn_with(tweak: impl FnOnce(&mut control_plane::releases::ReleaseSettings) + Send + 'static) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = signing_key_from_secret([42; 32]);
         let trusted = TrustedKeys::from_keys([key.verifying_key()]);
@@ -31,7 +35,7 @@ impl Releases {
         let app = TestApp::spawn_with(move |c| {
             c.releases.dir = path;
             c.releases.trusted_keys = trusted;
-            c.releases.rollback_pause_threshold = threshold;
+            tweak(&mut c.releases);
         })
         .await;
         Self { app, key, _dir: dir }
@@ -357,4 +361,19 @@ async fn reports_from_one_address_are_throttled_and_a_throttled_one_counts_nothi
     }
     assert!(throttled > 0, "130 reports in a row from one address are throttled");
     assert_eq!(r.list().await[0]["events"]["checked"], accepted);
+}
+
+#[tokio::test]
+async fn update_checks_from_one_address_are_capped_generously_per_minute() {
+    // The default (3000 a minute) lets the 2,000 checks of the rollout test through; a cap of 5
+    // shows the mechanism.
+    let r = Releases::spawn_with(|s| s.checks_per_minute = 5).await;
+    for i in 0..5 {
+        assert_eq!(r.latest("1.0.0", &format!("install-{i}"), false).await.status(), 204);
+    }
+    let throttled = r.latest("1.0.0", "install-5", false).await;
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"], "throttled");
 }

@@ -13,7 +13,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::CLIENT_VERSION;
+use crate::client_version;
 use wire::*;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -119,7 +119,7 @@ impl Client {
         let builder = self
             .http
             .request(method, format!("{}{path}", base.trim_end_matches('/')))
-            .header("X-Client-Version", CLIENT_VERSION);
+            .header("X-Client-Version", client_version());
         match token {
             Some(token) => builder.bearer_auth(token),
             None => builder,

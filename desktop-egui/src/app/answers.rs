@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::session::{expiry_of, role_of};
 use super::{DataAnswer, MAINTENANCE_POLL, Msg, NexaApp, PeopleAnswer, Screen, SignInAnswer, WizardAnswer};
-use crate::CLIENT_VERSION;
 use crate::api::wire::{Health, LoginOutcome, SystemNotice, SystemStatus, channel};
 use crate::api::{ApiError, version_below};
+use crate::client_version;
 use crate::live::{LiveStatus, LiveUpdate};
 use crate::ui::sign_in::Mode;
 
@@ -58,7 +58,7 @@ impl NexaApp {
 
     fn on_server_checked(&mut self, result: Result<(Health, SystemStatus), ApiError>) {
         if let Ok((_, status)) = &result
-            && version_below(CLIENT_VERSION, &status.min_client_version) == Some(true)
+            && version_below(client_version(), &status.min_client_version) == Some(true)
         {
             self.update_required(status.min_client_version.clone(), status.latest_version.clone());
             return;
@@ -162,7 +162,7 @@ impl NexaApp {
             return;
         }
         match result {
-            Ok(status) if version_below(CLIENT_VERSION, &status.min_client_version) == Some(true) => {
+            Ok(status) if version_below(client_version(), &status.min_client_version) == Some(true) => {
                 self.update_required(status.min_client_version, status.latest_version);
             }
             Ok(status) if status.maintenance_mode => self.enter_maintenance(status.message.unwrap_or_default()),
@@ -324,7 +324,7 @@ impl NexaApp {
                 // The live task turns a resync into `LiveUpdate::Resync`.
                 Some(SystemNotice::Resync(_)) => {}
                 Some(SystemNotice::ClientVersions(versions)) => {
-                    if version_below(CLIENT_VERSION, &versions.min_client_version) == Some(true) {
+                    if version_below(client_version(), &versions.min_client_version) == Some(true) {
                         self.update_required(versions.min_client_version, versions.latest_version);
                     }
                 }

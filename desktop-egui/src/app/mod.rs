@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use egui::Ui;
 use uuid::Uuid;
 
-use crate::CLIENT_VERSION;
 use crate::api::ApiError;
 use crate::api::wire::*;
 use crate::backend::Backend;
+use crate::client_version;
 use crate::credentials::CredentialStore;
 use crate::drafts::{Draft, DraftStore};
 use crate::live::LiveUpdate;
@@ -331,7 +331,9 @@ impl NexaApp {
             Screen::UpdateRequired { minimum, latest, draft_kept } => {
                 let view = &self.updates.view;
                 let action = egui::CentralPanel::default_margins()
-                    .show(ui, |ui| dialogs::update_required_ui(ui, CLIENT_VERSION, minimum, latest, *draft_kept, view))
+                    .show(ui, |ui| {
+                        dialogs::update_required_ui(ui, client_version(), minimum, latest, *draft_kept, view)
+                    })
                     .inner;
                 match action {
                     Some(dialogs::RequiredAction::BackToSignIn) => self.sign_out(),

@@ -56,13 +56,13 @@ impl NexaApp {
     /// The quiet check at start-up (the rollout percentage applies): a required release leads to
     /// the "Update required" screen, any other shows in About.
     pub(super) fn check_in_background(&mut self) {
-        let Some(build) = updater::this_build() else { return };
+        let Some(build) = updater::this_build(self.settings.channel) else { return };
         let (base, paths) = (self.settings.server_url.clone(), paths(&self.store));
         self.backend.spawn(async move {
             let file = paths.state_file();
             let offer = match UpdateState::load_or_create(&file) {
                 Ok(mut state) => {
-                    let keys = release::TrustedKeys::compiled_in();
+                    let keys = crate::build_stamp::trusted_keys();
                     let now = time::OffsetDateTime::now_utc();
                     let http = reqwest::Client::new();
                     updater::check(&http, &base, build, &keys, &mut state, &file, now, false).await.ok().flatten()
@@ -74,7 +74,7 @@ impl NexaApp {
     }
 
     pub(super) fn on_update_action(&mut self, action: UpdateAction) {
-        let Some(build) = updater::this_build() else {
+        let Some(build) = updater::this_build(self.settings.channel) else {
             self.updates.view = UpdateView::Failed { reason: "this platform has no updates".into() };
             return;
         };
@@ -86,7 +86,7 @@ impl NexaApp {
                     let result = async {
                         let file = paths.state_file();
                         let mut state = UpdateState::load_or_create(&file).map_err(|e| e.to_string())?;
-                        let keys = release::TrustedKeys::compiled_in();
+                        let keys = crate::build_stamp::trusted_keys();
                         let now = time::OffsetDateTime::now_utc();
                         let http = reqwest::Client::new();
                         updater::check(&http, &base, build, &keys, &mut state, &file, now, true)
@@ -141,7 +141,8 @@ impl NexaApp {
                 }
             }
             UpdateMsg::Background(Some(offer)) => {
-                let required = updater::this_build().is_some_and(|b| offer.is_required_for(b.version));
+                let required =
+                    updater::this_build(self.settings.channel).is_some_and(|b| offer.is_required_for(b.version));
                 let version = offer.manifest.version.to_string();
                 let minimum = offer.manifest.min_supported.map_or(version.clone(), |v| v.to_string());
                 if required {
@@ -179,15 +180,28 @@ impl NexaApp {
         }
         let mut open = true;
         let mut action = None;
+        let mut channel = self.settings.channel;
         egui::Window::new("About NexaCore").open(&mut open).collapsible(false).resizable(false).show(ctx, |ui| {
-            ui.label(format!("NexaCore {}", crate::CLIENT_VERSION));
-            ui.label("Channel: stable");
+            ui.label(format!("NexaCore {}", crate::client_version()));
+            crate::ui::update::channel_ui(ui, &mut channel);
             ui.separator();
             action = crate::ui::update::update_panel_ui(ui, &self.updates.view);
         });
         self.updates.about_open = open;
+        if channel != self.settings.channel {
+            self.set_channel(channel);
+        }
         if let Some(action) = action {
             self.on_update_action(action);
         }
+    }
+
+    /// Follows another release channel from now on (saved in the settings). An offer from the
+    /// old channel no longer applies.
+    pub fn set_channel(&mut self, channel: api_types::releases::Channel) {
+        self.settings.channel = channel;
+        self.save_settings();
+        self.updates.offer = None;
+        self.updates.view = UpdateView::Idle;
     }
 }

@@ -2,6 +2,7 @@
 //! restart, a failure with its reason, and, after a rollback, what happened and why. The same
 //! panel sits in "About / Check for updates" and inside the blocking "Update required" screen.
 
+use api_types::releases::Channel;
 use egui::{ProgressBar, RichText, Ui};
 
 use super::error_ui;
@@ -115,4 +116,18 @@ pub fn update_panel_ui(ui: &mut Ui, view: &UpdateView) -> Option<UpdateAction> {
         }
     }
     action
+}
+
+/// The release channel, as a choice: "Channel: stable" and a radio button per channel.
+pub fn channel_ui(ui: &mut Ui, channel: &mut Channel) {
+    ui.horizontal(|ui| {
+        ui.label(format!("Channel: {}", channel.as_str()));
+        for choice in Channel::ALL {
+            let name = match choice {
+                Channel::Stable => "Stable",
+                Channel::Beta => "Beta (earlier, less proven)",
+            };
+            ui.radio_value(channel, choice, name);
+        }
+    });
 }

@@ -24,6 +24,8 @@ pub enum InstallError {
     Stage(#[from] archive::ArchiveError),
     #[error("the release has no {PROGRAM_NAME}")]
     NoProgram,
+    #[error("the new program does not start properly: {0}")]
+    SelfTest(String),
     #[error("cannot replace the program: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,6 +42,46 @@ pub fn stage(zip: &Path, dir: &Path, version: &str) -> Result<PathBuf, InstallEr
         return Err(InstallError::NoProgram);
     }
     Ok(staged.join(PROGRAM_NAME))
+}
+
+/// Runs the staged program with `--version` before it replaces anything: it must start, answer
+/// within `limit` and name `version`. A release that cannot even start (a broken or foreign
+/// build, a missing library) is refused here, while the installed program is still whole — the
+/// first-run watchdog cannot help a program that never gets as far as running it.
+pub fn self_test(staged: &Path, version: &str, limit: std::time::Duration) -> Result<(), InstallError> {
+    let fail = |why: String| InstallError::SelfTest(why);
+    let mut child = std::process::Command::new(staged)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| fail(format!("it cannot be started ({e})")))?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!("`--version` did not answer within {} s", limit.as_secs())));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        use std::io::Read as _;
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let named = out.split_whitespace().last().unwrap_or_default();
+    if !status.success() {
+        return Err(fail(format!("`--version` exited with {status}")));
+    }
+    if named != version {
+        return Err(fail(format!("it reports version {named:?}, not {version}")));
+    }
+    Ok(())
 }
 
 /// Replaces `program` with `new_program`, keeping the old one at `dir/previous-<from>`.
@@ -108,7 +150,9 @@ fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Atomic replacement of `program` by a copy of `with`: copy beside it, sync, then rename over
-/// it (on Unix a running executable may be renamed over; elsewhere `self-replace` does the dance).
+/// it (on Unix a running executable may be renamed over). Windows cannot rename over or delete a
+/// running executable: there `self-replace` moves the running file aside (deleted once it exits)
+/// and puts the new one at its path. Only the Unix branch is exercised by this repository's tests.
 fn replace(program: &Path, with: &Path) -> std::io::Result<()> {
     if cfg!(unix) {
         let dir = program.parent().unwrap_or(Path::new("."));
@@ -122,7 +166,7 @@ fn replace(program: &Path, with: &Path) -> std::io::Result<()> {
         std::fs::rename(&temp, program).inspect_err(|_| {
             let _ = std::fs::remove_file(&temp);
         })
-    } else if std::env::current_exe().is_ok_and(|me| me == program) {
+    } else if super::launch::program_path().is_some_and(|me| me == program) {
         self_replace::self_replace(with)
     } else {
         std::fs::copy(with, program).map(|_| ())

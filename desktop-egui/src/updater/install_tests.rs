@@ -116,3 +116,27 @@ fn a_full_disk_during_staging_leaves_nothing_behind_and_the_program_untouched() 
     assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0, "the partial staging directory is gone");
     assert_eq!(std::fs::read(case.program()).unwrap(), b"version 1.0.0");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_staged_program_must_start_and_name_its_version_before_it_replaces_anything() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let case = Case::new();
+    let script = |name: &str, body: &str| {
+        let path = case.work().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let limit = std::time::Duration::from_secs(30);
+    let good = script("good", r#"[ "$1" = --version ] && echo "desktop-egui 1.1.0""#);
+    assert!(self_test(&good, "1.1.0", limit).is_ok());
+    let err = self_test(&good, "1.2.0", limit).unwrap_err().to_string();
+    assert!(err.contains(r#"reports version "1.1.0", not 1.2.0"#), "{err}");
+    let crashing = script("crashing", "exit 7");
+    assert!(self_test(&crashing, "1.1.0", limit).unwrap_err().to_string().contains("exited with"));
+    let not_a_program = case.work().join("data");
+    std::fs::write(&not_a_program, b"\x00\x01 not a program").unwrap();
+    assert!(self_test(&not_a_program, "1.1.0", limit).unwrap_err().to_string().contains("cannot be started"));
+    assert_eq!(std::fs::read(case.program()).unwrap(), b"version 1.0.0", "the installed program is untouched");
+}

@@ -1,8 +1,10 @@
 //! What the program does about updates when it starts, before any window opens.
 //!
-//! - After a swap (`Swapped`), this is the new version's first start: a watchdog thread gives it
-//!   `NEXACORE_UPDATE_HEALTH_SECS` (default 60) to reach its first screen ([`mark_healthy`]).
-//!   Reached: the update is committed and `first_run_ok` reported. Not reached (hung): the
+//! - After a swap (`Swapped`), this is the new version's first start: first it checks that it
+//!   is the version the swap installed, then a watchdog thread gives it
+//!   `NEXACORE_UPDATE_HEALTH_SECS` (default 60) to report healthy — the window reached its first
+//!   screen ([`mark_healthy`]), or without a window, the platform answered its update check.
+//!   Healthy: the update is committed and `first_run_ok` reported. Not healthy in time (hung): the
 //!   program starts itself again and exits, and that next launch rolls back. A crash or a kill
 //!   leaves `FirstRun` in the state file too, so the next launch rolls back all the same.
 //! - Finding `FirstRun` at start: the previous version is put back, `rolled_back` is reported
@@ -16,14 +18,19 @@ use std::time::{Duration, Instant};
 use api_types::releases::ReleaseEventKind;
 
 use super::install::{self, Launch};
-use super::state::{Outcome, UpdateState};
+use super::state::{Outcome, Phase, UpdateState};
 use super::{ThisBuild, report};
 
 static HEALTHY: AtomicBool = AtomicBool::new(false);
 
-/// The app reached its first screen.
+/// The app reached its first screen (or, without a window, the platform answered).
 pub fn mark_healthy() {
     HEALTHY.store(true, Ordering::SeqCst);
+}
+
+/// The flag [`mark_healthy`] sets, for the watchdog of this process.
+pub fn health_flag() -> &'static AtomicBool {
+    &HEALTHY
 }
 
 /// Where the updater keeps its files: the state file, downloads, staged and previous versions.
@@ -73,109 +80,180 @@ impl UpdateLock {
     }
 }
 
-fn health_deadline() -> Duration {
+/// This program's file as it was when the process started (`main` asks first thing). After a
+/// swap, `current_exe` names the replaced file (on Linux "… (deleted)"), not the path where the
+/// new version now is.
+pub fn program_path() -> Option<&'static Path> {
+    static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| std::env::current_exe().ok()).as_deref()
+}
+
+/// `NEXACORE_UPDATE_HEALTH_SECS`, default 60.
+pub fn health_deadline() -> Duration {
     let secs = std::env::var("NEXACORE_UPDATE_HEALTH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     Duration::from_secs(secs)
 }
 
-/// Runs first in `main`. Returns the outcome the user should be told about, if any.
-pub fn on_start(paths: &UpdatePaths, build: ThisBuild, server: &str) -> Option<Outcome> {
-    let program = std::env::current_exe().ok()?;
+/// What the start found and what the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Go on; tell the user about the last update, if there is something to tell (told once).
+    Continue(Option<Outcome>),
+    /// The first start of a new version: run [`Watchdog`] until healthy.
+    FirstRun { to: String, install_id: String },
+    /// The previous version is back in the program's file (and the rollback reported): start
+    /// it in this one's place.
+    StartPrevious,
+}
+
+/// Finishes or undoes the last update: runs first, before any window.
+pub fn on_start(program: &Path, paths: &UpdatePaths, build: ThisBuild, server: &str, deadline: Duration) -> Start {
     // Another instance is mid-update: leave its files alone.
-    let lock = UpdateLock::acquire(paths).ok()?;
+    let Ok(_lock) = UpdateLock::acquire(paths) else { return Start::Continue(None) };
     let state_file = paths.state_file();
-    let mut state = UpdateState::load_or_create(&state_file).ok()?;
-    let deadline = health_deadline();
-    let reason = format!("version did not reach its first screen within {} s", deadline.as_secs());
-    match install::at_launch(&program, &state_file, &mut state, &reason) {
+    let Ok(mut state) = UpdateState::load_or_create(&state_file) else { return Start::Continue(None) };
+    // Used only if this start finds a first run that never reported healthy.
+    let unhealthy = match &state.phase {
+        Phase::Swapped { to, .. } | Phase::FirstRun { to, .. } => {
+            format!("version {to} did not report healthy within {} s of its first start", deadline.as_secs())
+        }
+        Phase::Idle => String::new(),
+    };
+    let mut launch = install::at_launch(program, &state_file, &mut state, &unhealthy);
+    // The swap must have put the promised version in place; anything else is rolled back at once.
+    let wrong = match &launch {
+        Ok(Launch::FirstRun { to, .. }) if *to != build.version.to_string() => {
+            Some(format!("the installed program reports version {}, not {to}", build.version))
+        }
+        _ => None,
+    };
+    if let Some(wrong) = wrong {
+        launch = install::at_launch(program, &state_file, &mut state, &wrong);
+    }
+    match launch {
         Ok(Launch::Normal) => {
-            // Told once: the outcome is cleared from the file when shown.
             let outcome = state.last_outcome.take();
             if outcome.is_some() {
                 let _ = state.save(&state_file);
             }
-            outcome
+            Start::Continue(outcome)
         }
-        Ok(Launch::FirstRun { from, to }) => {
-            let (server, install_id) = (server.to_owned(), state.install_id.clone());
-            std::thread::spawn(move || watchdog(program, state_file, deadline, build, server, install_id, from, to));
-            None
-        }
+        Ok(Launch::FirstRun { from: _, to }) => Start::FirstRun { to, install_id: state.install_id.clone() },
         Ok(Launch::RolledBack { from: _, to, reason }) => {
-            let version = to.parse().ok();
-            if let Some(version) = version {
-                block_on(report(
-                    &reqwest::Client::new(),
-                    server,
-                    build,
-                    &version,
-                    &state.install_id,
-                    ReleaseEventKind::RolledBack,
-                    Some(reason),
-                ));
+            if let Ok(version) = to.parse() {
+                let http = reqwest::Client::new();
+                let event = ReleaseEventKind::RolledBack;
+                block_on(report(&http, server, build, &version, &state.install_id, event, Some(reason)));
             }
-            // This process is the failed version; the previous one is back in its file and
-            // starts in its place (the lock released first, so it can show what happened).
-            drop(lock);
-            relaunch_and_exit(&program);
+            Start::StartPrevious
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot finish or undo the last update");
+            Start::Continue(None)
+        }
+    }
+}
+
+/// The first run's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Healthy in time: committed, `first_run_ok` reported.
+    Committed,
+    /// Not healthy in time: the expiry action ran (in the program, it restarts to roll back).
+    Expired,
+}
+
+/// Watches a first run from its own thread: it commits the update once `healthy` is set, or
+/// runs `on_expiry` when the deadline passes first.
+pub struct Watchdog {
+    thread: std::thread::JoinHandle<Verdict>,
+}
+
+/// Whom the watchdog reports `first_run_ok` to.
+#[derive(Debug, Clone)]
+pub struct ReportTo {
+    pub server: String,
+    pub build: ThisBuild,
+    pub install_id: String,
+}
+
+impl Watchdog {
+    pub fn spawn(
+        state_file: PathBuf,
+        deadline: Duration,
+        healthy: &'static AtomicBool,
+        report_to: ReportTo,
+        on_expiry: impl FnOnce() + Send + 'static,
+    ) -> Self {
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < deadline {
+                if healthy.load(Ordering::SeqCst) {
+                    let mut state = UpdateState::load(&state_file);
+                    if let Ok(Some((_, to))) = install::commit(&state_file, &mut state)
+                        && let Ok(version) = to.parse()
+                    {
+                        let ReportTo { server, build, install_id } = &report_to;
+                        let (http, event) = (reqwest::Client::new(), ReleaseEventKind::FirstRunOk);
+                        block_on(report(&http, server, *build, &version, install_id, event, None));
+                    }
+                    return Verdict::Committed;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            tracing::error!("the new version did not report healthy in time; restarting to roll back");
+            on_expiry();
+            Verdict::Expired
+        });
+        Self { thread }
+    }
+
+    /// Waits for the verdict.
+    pub fn verdict(self) -> Verdict {
+        self.thread.join().unwrap_or(Verdict::Expired)
+    }
+}
+
+/// What `main` does first with a window: returns what to tell the user, or does not return
+/// (the previous version starts in this one's place).
+pub fn at_program_start(paths: &UpdatePaths, build: ThisBuild, server: &str) -> Option<Outcome> {
+    let program = program_path()?.to_owned();
+    let deadline = health_deadline();
+    match on_start(&program, paths, build, server, deadline) {
+        Start::Continue(outcome) => outcome,
+        Start::FirstRun { to: _, install_id } => {
+            let report_to = ReportTo { server: server.to_owned(), build, install_id };
+            let again = program.clone();
+            // Detached: the window's first frame sets the flag.
+            let _ = Watchdog::spawn(paths.state_file(), deadline, health_flag(), report_to, move || {
+                relaunch_and_exit(&again)
+            });
             None
         }
+        Start::StartPrevious => relaunch_and_exit(&program),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn watchdog(
-    program: PathBuf,
-    state_file: PathBuf,
-    deadline: Duration,
-    build: ThisBuild,
-    server: String,
-    install_id: String,
-    _from: String,
-    to: String,
-) {
-    let started = Instant::now();
-    while started.elapsed() < deadline {
-        if HEALTHY.load(Ordering::SeqCst) {
-            let mut state = UpdateState::load(&state_file);
-            if install::commit(&state_file, &mut state).is_ok()
-                && let Ok(version) = to.parse()
-            {
-                let client = reqwest::Client::new();
-                block_on(report(&client, &server, build, &version, &install_id, ReleaseEventKind::FirstRunOk, None));
-            }
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    tracing::error!("the new version did not reach its first screen in time; restarting to roll back");
-    relaunch_and_exit(&program);
-}
-
-fn relaunch_and_exit(program: &Path) -> ! {
+/// Starts `program` again with this process's arguments and ends this one (a window app does
+/// not wait for its successor).
+pub fn relaunch_and_exit(program: &Path) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let _ = std::process::Command::new(program).args(args).spawn();
     std::process::exit(3);
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// Starts `program` again with this process's arguments, waits for it and ends with its exit
+/// code (what a script running `--update` waits for).
+pub fn run_again_and_exit(program: &Path) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = std::process::Command::new(program).args(args).status().ok().and_then(|s| s.code()).unwrap_or(1);
+    std::process::exit(code);
+}
+
+pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(future)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_one_holder_of_the_update_lock_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = UpdatePaths { dir: dir.path().join("updates") };
-        let first = UpdateLock::acquire(&paths).unwrap();
-        assert!(matches!(UpdateLock::acquire(&paths), Err(LockError::Busy)));
-        drop(first);
-        assert!(UpdateLock::acquire(&paths).is_ok(), "released with its holder");
-    }
-}
+#[path = "launch_tests.rs"]
+mod tests;

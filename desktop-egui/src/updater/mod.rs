@@ -7,12 +7,16 @@
 //!   applies the offer rules and remembers the highest version seen;
 //! - [`download`]: the resumable, verified download;
 //! - [`install`]: staging, the swap that keeps the previous version, the launch-time rollback;
-//! - [`state`]: the update-state file.
+//! - [`state`]: the update-state file;
+//! - [`launch`]: what a start does first (finish or undo the last update) and the first-run
+//!   watchdog;
+//! - [`unattended`]: `--update`, the same steps without a window.
 
 pub mod download;
 pub mod install;
 pub mod launch;
 pub mod state;
+pub mod unattended;
 
 use api_types::Version;
 use api_types::releases::{Channel, Platform, ReleaseEvent, ReleaseEventKind, SignedRelease};
@@ -87,14 +91,14 @@ pub async fn check(
     if !manual && state.rolled_back.contains(&verified.manifest.version.to_string()) {
         return Ok(None);
     }
-    let highest_seen = state.highest_seen().unwrap_or(build.version).max(build.version);
+    let highest_seen = state.highest_seen(build.channel).unwrap_or(build.version).max(build.version);
     let installed =
         Installed { version: build.version, platform: build.platform, channel: build.channel, highest_seen };
     verified.offer_to(&installed, now)?;
     // Remembered before anything else happens: a later replay of an older manifest is refused
     // even if this update is rolled back.
     if verified.manifest.version > highest_seen {
-        state.highest_seen = verified.manifest.version.to_string();
+        state.set_highest_seen(build.channel, verified.manifest.version);
         state.save(state_file)?;
     }
     let url = if verified.manifest.url.starts_with('/') {
@@ -160,9 +164,10 @@ pub async fn install_offer(
     let (dir, version, from) = (paths.dir.clone(), m.version.to_string(), build.version.to_string());
     let state_file = paths.state_file();
     let swapped = tokio::task::spawn_blocking(move || {
-        let program = std::env::current_exe()?;
+        let program = launch::program_path().ok_or_else(|| std::io::Error::other("the program's path is unknown"))?;
         let staged = install::stage(&zip, &dir, &version).map_err(std::io::Error::other)?;
-        install::swap(&program, &staged, &dir, &state_file, &mut state, &from, &version)
+        install::self_test(&staged, &version, std::time::Duration::from_secs(30)).map_err(std::io::Error::other)?;
+        install::swap(program, &staged, &dir, &state_file, &mut state, &from, &version)
             .map_err(std::io::Error::other)?;
         let _ = std::fs::remove_file(&zip);
         Ok::<_, std::io::Error>(state)
@@ -184,16 +189,12 @@ impl Offer {
 
 /// Starts the (new) program and ends this one.
 pub fn restart() -> ! {
-    let program = std::env::current_exe().expect("the program's path");
+    let program = launch::program_path().expect("the program's path, known since the start");
     let _ = std::process::Command::new(program).args(std::env::args().skip(1)).spawn();
     std::process::exit(0);
 }
 
-/// This build, as the updater describes it.
-pub fn this_build() -> Option<ThisBuild> {
-    Some(ThisBuild {
-        version: crate::CLIENT_VERSION.parse().ok()?,
-        platform: Platform::current()?,
-        channel: Channel::Stable,
-    })
+/// This build, as the updater describes it, on the channel the settings name.
+pub fn this_build(channel: Channel) -> Option<ThisBuild> {
+    Some(ThisBuild { version: crate::client_version().parse().ok()?, platform: Platform::current()?, channel })
 }

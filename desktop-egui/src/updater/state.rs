@@ -2,14 +2,17 @@
 //! (temporary file, sync, rename) so a crash or kill -9 leaves the old state or the new one.
 //!
 //! - `install_id`: a random id, made once; the server's rollout rule hashes it.
-//! - `highest_seen`: the highest version any verified manifest named here. A validly signed but
-//!   older manifest (a replay) is refused even after a rollback lowered the installed version.
+//! - `highest_seen` (stable) and `highest_seen_beta`: the highest version any verified manifest of
+//!   that channel named here. A validly signed but older manifest (a replay) is refused even after
+//!   a rollback lowered the installed version. Kept per channel, so going back from beta to
+//!   stable does not refuse stable's next releases as replays of beta's higher numbers.
 //! - `phase`: where an update stands between launches (`Swapped` → `FirstRun` → committed or
 //!   rolled back), so the next launch knows what to finish or undo.
 //! - `last_outcome`: what the next launch tells the user (and reports).
 
 use std::path::{Path, PathBuf};
 
+use api_types::releases::Channel;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub struct UpdateState {
     pub install_id: String,
     pub highest_seen: String,
+    pub highest_seen_beta: String,
     pub phase: Phase,
     pub last_outcome: Option<Outcome>,
     /// Versions that were rolled back here: never installed again by themselves (a manual check
@@ -29,6 +33,7 @@ impl Default for UpdateState {
         Self {
             install_id: uuid::Uuid::new_v4().simple().to_string(),
             highest_seen: String::new(),
+            highest_seen_beta: String::new(),
             phase: Phase::Idle,
             last_outcome: None,
             rolled_back: Vec::new(),
@@ -86,8 +91,26 @@ impl UpdateState {
         Ok(state)
     }
 
-    pub fn highest_seen(&self) -> Option<api_types::Version> {
-        self.highest_seen.parse().ok()
+    pub fn highest_seen(&self, channel: Channel) -> Option<api_types::Version> {
+        self.highest_seen_of(channel).parse().ok()
+    }
+
+    pub fn set_highest_seen(&mut self, channel: Channel, version: api_types::Version) {
+        *self.highest_seen_of_mut(channel) = version.to_string();
+    }
+
+    fn highest_seen_of(&self, channel: Channel) -> &String {
+        match channel {
+            Channel::Stable => &self.highest_seen,
+            Channel::Beta => &self.highest_seen_beta,
+        }
+    }
+
+    fn highest_seen_of_mut(&mut self, channel: Channel) -> &mut String {
+        match channel {
+            Channel::Stable => &mut self.highest_seen,
+            Channel::Beta => &mut self.highest_seen_beta,
+        }
     }
 }
 

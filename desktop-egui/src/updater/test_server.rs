@@ -27,6 +27,8 @@ pub struct Served {
     pub misbehaviour: Misbehaviour,
     /// The `Range` header of each artifact request, in order.
     pub ranges: Vec<Option<String>>,
+    /// The body of each `POST /releases/events`, in order.
+    pub events: Vec<String>,
 }
 
 pub struct TestServer {
@@ -44,6 +46,7 @@ impl TestServer {
             etag: "\"v1\"".into(),
             misbehaviour: Misbehaviour::None,
             ranges: Vec::new(),
+            events: Vec::new(),
         }));
         let shared = served.clone();
         tokio::spawn(async move {
@@ -65,6 +68,10 @@ impl TestServer {
     pub fn ranges(&self) -> Vec<Option<String>> {
         self.served.lock().unwrap().ranges.clone()
     }
+
+    pub fn events(&self) -> Vec<String> {
+        self.served.lock().unwrap().events.clone()
+    }
 }
 
 async fn serve(mut socket: tokio::net::TcpStream, served: Arc<Mutex<Served>>) {
@@ -84,6 +91,11 @@ async fn serve(mut socket: tokio::net::TcpStream, served: Arc<Mutex<Served>>) {
         })
     };
     let (range, if_range) = (header("range"), header("if-range"));
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut request_body = vec![0u8; length.min(1 << 16)];
+    if socket.read_exact(&mut request_body).await.is_err() {
+        return;
+    }
     let (status, headers, body, cut) = {
         let mut s = served.lock().unwrap();
         if path.starts_with("/releases/latest") {
@@ -94,6 +106,7 @@ async fn serve(mut socket: tokio::net::TcpStream, served: Arc<Mutex<Served>>) {
                 None => ("204 No Content", String::new(), Vec::new(), None),
             }
         } else if path.starts_with("/releases/events") {
+            s.events.push(String::from_utf8_lossy(&request_body).into_owned());
             ("202 Accepted", String::new(), Vec::new(), None)
         } else {
             s.ranges.push(range.clone());

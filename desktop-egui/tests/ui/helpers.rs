@@ -150,7 +150,13 @@ impl Stack {
         assert_eq!(status, 204, "{answer}");
     }
 
-    fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+    /// A request to the control plane's operator API.
+    pub fn as_operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.control_plane)).bearer_auth(&self.operator_token)
+    }
+
+    /// Sends `request`: its status and JSON answer (`null` when there is none).
+    pub fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         self.runtime.block_on(async {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();

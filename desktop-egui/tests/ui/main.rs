@@ -10,6 +10,7 @@ mod layout;
 mod people;
 mod reconnect;
 mod roles;
+mod self_update;
 mod sign_in;
 mod staff;
 mod system;

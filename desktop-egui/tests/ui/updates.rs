@@ -19,7 +19,7 @@ fn about_shows_the_version_and_a_check_against_the_server_finds_nothing_newer() 
     click(&mut app, &company.email);
     click(&mut app, "About / Check for updates");
     wait_for_label(&mut app, "About NexaCore");
-    assert!(app.query_by_label(&format!("NexaCore {}", desktop_egui::CLIENT_VERSION)).is_some());
+    assert!(app.query_by_label(&format!("NexaCore {}", desktop_egui::client_version())).is_some());
     assert!(app.query_by_label("Channel: stable").is_some());
     click(&mut app, "Check for updates");
     wait_for_label(&mut app, "No newer version is published.");
