@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod backups;
+pub mod moves;
 pub mod invitations;
 pub mod mail;
 pub mod migration_runs;
