@@ -11,11 +11,12 @@ use uuid::Uuid;
 pub struct MoveRequest {
     /// The target server's name or id. Absent: the least-loaded active server other than the
     /// tenant's own (what `ops servers drain` asks for).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Drop the source database once the move is done, instead of keeping it for the
     /// retention period.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
     pub drop_source: bool,
 }
 

@@ -420,6 +420,18 @@ impl Moves {
     }
 
     async fn drop_source(&self, plan: &Plan) -> Result<(), MoveError> {
+        // Never the database the route names (whatever happened to the tenant since).
+        let routed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND server_id = $2 AND database_name = $3)",
+        )
+        .bind(plan.row.tenant_id)
+        .bind(plan.row.source_server)
+        .bind(&plan.row.source_database)
+        .fetch_one(&self.catalog)
+        .await?;
+        if routed {
+            return Err(MoveError::WrongState("the source is the tenant's current database".into()));
+        }
         self.fleet.drop_database(&plan.source, &plan.source_db).await?;
         replication::drop_role_if_unused(&plan.source, &plan.role).await?;
         rows::source_dropped(&self.catalog, plan.row.id).await?;
@@ -512,8 +524,8 @@ impl Moves {
 /// A fresh database name on the target, unique per move (a tenant can move back to a server
 /// that still keeps its older copy).
 fn target_database(tenant: &TenantRow, id: Uuid) -> DbName {
-    let suffix = &id.simple().to_string()[20..];
-    DbName::parse(&format!("t_{}_m{suffix}", tenant.id.simple())).expect("a valid database name")
+    let id = id.simple().to_string();
+    DbName::parse(&format!("t_{}_m{}", tenant.id.simple(), &id[20..])).expect("a valid database name")
 }
 
 /// The advisory-lock key of one move (catalog-wide; the constant keeps it apart from other locks).

@@ -338,9 +338,17 @@ pub async fn reopen_source(server: &ServerHandle, db: &DbName, role: &RoleName) 
     }
 }
 
-/// The source's current WAL position (after [`close_source`]: every tenant commit is before it).
+/// The source's current WAL position (after [`close_source`]: every tenant commit is before it),
+/// flushed: a walsender sends only flushed WAL, and a server with `synchronous_commit = off`
+/// may hold the tenant's last commits unflushed for a few hundred milliseconds. A commit with
+/// a transaction id and `synchronous_commit = on` flushes everything before it.
 pub async fn current_lsn(server: &ServerHandle) -> Result<String, ReplicationError> {
-    Ok(sqlx::query_scalar("SELECT pg_catalog.pg_current_wal_lsn()::text").fetch_one(server.pool()).await?)
+    let mut conn = server.pool().acquire().await?;
+    let lsn: String = sqlx::query_scalar("SELECT pg_catalog.pg_current_wal_lsn()::text").fetch_one(&mut *conn).await?;
+    sqlx::raw_sql("BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_catalog.txid_current(); COMMIT")
+        .execute(&mut *conn)
+        .await?;
+    Ok(lsn)
 }
 
 /// Waits until the subscriber has applied and flushed everything up to `lsn`, as the slot's
@@ -354,7 +362,7 @@ pub async fn wait_caught_up(
     let started = Instant::now();
     loop {
         let done: Option<bool> = sqlx::query_scalar(
-            "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            "SELECT coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
         )
         .bind(slot.as_str())
         .bind(lsn)
@@ -399,7 +407,7 @@ pub async fn schema_version(tenant: &mut PgConnection) -> Result<i32, Replicatio
 /// the source (its slot is dropped there by [`drop_source_replication`]).
 pub async fn drop_subscription(server: &ServerHandle, target: &DbName, name: &DbName) -> Result<(), ReplicationError> {
     let mut admin = server.pool().acquire().await?;
-    if !database_exists(&mut admin, target).await? {
+    if !database_exists(&mut *admin, target).await? {
         return Ok(());
     }
     drop(admin);
@@ -459,7 +467,7 @@ pub async fn drop_source_replication(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut admin = pool.acquire().await?;
-    if !database_exists(&mut admin, source).await? {
+    if !database_exists(&mut *admin, source).await? {
         return Ok(());
     }
     drop(admin);
