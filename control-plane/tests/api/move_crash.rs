@@ -44,6 +44,12 @@ async fn copies(clusters: &[(&str, String)], simple: &str) -> (Vec<(String, Stri
     (open, replication)
 }
 
+/// A superuser URL with its database replaced.
+fn in_database(url: &str, database: &str) -> String {
+    let (server, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{server}/{database}")
+}
+
 #[tokio::test]
 async fn a_move_killed_after_any_step_ends_on_exactly_one_server_with_every_row() {
     let (a, b) = tokio::join!(
@@ -81,7 +87,7 @@ async fn a_move_killed_after_any_step_ends_on_exactly_one_server_with_every_row(
     first.start_kill().unwrap();
     first.wait().await.unwrap();
     // Rows to carry along (written here as superuser: test data, not the product's path).
-    let mut db = PgConnection::connect(&a.superuser_url().replace("/postgres", &format!("/t_{simple}"))).await.unwrap();
+    let mut db = PgConnection::connect(&in_database(&a.superuser_url(), &format!("t_{simple}"))).await.unwrap();
     sqlx::query(
         "INSERT INTO employees (first_name, last_name, email, hire_date)
          SELECT 'Row', 'Number' || g, 'r' || g || '@crash.example.com', date '2024-01-15' FROM generate_series(1, 300) g",
@@ -136,7 +142,7 @@ async fn a_move_killed_after_any_step_ends_on_exactly_one_server_with_every_row(
         assert_eq!(open, vec![(server.clone(), now_db.clone())], "exactly one writable copy after {step:?}");
         assert_eq!(replication, 0, "no slot or subscription left after {step:?}");
         let url = clusters.iter().find(|(n, _)| *n == server).unwrap().1.clone();
-        let mut copy = PgConnection::connect(&url.replace("/postgres", &format!("/{now_db}"))).await.unwrap();
+        let mut copy = PgConnection::connect(&in_database(&url, &now_db)).await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM employees").fetch_one(&mut copy).await.unwrap();
         assert_eq!(count, rows, "every row after {step:?}");
         copy.close().await.ok();
