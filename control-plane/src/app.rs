@@ -181,7 +181,8 @@ impl App {
         if settled + restores > 0 {
             tracing::warn!(settled, restores, "start-up backup and restore recovery pass");
         }
-        let moves = Arc::new(crate::moves::Moves::new(pool.clone(), fleet.clone(), backups.clone(), config.moves.clone()));
+        let moves =
+            Arc::new(crate::moves::Moves::new(pool.clone(), fleet.clone(), backups.clone(), config.moves.clone()));
         // Undoes or finishes moves a dead process left half done (see `moves`).
         let moved = moves.recover().await.map_err(|e| StartError::Moves(e.to_string()))?;
         if moved > 0 {

@@ -318,7 +318,9 @@ impl Config {
             }
         }
         #[cfg(not(feature = "fault-injection"))]
-        for name in ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER", "NEXACORE_FAULT_MOVE_CRASH_AFTER"] {
+        for name in
+            ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER", "NEXACORE_FAULT_MOVE_CRASH_AFTER"]
+        {
             if var(name)?.is_some() {
                 return Err(invalid(name, "fault hooks are not compiled into this build (feature fault-injection)"));
             }

@@ -179,7 +179,15 @@ fn report(results: &[(String, Result<MoveView, String>)], json: bool) -> anyhow:
                 (if m.source_dropped { "dropped" } else { "kept" }).to_owned(),
                 m.error.clone().unwrap_or_default(),
             ]),
-            Err(error) => table.add_row([tenant.clone(), String::new(), String::new(), "refused".into(), String::new(), String::new(), error.clone()]),
+            Err(error) => table.add_row([
+                tenant.clone(),
+                String::new(),
+                String::new(),
+                "refused".into(),
+                String::new(),
+                String::new(),
+                error.clone(),
+            ]),
         };
     }
     println!("{table}");

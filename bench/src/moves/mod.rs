@@ -65,7 +65,14 @@ pub async fn run(args: MovesBenchArgs) -> anyhow::Result<()> {
     let reports = outcome?;
     crate::harness::output::emit(args.json, &reports, |reports| {
         let mut table = new_table(&[
-            "tenant", "fence (server)", "writer gap: move", "refused", "gap: fence only", "ratio", "dump+restore", "move total",
+            "tenant",
+            "fence (server)",
+            "writer gap: move",
+            "refused",
+            "gap: fence only",
+            "ratio",
+            "dump+restore",
+            "move total",
         ]);
         for r in reports {
             table.add_row([
@@ -107,14 +114,16 @@ async fn measure(args: &MovesBenchArgs, a: &str, b: &str) -> anyhow::Result<Vec<
     let operator = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{}{path}", app.control_plane.url)).bearer_auth(&app.operator_token)
     };
-    let registered = operator(reqwest::Method::POST, "/servers").json(&json!({"name": "second", "admin_url": b})).send().await?;
+    let registered =
+        operator(reqwest::Method::POST, "/servers").json(&json!({"name": "second", "admin_url": b})).send().await?;
     if !registered.status().is_success() {
         bail!("registering the second server: {}", registered.text().await?);
     }
     let tools = tokio::task::spawn_blocking(local_postgres::find_dump_tools).await??;
     let mut reports = Vec::new();
     for &size_mb in &args.sizes_mb {
-        let company = app.signup(&format!("moving-{size_mb}mb-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])).await?;
+        let company =
+            app.signup(&format!("moving-{size_mb}mb-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])).await?;
         let db = format!("t_{}", company.id.simple());
         let size = fill(&postgres::database_url(a, &db)?, size_mb).await?;
 
@@ -241,7 +250,8 @@ where
             while !stop.load(Ordering::SeqCst) {
                 ticker.tick().await;
                 let email = format!("w{}@writer.example.com", uuid::Uuid::new_v4().simple());
-                let body = json!({"first_name": "Bench", "last_name": "Writer", "email": email, "hire_date": "2024-01-15"});
+                let body =
+                    json!({"first_name": "Bench", "last_name": "Writer", "email": email, "hire_date": "2024-01-15"});
                 match http.post(&url).bearer_auth(&token).json(&body).send().await.map(|r| r.status().as_u16()) {
                     Ok(201) => {
                         max_gap = max_gap.max(last_ok.elapsed());

@@ -4,10 +4,10 @@
 pub mod access;
 pub mod audit;
 pub mod backups;
-pub mod moves;
 pub mod invitations;
 pub mod mail;
 pub mod migration_runs;
+pub mod moves;
 pub mod password_resets;
 pub mod refresh_tokens;
 pub mod servers;

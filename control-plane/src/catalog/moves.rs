@@ -113,12 +113,7 @@ pub async fn step(db: impl PgExecutor<'_>, id: Uuid, step: &str, state: Option<&
     Ok(())
 }
 
-pub async fn finish(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    state: &str,
-    error: Option<&str>,
-) -> Result<(), sqlx::Error> {
+pub async fn finish(db: impl PgExecutor<'_>, id: Uuid, state: &str, error: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE moves SET state = $2, error = coalesce($3, error), finished_at = now(),
                           steps = steps || jsonb_build_array(jsonb_build_object('step', $2::text, 'at', now()))

@@ -110,10 +110,7 @@ pub async fn least_loaded_except(db: impl PgExecutor<'_>, except: Uuid) -> Resul
 
 /// Sets a server's status (`active`, `draining`, `disabled`); whether it existed.
 pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE database_servers SET status = $2 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query("UPDATE database_servers SET status = $2 WHERE id = $1").bind(id).bind(status).execute(db).await?;
     Ok(done.rows_affected() == 1)
 }

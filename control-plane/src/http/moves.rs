@@ -76,7 +76,8 @@ impl MovesApi {
     #[oai(path = "/moves/:id", method = "get")]
     async fn get(&self, _auth: OperatorAuth, id: Path<Uuid>) -> Result<Json<MoveView>, ApiError> {
         let moves = &self.0.moves;
-        let row = moves.get(id.0).await.map_err(move_error)?.ok_or_else(|| ApiError::not_found("no move with this id"))?;
+        let row =
+            moves.get(id.0).await.map_err(move_error)?.ok_or_else(|| ApiError::not_found("no move with this id"))?;
         Ok(Json(moves.view(&row).await.map_err(move_error)?))
     }
 

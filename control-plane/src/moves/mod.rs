@@ -232,8 +232,10 @@ impl Moves {
             return all.into_iter().find(|s| s.id == id).ok_or(MoveError::NoTarget);
         };
         let by_id = Uuid::parse_str(to).ok();
-        let server =
-            all.into_iter().find(|s| s.name == to || Some(s.id) == by_id).ok_or_else(|| MoveError::UnknownServer(to.into()))?;
+        let server = all
+            .into_iter()
+            .find(|s| s.name == to || Some(s.id) == by_id)
+            .ok_or_else(|| MoveError::UnknownServer(to.into()))?;
         if server.id == tenant.server_id {
             return Err(MoveError::SameServer(server.name));
         }
@@ -360,13 +362,19 @@ impl Moves {
         // The fence: from here until the switch, the tenant's writes are refused.
         let fenced_at = Instant::now();
         let mut tx = self.catalog.begin().await?;
-        tenants::set_maintenance(&mut *tx, plan.row.tenant_id, true, Some("Moving this company's data to another server"))
-            .await?;
+        tenants::set_maintenance(
+            &mut *tx,
+            plan.row.tenant_id,
+            true,
+            Some("Moving this company's data to another server"),
+        )
+        .await?;
         rows::step(&mut *tx, plan.row.id, MoveStep::Fenced.as_str(), Some("fenced")).await?;
         tx.commit().await?;
         self.crash_point(MoveStep::Fenced, plan.row.id);
         let own_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut source).await?;
         replication::close_source(&plan.source, &plan.source_db, role, own_pid, self.settings.drain).await?;
+        let closed_ms = fenced_at.elapsed().as_millis();
         let lsn = replication::current_lsn(&plan.source).await?;
         if replication::schema_version(&mut source).await? != version {
             return Err(ReplicationError::Refused(
@@ -375,6 +383,7 @@ impl Moves {
             .into());
         }
         replication::wait_caught_up(&plan.source, &plan.name, &lsn, self.settings.catch_up_timeout).await?;
+        let caught_up_ms = fenced_at.elapsed().as_millis();
         let mut target = fleet.connect_as_tenant(&plan.target, &plan.target_db, role).await?;
         let copied = replication::copy_sequences(&mut source, &mut target).await;
         target.close().await.ok();
@@ -402,7 +411,7 @@ impl Moves {
         audit::record(&mut *tx, &Actor(plan.row.actor.clone()), "tenant.moved", Some(plan.row.tenant_id), details)
             .await?;
         tx.commit().await?;
-        tracing::info!(move_id = %plan.row.id, tenant = %plan.row.tenant_id, fence_ms, "tenant moved");
+        tracing::info!(move_id = %plan.row.id, tenant = %plan.row.tenant_id, fence_ms, closed_ms, caught_up_ms, "tenant moved");
         self.crash_point(MoveStep::Switched, plan.row.id);
         Ok(())
     }
@@ -474,7 +483,9 @@ impl Moves {
                 let Some(row) = rows::get(&self.catalog, id).await? else { return Ok(false) };
                 let plan = self.plan(row).await?;
                 match plan.row.state.as_str() {
-                    "copying" | "fenced" => self.undo(&plan, "interrupted: the control plane stopped during the move").await?,
+                    "copying" | "fenced" => {
+                        self.undo(&plan, "interrupted: the control plane stopped during the move").await?
+                    }
                     "switched" => self.finish_after_switch(&plan).await?,
                     _ => return Ok(false),
                 }
@@ -500,7 +511,11 @@ impl Moves {
     }
 
     /// [`Moves::recover`] every `interval` until `stop` turns true.
-    pub async fn recover_periodically(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn recover_periodically(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {

@@ -445,11 +445,12 @@ pub async fn drop_source_replication(
     let pool = server.pool();
     let started = Instant::now();
     loop {
-        let slots: Vec<(String, Option<i32>)> =
-            sqlx::query_as("SELECT slot_name::text, active_pid FROM pg_catalog.pg_replication_slots WHERE database = $1")
-                .bind(source.as_str())
-                .fetch_all(pool)
-                .await?;
+        let slots: Vec<(String, Option<i32>)> = sqlx::query_as(
+            "SELECT slot_name::text, active_pid FROM pg_catalog.pg_replication_slots WHERE database = $1",
+        )
+        .bind(source.as_str())
+        .fetch_all(pool)
+        .await?;
         if slots.is_empty() {
             break;
         }
@@ -472,9 +473,8 @@ pub async fn drop_source_replication(
     }
     drop(admin);
     let mut conn = server.connect_to(source).await?;
-    let dropped = sqlx::query(AssertSqlSafe(format!("DROP PUBLICATION IF EXISTS {}", name.quoted())))
-        .execute(&mut conn)
-        .await;
+    let dropped =
+        sqlx::query(AssertSqlSafe(format!("DROP PUBLICATION IF EXISTS {}", name.quoted()))).execute(&mut conn).await;
     conn.close().await.ok();
     dropped?;
     Ok(())

@@ -78,11 +78,8 @@ async fn a_move_killed_after_any_step_ends_on_exactly_one_server_with_every_row(
     let slug = unique("crashmove-");
     let created = http.post(format!("{base}/tenants")).json(&signup_body(&slug)).send().await.unwrap();
     assert_eq!(created.status(), 201);
-    let tenant: uuid::Uuid = created.json::<serde_json::Value>().await.unwrap()["tenant"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let tenant: uuid::Uuid =
+        created.json::<serde_json::Value>().await.unwrap()["tenant"]["id"].as_str().unwrap().parse().unwrap();
     let simple = tenant.simple().to_string();
     first.start_kill().unwrap();
     first.wait().await.unwrap();
@@ -136,7 +133,11 @@ async fn a_move_killed_after_any_step_ends_on_exactly_one_server_with_every_row(
         if step == MoveStep::Switched {
             assert_eq!((state.as_str(), server.as_str()), ("done", there), "finished after {step:?}");
         } else {
-            assert_eq!((state.as_str(), server.as_str(), now_db.as_str()), ("failed", here.as_str(), database.as_str()), "undone after {step:?}");
+            assert_eq!(
+                (state.as_str(), server.as_str(), now_db.as_str()),
+                ("failed", here.as_str(), database.as_str()),
+                "undone after {step:?}"
+            );
         }
         assert!(!maintenance, "unfenced after {step:?}");
         assert_eq!(open, vec![(server.clone(), now_db.clone())], "exactly one writable copy after {step:?}");

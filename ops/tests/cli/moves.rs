@@ -21,7 +21,8 @@ async fn ops(platform: &Platform, args: &[&str]) -> (i32, String, String) {
 
 async fn server_of(platform: &Platform, tenant: uuid::Uuid) -> String {
     let url = format!("{}/tenants/{tenant}", platform.control_plane.url);
-    let t: Value = platform.http.get(url).bearer_auth(&platform.operator_token).send().await.unwrap().json().await.unwrap();
+    let t: Value =
+        platform.http.get(url).bearer_auth(&platform.operator_token).send().await.unwrap().json().await.unwrap();
     let servers: Value = platform
         .http
         .get(format!("{}/servers", platform.control_plane.url))

@@ -56,8 +56,14 @@ impl Moving {
     async fn settle(&self, id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let m: Value =
-                self.operator(reqwest::Method::GET, &format!("/moves/{id}")).send().await.unwrap().json().await.unwrap();
+            let m: Value = self
+                .operator(reqwest::Method::GET, &format!("/moves/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if matches!(m["state"].as_str(), Some("done" | "failed")) {
                 return m;
             }
@@ -100,7 +106,8 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
     // e-mail (a duplicate would then show), so each e-mail is one intended employee.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (http, router, token, stop) = (moving.http.clone(), moving.router.clone(), company.token.clone(), stop.clone());
+        let (http, router, token, stop) =
+            (moving.http.clone(), moving.router.clone(), company.token.clone(), stop.clone());
         tokio::spawn(async move {
             let mut attempts = Vec::new();
             let mut n = 0;
@@ -108,7 +115,8 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
             while !stop.load(Ordering::SeqCst) {
                 ticker.tick().await;
                 let email = format!("w{n}@load.example.com");
-                let body = json!({"first_name": "Load", "last_name": "Writer", "email": email, "hire_date": "2024-01-15"});
+                let body =
+                    json!({"first_name": "Load", "last_name": "Writer", "email": email, "hire_date": "2024-01-15"});
                 let response = http.post(format!("{router}/employees")).bearer_auth(&token).json(&body).send().await;
                 let attempt = match response {
                     Ok(r) => {
@@ -117,7 +125,9 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
                         let error = r.json::<Value>().await.ok().and_then(|b| b["error"].as_str().map(str::to_owned));
                         Attempt { email: email.clone(), status, retry_after, error }
                     }
-                    Err(e) => Attempt { email: email.clone(), status: 0, retry_after: false, error: Some(e.to_string()) },
+                    Err(e) => {
+                        Attempt { email: email.clone(), status: 0, retry_after: false, error: Some(e.to_string()) }
+                    }
                 };
                 if attempt.status == 201 {
                     n += 1;
@@ -140,7 +150,13 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
 
     for a in &attempts {
         let fenced = a.status == 503 && a.retry_after && a.error.as_deref() == Some("maintenance");
-        assert!(a.status == 201 || fenced, "{}: {} {:?} (only 503 maintenance with Retry-After)", a.email, a.status, a.error);
+        assert!(
+            a.status == 201 || fenced,
+            "{}: {} {:?} (only 503 maintenance with Retry-After)",
+            a.email,
+            a.status,
+            a.error
+        );
     }
     let written: Vec<&str> = attempts.iter().filter(|a| a.status == 201).map(|a| a.email.as_str()).collect();
     assert!(written.len() > 40, "the writer kept writing: {} writes", written.len());
@@ -160,7 +176,10 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
     expected.sort();
     assert_eq!(emails, expected, "every acknowledged write is on the target, once, and nothing else");
     let (events, last): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM outbox), (SELECT last FROM outbox_seq)").fetch_one(&mut target).await.unwrap();
+        sqlx::query_as("SELECT (SELECT count(*) FROM outbox), (SELECT last FROM outbox_seq)")
+            .fetch_one(&mut target)
+            .await
+            .unwrap();
     assert_eq!(events, last, "the outbox and its counter came along together");
     // Replication is gone from both sides; the old database is kept, closed to the tenant.
     let subscriptions: i64 =
