@@ -8,6 +8,7 @@ pub mod employees;
 pub mod error;
 pub mod ledger;
 pub mod live;
+pub mod moves;
 pub mod password;
 pub mod people;
 pub mod releases;

@@ -2,10 +2,11 @@
 //! cluster (or a given server), prints its figures beside a baseline measured in the same run,
 //! as a ratio, and fails only when something breaks, never on a missed target.
 //!
-//! `cargo run --release -p bench -- <router|realtime|provision|migrate|passwords|releases> [flags]`.
+//! `cargo run --release -p bench -- <router|realtime|provision|migrate|moves|passwords|releases> [flags]`.
 
 mod harness;
 mod migrate;
+mod moves;
 mod passwords;
 mod provision;
 mod realtime;
@@ -33,6 +34,8 @@ enum Command {
     Provision(provision::ProvisionBenchArgs),
     /// Bulk migration of many tenants by the engine against a sequential process-per-database loop.
     Migrate(migrate::MigrateBenchArgs),
+    /// Write unavailability while a 10 MB and a 100 MB tenant move servers, against a plain fence.
+    Moves(moves::MovesBenchArgs),
     /// Login and signup throughput with the password throttle and bounded hashing, against unbounded hashing.
     Passwords(passwords::PasswordsBenchArgs),
     /// The desktop updater's download against curl, and download-complete → new version running.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Command::Realtime(args) => realtime::run(args).await,
             Command::Provision(args) => provision::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Moves(args) => moves::run(args).await,
             Command::Passwords(args) => passwords::run(args).await,
             Command::Releases(args) => releases::run(args).await,
             Command::MigrateOne(args) => migrate::one::run(args).await,

@@ -50,6 +50,8 @@ pub enum StartError {
     Mail(#[from] crate::mail::MailError),
     #[error("settling interrupted backups: {0}")]
     Backups(String),
+    #[error("settling interrupted moves: {0}")]
+    Moves(String),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -179,7 +181,15 @@ impl App {
         if settled + restores > 0 {
             tracing::warn!(settled, restores, "start-up backup and restore recovery pass");
         }
+        let moves =
+            Arc::new(crate::moves::Moves::new(pool.clone(), fleet.clone(), backups.clone(), config.moves.clone()));
+        // Undoes or finishes moves a dead process left half done (see `moves`).
+        let moved = moves.recover().await.map_err(|e| StartError::Moves(e.to_string()))?;
+        if moved > 0 {
+            tracing::warn!(moved, "start-up move recovery pass");
+        }
         let state = Arc::new(AppState {
+            moves,
             backups,
             catalog: pool.clone(),
             fleet,
@@ -275,6 +285,11 @@ impl App {
         // shutdown, with the engines.
         let migration_recovery = state.migrations.recover_periodically(self.reconcile_interval);
 
+        // Move recovery and the retention of moved tenants' old databases; stops on shutdown
+        // between passes.
+        let move_recovery =
+            tokio::spawn(state.moves.clone().recover_periodically(self.reconcile_interval, stop_rx.clone()));
+
         // Mail sender: delivers the outbox; stops on shutdown (a message in flight is retried
         // by the next start if its commit did not happen).
         let mailer = tokio::spawn(state.mail.clone().run(stop_rx.clone()));
@@ -295,6 +310,7 @@ impl App {
         let _ = refiller.await;
         let _ = key_reloader.await;
         let _ = mailer.await;
+        let _ = move_recovery.await;
         result
     }
 }

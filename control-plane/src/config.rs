@@ -101,6 +101,8 @@ pub struct Config {
     /// `NEXACORE_RELEASE_TRUSTED_KEYS_FILE`, `NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`,
     /// `NEXACORE_RELEASE_CHECKS_PER_MINUTE`).
     pub releases: crate::releases::ReleaseSettings,
+    /// Tenant moves between servers (`NEXACORE_MOVE_KEEP_SOURCE_HOURS`).
+    pub moves: crate::moves::MoveSettings,
 }
 
 impl Config {
@@ -139,6 +141,7 @@ impl Config {
             metrics: true,
             backups: crate::backups::BackupSettings::default(),
             releases: crate::releases::ReleaseSettings::default(),
+            moves: crate::moves::MoveSettings::default(),
         }
     }
 
@@ -213,6 +216,10 @@ impl Config {
         }
         if let Some(v) = var("NEXACORE_BACKUP_DIR")? {
             config.backups.dir = v.into();
+        }
+        if let Some(v) = var("NEXACORE_MOVE_KEEP_SOURCE_HOURS")? {
+            let hours: u64 = v.parse().map_err(|e| invalid("NEXACORE_MOVE_KEEP_SOURCE_HOURS", e))?;
+            config.moves.keep_source = Duration::from_secs(hours * 3600);
         }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL")? {
             config.mail.download_url = v;
@@ -307,13 +314,21 @@ impl Config {
                 config.migrations.crash_after_commits =
                     Some(v.parse().map_err(|e| invalid("NEXACORE_FAULT_MIGRATION_CRASH_AFTER", e))?);
             }
+            if let Some(v) = var("NEXACORE_FAULT_MOVE_CRASH_AFTER")? {
+                config.moves.crash_after = Some(
+                    crate::moves::MoveStep::parse(&v)
+                        .ok_or_else(|| invalid("NEXACORE_FAULT_MOVE_CRASH_AFTER", v.clone()))?,
+                );
+            }
             if let Some(v) = var("NEXACORE_FAULT_CRASH_AFTER")? {
                 config.crash_after =
                     Some(ProvisionStep::parse(&v).ok_or_else(|| invalid("NEXACORE_FAULT_CRASH_AFTER", v.clone()))?);
             }
         }
         #[cfg(not(feature = "fault-injection"))]
-        for name in ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER"] {
+        for name in
+            ["NEXACORE_FAULT_MIGRATION_CRASH_AFTER", "NEXACORE_FAULT_CRASH_AFTER", "NEXACORE_FAULT_MOVE_CRASH_AFTER"]
+        {
             if var(name)?.is_some() {
                 return Err(invalid(name, "fault hooks are not compiled into this build (feature fault-injection)"));
             }

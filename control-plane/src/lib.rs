@@ -17,6 +17,7 @@ pub mod login;
 pub mod mail;
 pub mod metrics;
 pub mod migrations;
+pub mod moves;
 pub mod people;
 pub mod provision;
 pub mod rate_limit;

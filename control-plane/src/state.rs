@@ -18,6 +18,7 @@ use crate::rate_limit::RateLimiter;
 pub struct AppState {
     pub backups: Arc<crate::backups::Backups>,
     pub catalog: PgPool,
+    pub moves: Arc<crate::moves::Moves>,
     pub fleet: Arc<Fleet>,
     pub provisioner: Arc<Provisioner>,
     pub migrations: Arc<Migrations>,

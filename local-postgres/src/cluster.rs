@@ -15,8 +15,13 @@ use crate::{ClusterError, PgBinaries, find_binaries, port, scratch};
 
 /// Settings that trade crash safety for speed; a throwaway cluster has no data worth keeping.
 /// `max_connections` is raised because tests open many pools against one shared server.
+/// Every cluster also gets [`EVERY_CLUSTER_SETTINGS`].
 const THROWAWAY_SETTINGS: &[(&str, &str)] =
     &[("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"), ("max_connections", "400")];
+
+/// Settings of every cluster started here: `wal_level = logical`, so a tenant can be moved off
+/// the server by logical replication (`ops tenants move`).
+const EVERY_CLUSTER_SETTINGS: &[(&str, &str)] = &[("wal_level", "logical")];
 
 /// How often to pick another port when the one we chose was taken before the server bound it.
 const START_ATTEMPTS: u32 = 5;
@@ -115,7 +120,8 @@ impl LocalCluster {
         let watchdog = Watchdog::spawn(user, &cluster.binaries.pg_ctl(), &cluster.data_dir, &cluster.dir)?;
         cluster.kind = Kind::Throwaway { watchdog: Some(watchdog), removed: false };
         cluster.initdb(&cluster.data_dir)?;
-        let settings: Vec<(&str, &str)> = THROWAWAY_SETTINGS.iter().chain(extra_settings).copied().collect();
+        let settings: Vec<(&str, &str)> =
+            EVERY_CLUSTER_SETTINGS.iter().chain(THROWAWAY_SETTINGS).chain(extra_settings).copied().collect();
         cluster.start(PortChoice::Prefer(None), &settings)?;
         tracing::info!(
             port = cluster.port,
@@ -176,7 +182,7 @@ impl LocalCluster {
             Some(port) => PortChoice::Exactly(port),
             None => PortChoice::Prefer(cluster.remembered_port()),
         };
-        cluster.start(choice, &[])?;
+        cluster.start(choice, EVERY_CLUSTER_SETTINGS)?;
         cluster.remember_port();
         tracing::info!(
             port = cluster.port,

@@ -6,6 +6,7 @@ mod backups;
 mod deploy;
 mod local_files;
 mod migrate;
+mod moves;
 mod people;
 mod releases;
 mod system;
@@ -84,7 +85,7 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
-    /// Database servers: list, add.
+    /// Database servers: list, add, drain.
     Servers {
         #[command(subcommand)]
         command: system::ServersCommand,

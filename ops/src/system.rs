@@ -59,6 +59,8 @@ pub enum ServersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Marks a server draining (no new tenants) and moves every tenant off it, a few at a time.
+    Drain(crate::moves::DrainArgs),
 }
 
 #[derive(clap::Args)]
@@ -156,6 +158,7 @@ pub async fn run_audit(args: AuditArgs, target: Target) -> anyhow::Result<()> {
 pub async fn run_servers(command: ServersCommand, target: Target) -> anyhow::Result<()> {
     let api = Api::from_target(target)?;
     let (servers, json) = match command {
+        ServersCommand::Drain(args) => return crate::moves::drain(api, args).await,
         ServersCommand::List { json } => (api.call(Method::GET, "/servers", None).await?, json),
         ServersCommand::Add { name, admin_url, capacity, json } => {
             let mut body = json!({ "name": name, "admin_url": admin_url });

@@ -50,6 +50,10 @@ pub enum TenantsCommand {
     /// id, role and database), `--in-place --yes` replaces its own tenant's data (fenced with
     /// maintenance meanwhile). A bundle whose checksum fails is refused before anything is sent.
     Restore(crate::backups::RestoreArgs),
+    /// Moves a tenant's database to another server: copied by logical replication while the
+    /// tenant works, writes fenced only for the final catch-up, the route switched; the old
+    /// database is kept (closed) for the retention period unless `--drop-source`.
+    Move(crate::moves::MoveArgs),
     /// Sets or unsets a feature flag of a tenant (`unset` stores false).
     Flags {
         tenant: String,
@@ -118,6 +122,7 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
     match command {
         TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
         TenantsCommand::Restore(args) => return crate::backups::restore(api, args).await,
+        TenantsCommand::Move(args) => return crate::moves::move_one(api, args).await,
         TenantsCommand::Flags { tenant, action, name } => {
             let tenant = resolve(&api, &tenant).await?;
             let body = json!({ "feature_flags": { name: action == "set" } });

@@ -140,6 +140,11 @@ impl Backups {
         Ok(rows::get(&self.catalog, id).await?)
     }
 
+    /// The backup directory (moves pass their schema dumps through `moves/` in it).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
     /// The absolute path of a backup's dump file.
     pub fn path_of(&self, row: &BackupRow) -> PathBuf {
         self.settings.dir.join(&row.file)

@@ -38,6 +38,21 @@ pub async fn pg_dump(tools: &DumpTools, login: &TenantLogin, snapshot: &str, out
     run("pg_dump", command, login).await
 }
 
+/// Dumps the login's database schema only (no rows, publications or subscriptions) in custom
+/// format into `out`: what a move restores on the target before replication copies the rows.
+pub async fn pg_dump_schema(tools: &DumpTools, login: &TenantLogin, out: &Path) -> Result<(), ToolError> {
+    let mut command = tokio::process::Command::new(tools.pg_dump());
+    command
+        .arg("--format=custom")
+        .arg("--no-password")
+        .arg("--schema-only")
+        .arg("--no-publications")
+        .arg("--no-subscriptions")
+        .arg("--file")
+        .arg(out);
+    run("pg_dump", command, login).await
+}
+
 /// Restores a custom-format dump into the login's (fresh, empty) database as the login's role:
 /// objects are owned by that role whatever the dump says (`--no-owner`), no grants are copied
 /// (`--no-privileges`), and it stops at the first error inside one transaction, so a failed

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod invitations;
 pub mod mail;
 pub mod migration_runs;
+pub mod moves;
 pub mod password_resets;
 pub mod refresh_tokens;
 pub mod servers;

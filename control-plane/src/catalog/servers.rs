@@ -90,3 +90,27 @@ pub async fn least_loaded(db: impl PgExecutor<'_>) -> Result<Option<Uuid>, sqlx:
     .fetch_optional(db)
     .await
 }
+
+/// [`least_loaded`] among the servers other than `except` (where a moving tenant is now).
+pub async fn least_loaded_except(db: impl PgExecutor<'_>, except: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT s.id
+         FROM database_servers s
+         LEFT JOIN tenants t ON t.server_id = s.id AND t.status <> 'deleted'
+         WHERE s.status = 'active' AND s.id <> $1
+         GROUP BY s.id
+         HAVING count(t.id) < s.capacity
+         ORDER BY count(t.id)::float8 / s.capacity, s.created_at, s.id
+         LIMIT 1",
+    )
+    .bind(except)
+    .fetch_optional(db)
+    .await
+}
+
+/// Sets a server's status (`active`, `draining`, `disabled`); whether it existed.
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: &str) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE database_servers SET status = $2 WHERE id = $1").bind(id).bind(status).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}

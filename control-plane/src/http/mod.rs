@@ -4,6 +4,7 @@
 mod auth;
 mod backups;
 mod migrations;
+mod moves;
 mod operator;
 mod people;
 mod releases;
@@ -32,6 +33,7 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             operator::OperatorApi(state.clone()),
             backups::BackupsApi(state.clone()),
             backups::RestoresApi(state.clone()),
+            moves::MovesApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
             tenant_people::TenantPeopleApi(state.clone()),

@@ -9,6 +9,7 @@ mod helpers;
 mod isolation;
 mod mail_crash;
 mod migrations;
+mod move_crash;
 mod openapi;
 mod operator;
 mod placement;

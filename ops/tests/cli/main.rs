@@ -5,6 +5,7 @@
 mod backups;
 mod deploy;
 mod migrate;
+mod moves;
 mod releases;
 mod restore;
 mod system;

@@ -9,6 +9,7 @@ mod helpers;
 mod isolation;
 mod metrics;
 mod migrating;
+mod moves;
 mod openapi;
 mod people;
 mod readiness;
