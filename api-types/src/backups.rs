@@ -120,6 +120,8 @@ pub enum BackupStatus {
     Done,
     /// It failed (or the control plane died while it ran); `error` says why.
     Failed,
+    /// Past the retention of scheduled backups: its files are deleted, its manifest kept.
+    Expired,
 }
 
 impl BackupStatus {
@@ -128,6 +130,7 @@ impl BackupStatus {
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Expired => "expired",
         }
     }
 
@@ -136,6 +139,7 @@ impl BackupStatus {
             "running" => Some(Self::Running),
             "done" => Some(Self::Done),
             "failed" => Some(Self::Failed),
+            "expired" => Some(Self::Expired),
             _ => None,
         }
     }

@@ -206,6 +206,27 @@ impl Config {
         if let Some(v) = var("NEXACORE_BACKUP_DIR")? {
             config.backups.dir = v.into();
         }
+        if let Some(v) = var("NEXACORE_BACKUP_SCHEDULE")? {
+            config.backups.schedule = match v.trim() {
+                "" | "off" => None,
+                raw => Some(
+                    crate::backups::schedule::BackupSchedule::parse(raw)
+                        .map_err(|e| invalid("NEXACORE_BACKUP_SCHEDULE", e))?,
+                ),
+            };
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_KEEP")? {
+            config.backups.keep = match v.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(invalid("NEXACORE_BACKUP_KEEP", format!("{v:?}: expected a number of backups, at least 1"))),
+            };
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_PER_SERVER")? {
+            config.backups.per_server = match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => return Err(invalid("NEXACORE_BACKUP_PER_SERVER", format!("{v:?}: expected 1 to 64"))),
+            };
+        }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL")? {
             config.mail.download_url = v;
         }

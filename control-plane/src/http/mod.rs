@@ -3,6 +3,7 @@
 
 mod auth;
 mod backups;
+mod doctor;
 mod migrations;
 mod operator;
 mod people;
@@ -32,6 +33,7 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             operator::OperatorApi(state.clone()),
             backups::BackupsApi(state.clone()),
             backups::RestoresApi(state.clone()),
+            doctor::DoctorApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
             tenant_people::TenantPeopleApi(state.clone()),
