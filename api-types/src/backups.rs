@@ -231,4 +231,16 @@ pub struct RestoreDone {
     /// …and of the restored database (higher when it was migrated after the restore).
     pub schema_version: i32,
     pub last_outbox_seq: i64,
+    /// In place: the database it replaced is kept until then (`DELETE
+    /// /tenants/{id}/old-databases` drops it sooner); absent when it was dropped at once.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub old_database_kept_until: Option<OffsetDateTime>,
+}
+
+/// `DELETE /tenants/{id}/old-databases`: the databases in-place restores had kept, now dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct OldDatabasesDropped {
+    pub dropped: Vec<String>,
 }

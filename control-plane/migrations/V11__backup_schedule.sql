@@ -23,3 +23,9 @@ CREATE TABLE backup_runs (
     finished_at timestamptz
 );
 CREATE INDEX backup_runs_started ON backup_runs (started_at DESC);
+
+-- In-place restores keep the database they replaced (`NEXACORE_RESTORE_KEEP_OLD_HOURS`) until
+-- `old_kept_until`, or until an operator drops it; `old_dropped_at` says it is gone. Restores
+-- finished before this migration dropped theirs at once.
+ALTER TABLE restores ADD COLUMN old_kept_until timestamptz, ADD COLUMN old_dropped_at timestamptz;
+UPDATE restores SET old_dropped_at = coalesce(finished_at, now()) WHERE state = 'done';

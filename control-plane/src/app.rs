@@ -281,6 +281,9 @@ impl App {
         // Scheduled backups (`NEXACORE_BACKUP_SCHEDULE`): on shutdown no further tenant starts,
         // dumps in flight finish, and the run is marked `interrupted` (run again by the next pass).
         let scheduled_backups = tokio::spawn(state.backups.clone().run_schedule(stop_rx.clone()));
+        // Old databases in-place restores kept past their retention are dropped; stops on shutdown.
+        let restore_sweeper =
+            tokio::spawn(state.backups.clone().sweep_old_databases(self.reconcile_interval, stop_rx.clone()));
 
         let migrations = state.migrations.clone();
         let routes = crate::http::routes(state);
@@ -299,6 +302,7 @@ impl App {
         let _ = key_reloader.await;
         let _ = mailer.await;
         let _ = scheduled_backups.await;
+        let _ = restore_sweeper.await;
         result
     }
 }

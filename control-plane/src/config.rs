@@ -221,6 +221,10 @@ impl Config {
                 _ => return Err(invalid("NEXACORE_BACKUP_KEEP", format!("{v:?}: expected a number of backups, at least 1"))),
             };
         }
+        if let Some(v) = var("NEXACORE_RESTORE_KEEP_OLD_HOURS")? {
+            let hours: u32 = v.parse().map_err(|e| invalid("NEXACORE_RESTORE_KEEP_OLD_HOURS", e))?;
+            config.backups.keep_old_database = Duration::from_secs(u64::from(hours) * 3600);
+        }
         if let Some(v) = var("NEXACORE_BACKUP_PER_SERVER")? {
             config.backups.per_server = match v.parse::<usize>() {
                 Ok(n) if (1..=64).contains(&n) => n,

@@ -57,11 +57,21 @@ pub struct BackupSettings {
     pub keep: u32,
     /// `NEXACORE_BACKUP_PER_SERVER`: scheduled dumps running at once on one database server.
     pub per_server: usize,
+    /// `NEXACORE_RESTORE_KEEP_OLD_HOURS`: how long an in-place restore keeps the database it
+    /// replaced (zero: dropped at once).
+    pub keep_old_database: std::time::Duration,
 }
 
 impl Default for BackupSettings {
     fn default() -> Self {
-        Self { dir: PathBuf::from(".nexacore/backups"), concurrency: 8, schedule: None, keep: 7, per_server: 2 }
+        Self {
+            dir: PathBuf::from(".nexacore/backups"),
+            concurrency: 8,
+            schedule: None,
+            keep: 7,
+            per_server: 2,
+            keep_old_database: std::time::Duration::from_secs(24 * 3600),
+        }
     }
 }
 

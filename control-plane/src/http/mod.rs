@@ -68,7 +68,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .with(http_api::RejectUnstorableText)
-        .with(http_api::RequestTimeout(state.http.request_timeout))
+        // Dumps are uploaded and restored in one request each, as long as their size takes.
+        .with(http_api::RequestTimeoutExcept(state.http.request_timeout, &["/restores/uploads", "/restores"]))
         .catch_all_error(http_api::json_error)
         .with(allowed)
         .with_if(state.metrics_enabled, http_metrics)
