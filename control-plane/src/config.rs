@@ -218,7 +218,12 @@ impl Config {
         if let Some(v) = var("NEXACORE_BACKUP_KEEP")? {
             config.backups.keep = match v.parse::<u32>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(invalid("NEXACORE_BACKUP_KEEP", format!("{v:?}: expected a number of backups, at least 1"))),
+                _ => {
+                    return Err(invalid(
+                        "NEXACORE_BACKUP_KEEP",
+                        format!("{v:?}: expected a number of backups, at least 1"),
+                    ));
+                }
             };
         }
         if let Some(v) = var("NEXACORE_RESTORE_KEEP_OLD_HOURS")? {

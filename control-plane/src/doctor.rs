@@ -64,12 +64,14 @@ fn problem(subject: impl Into<String>, what: impl Into<String>, fix: impl Into<S
 /// Runs every check. Fails only when the catalog itself cannot be read.
 pub async fn examine(state: &AppState, input: DoctorInput) -> Result<DoctorReport, sqlx::Error> {
     let mut findings = Findings { report: DoctorReport::default() };
-    let catalog_version: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0)::int8 FROM refinery_schema_history")
-        .fetch_one(&state.catalog)
-        .await?;
+    let catalog_version: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(version), 0)::int8 FROM refinery_schema_history")
+            .fetch_one(&state.catalog)
+            .await?;
     findings.check("catalog", format!("reachable, catalog schema version {catalog_version}"), Vec::new());
     keys(state, &mut findings).await;
-    let rows: Vec<ServerRow> = servers::all(&state.catalog).await?.into_iter().filter(|s| s.status == "active").collect();
+    let rows: Vec<ServerRow> =
+        servers::all(&state.catalog).await?.into_iter().filter(|s| s.status == "active").collect();
     let mut reachable = Vec::new();
     let mut unreachable = Problems::new();
     for row in &rows {
@@ -103,7 +105,11 @@ async fn keys(state: &AppState, findings: &mut Findings) {
     let mut problems = Problems::new();
     if let Err(error) = state.keys.reload().await {
         tracing::warn!(%error, "doctor: reloading signing keys failed");
-        problems.push(problem("signing keys", "cannot be read from the catalog", "check the master key (NEXACORE_MASTER_KEY) matches the one the keys were sealed with"));
+        problems.push(problem(
+            "signing keys",
+            "cannot be read from the catalog",
+            "check the master key (NEXACORE_MASTER_KEY) matches the one the keys were sealed with",
+        ));
     }
     let (kid, _) = state.keys.current().await;
     let jwks = state.keys.jwks().await;
@@ -179,7 +185,8 @@ async fn connections(state: &AppState, servers: &[ServerHandle], input: DoctorIn
         return;
     };
     // The control plane's own: its DDL pool per server, its dumps, its migrations.
-    let own = 8 + state.backups.settings().concurrency as i64 + state.migrations.settings().per_server_concurrency as i64;
+    let own =
+        8 + state.backups.settings().concurrency as i64 + state.migrations.settings().per_server_concurrency as i64;
     let needed = i64::from(router_budget) + own;
     let mut problems = Problems::new();
     for server in servers {
@@ -215,7 +222,11 @@ async fn connections(state: &AppState, servers: &[ServerHandle], input: DoctorIn
 
 /// `CONNECT` on every database: a tenant's only for its own role, every other closed to
 /// `PUBLIC` (else any tenant role could log into it). Read from the ACLs themselves.
-async fn connect_privileges(state: &AppState, servers: &[ServerHandle], findings: &mut Findings) -> Result<(), sqlx::Error> {
+async fn connect_privileges(
+    state: &AppState,
+    servers: &[ServerHandle],
+    findings: &mut Findings,
+) -> Result<(), sqlx::Error> {
     let tenants: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT server_id, slug, database_name, role_name FROM tenants WHERE status NOT IN ('deleted', 'provisioning')",
     )
@@ -224,11 +235,8 @@ async fn connect_privileges(state: &AppState, servers: &[ServerHandle], findings
     let mut problems = Problems::new();
     let mut databases = 0;
     for server in servers {
-        let owned: HashMap<&str, (&str, &str)> = tenants
-            .iter()
-            .filter(|t| t.0 == server.id)
-            .map(|t| (t.2.as_str(), (t.1.as_str(), t.3.as_str())))
-            .collect();
+        let owned: HashMap<&str, (&str, &str)> =
+            tenants.iter().filter(|t| t.0 == server.id).map(|t| (t.2.as_str(), (t.1.as_str(), t.3.as_str()))).collect();
         // (database, grantee; '' = PUBLIC) for every CONNECT grant to PUBLIC or a login role
         // that is not a superuser; a database without an ACL has the defaults (PUBLIC may).
         let grants: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
@@ -305,7 +313,9 @@ async fn backups(state: &AppState, findings: &mut Findings) -> Result<(), sqlx::
             problem(
                 format!("tenant {slug}"),
                 format!("{when}, older than the schedule allows ({})", human(allowed)),
-                format!("see the control plane's log for failed scheduled backups; `ops tenants backup {slug}` meanwhile"),
+                format!(
+                    "see the control plane's log for failed scheduled backups; `ops tenants backup {slug}` meanwhile"
+                ),
             )
         })
         .collect();

@@ -75,7 +75,6 @@ impl Default for BackupSettings {
     }
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("no tenant with this id or slug")]

@@ -500,7 +500,11 @@ impl Backups {
     }
 
     /// Drops kept old databases whose retention has passed, every `every`, until `stop`.
-    pub async fn sweep_old_databases(self: std::sync::Arc<Self>, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn sweep_old_databases(
+        self: std::sync::Arc<Self>,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {

@@ -55,7 +55,8 @@ impl BackupSchedule {
         }
         let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
         let (number, unit) = raw.split_at(split);
-        let n: u64 = number.parse().map_err(|_| format!("{raw:?}: expected an interval like 6h or a time like 02:30"))?;
+        let n: u64 =
+            number.parse().map_err(|_| format!("{raw:?}: expected an interval like 6h or a time like 02:30"))?;
         let seconds = match unit {
             "s" => n,
             "m" => n * 60,
@@ -139,10 +140,8 @@ impl Backups {
         stop: &watch::Receiver<bool>,
     ) -> Result<Option<RunSummary>, BackupError> {
         let mut lock = PgConnection::connect_with(&self.catalog.connect_options()).await?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(SCHEDULE_LOCK_KEY)
-            .fetch_one(&mut lock)
-            .await?;
+        let held: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(SCHEDULE_LOCK_KEY).fetch_one(&mut lock).await?;
         if !held {
             lock.close().await.ok();
             return Ok(None);

@@ -79,12 +79,13 @@ async fn scheduled_backups_run_one_at_a_time_across_replicas_and_keep_only_the_n
         assert!(pair[1].0 >= finished, "runs overlapped: {pair:?}");
     }
     for tenant in &tenants {
-        let rows: Vec<(Uuid, String, String)> =
-            sqlx::query_as("SELECT id, status, file FROM backups WHERE tenant_id = $1 AND kind = 'scheduled' ORDER BY started_at DESC")
-                .bind(tenant)
-                .fetch_all(&mut catalog)
-                .await
-                .unwrap();
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, status, file FROM backups WHERE tenant_id = $1 AND kind = 'scheduled' ORDER BY started_at DESC",
+        )
+        .bind(tenant)
+        .fetch_all(&mut catalog)
+        .await
+        .unwrap();
         let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         assert_eq!(&statuses[..2], ["done", "done"], "the newest two are kept: {statuses:?}");
         assert!(statuses[2..].iter().all(|s| *s == "expired"), "every older one expired: {statuses:?}");
@@ -97,7 +98,11 @@ async fn scheduled_backups_run_one_at_a_time_across_replicas_and_keep_only_the_n
             assert_eq!(manifest.exists(), kept, "{id} {status}: manifest file");
         }
     }
-    let expired = scalar_i64(&mut catalog, "SELECT count(*) FROM backups WHERE status = 'expired' AND expired_at IS NOT NULL AND manifest IS NOT NULL").await;
+    let expired = scalar_i64(
+        &mut catalog,
+        "SELECT count(*) FROM backups WHERE status = 'expired' AND expired_at IS NOT NULL AND manifest IS NOT NULL",
+    )
+    .await;
     let counted = scalar_i64(&mut catalog, "SELECT coalesce(sum(expired), 0)::int8 FROM backup_runs").await;
     assert_eq!(expired, counted, "each run records what it expired");
     assert!(files_under(dir.path()).iter().all(|f| !f.ends_with(".partial")));
@@ -123,7 +128,8 @@ async fn a_kill_9_in_the_middle_of_a_scheduled_backup_is_settled_and_the_schedul
     // A tenant, created with no schedule.
     let (mut setup, base) = stack.start_with_env(None, 0, &env("off")).await;
     let slug = unique("killbk-");
-    let created = reqwest::Client::new().post(format!("{base}/tenants")).json(&signup_body(&slug)).send().await.unwrap();
+    let created =
+        reqwest::Client::new().post(format!("{base}/tenants")).json(&signup_body(&slug)).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let created: serde_json::Value = created.json().await.unwrap();
     let tenant: Uuid = created["tenant"]["id"].as_str().unwrap().parse().unwrap();
