@@ -120,6 +120,8 @@ pub enum BackupStatus {
     Done,
     /// It failed (or the control plane died while it ran); `error` says why.
     Failed,
+    /// Past the retention of scheduled backups: its files are deleted, its manifest kept.
+    Expired,
 }
 
 impl BackupStatus {
@@ -128,6 +130,7 @@ impl BackupStatus {
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Expired => "expired",
         }
     }
 
@@ -136,6 +139,7 @@ impl BackupStatus {
             "running" => Some(Self::Running),
             "done" => Some(Self::Done),
             "failed" => Some(Self::Failed),
+            "expired" => Some(Self::Expired),
             _ => None,
         }
     }
@@ -227,4 +231,16 @@ pub struct RestoreDone {
     /// …and of the restored database (higher when it was migrated after the restore).
     pub schema_version: i32,
     pub last_outbox_seq: i64,
+    /// In place: the database it replaced is kept until then (`DELETE
+    /// /tenants/{id}/old-databases` drops it sooner); absent when it was dropped at once.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub old_database_kept_until: Option<OffsetDateTime>,
+}
+
+/// `DELETE /tenants/{id}/old-databases`: the databases in-place restores had kept, now dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(default)]
+pub struct OldDatabasesDropped {
+    pub dropped: Vec<String>,
 }

@@ -4,6 +4,7 @@
 //! server adds or drops never breaks an older client.
 
 pub mod backups;
+pub mod doctor;
 pub mod employees;
 pub mod error;
 pub mod ledger;

@@ -2,8 +2,9 @@
 //! cluster (or a given server), prints its figures beside a baseline measured in the same run,
 //! as a ratio, and fails only when something breaks, never on a missed target.
 //!
-//! `cargo run --release -p bench -- <router|realtime|provision|migrate|moves|passwords|releases> [flags]`.
+//! `cargo run --release -p bench -- <router|realtime|provision|migrate|moves|passwords|releases|backups> [flags]`.
 
+mod backups;
 mod harness;
 mod migrate;
 mod moves;
@@ -40,6 +41,8 @@ enum Command {
     Passwords(passwords::PasswordsBenchArgs),
     /// The desktop updater's download against curl, and download-complete → new version running.
     Releases(releases::ReleasesBenchArgs),
+    /// Backing up every tenant through the control plane against a sequential pg_dump loop.
+    Backups(backups::BackupsBenchArgs),
     /// Migrates one database in this process (the per-process baseline of `migrate`).
     #[command(hide = true)]
     MigrateOne(migrate::one::MigrateOneArgs),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Moves(args) => moves::run(args).await,
             Command::Passwords(args) => passwords::run(args).await,
             Command::Releases(args) => releases::run(args).await,
+            Command::Backups(args) => backups::run(args).await,
             Command::MigrateOne(args) => migrate::one::run(args).await,
         }
     });

@@ -294,6 +294,13 @@ impl App {
         // by the next start if its commit did not happen).
         let mailer = tokio::spawn(state.mail.clone().run(stop_rx.clone()));
 
+        // Scheduled backups (`NEXACORE_BACKUP_SCHEDULE`): on shutdown no further tenant starts,
+        // dumps in flight finish, and the run is marked `interrupted` (run again by the next pass).
+        let scheduled_backups = tokio::spawn(state.backups.clone().run_schedule(stop_rx.clone()));
+        // Old databases in-place restores kept past their retention are dropped; stops on shutdown.
+        let restore_sweeper =
+            tokio::spawn(state.backups.clone().sweep_old_databases(self.reconcile_interval, stop_rx.clone()));
+
         let migrations = state.migrations.clone();
         let routes = crate::http::routes(state);
         let limits = self.state.http.clone();
@@ -311,6 +318,8 @@ impl App {
         let _ = key_reloader.await;
         let _ = mailer.await;
         let _ = move_recovery.await;
+        let _ = scheduled_backups.await;
+        let _ = restore_sweeper.await;
         result
     }
 }

@@ -221,6 +221,36 @@ impl Config {
             let hours: u64 = v.parse().map_err(|e| invalid("NEXACORE_MOVE_KEEP_SOURCE_HOURS", e))?;
             config.moves.keep_source = Duration::from_secs(hours * 3600);
         }
+        if let Some(v) = var("NEXACORE_BACKUP_SCHEDULE")? {
+            config.backups.schedule = match v.trim() {
+                "" | "off" => None,
+                raw => Some(
+                    crate::backups::schedule::BackupSchedule::parse(raw)
+                        .map_err(|e| invalid("NEXACORE_BACKUP_SCHEDULE", e))?,
+                ),
+            };
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_KEEP")? {
+            config.backups.keep = match v.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(invalid(
+                        "NEXACORE_BACKUP_KEEP",
+                        format!("{v:?}: expected a number of backups, at least 1"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = var("NEXACORE_RESTORE_KEEP_OLD_HOURS")? {
+            let hours: u32 = v.parse().map_err(|e| invalid("NEXACORE_RESTORE_KEEP_OLD_HOURS", e))?;
+            config.backups.keep_old_database = Duration::from_secs(u64::from(hours) * 3600);
+        }
+        if let Some(v) = var("NEXACORE_BACKUP_PER_SERVER")? {
+            config.backups.per_server = match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => return Err(invalid("NEXACORE_BACKUP_PER_SERVER", format!("{v:?}: expected 1 to 64"))),
+            };
+        }
         if let Some(v) = var("NEXACORE_APP_DOWNLOAD_URL")? {
             config.mail.download_url = v;
         }

@@ -393,9 +393,22 @@ impl Fleet {
     }
 
     /// Drops a tenant's database (disconnecting its sessions) and role; both may be absent.
+    /// Every other database the role owns here goes first (an old database an in-place restore
+    /// kept): a role that owns a database cannot be dropped.
     pub async fn drop_tenant(&self, server: &ServerHandle, db: &DbName, role: &RoleName) -> Result<(), FleetError> {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
+        let owned: Vec<String> = sqlx::query_scalar(
+            "SELECT d.datname::text FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = $1",
+        )
+        .bind(role.as_str())
+        .fetch_all(server.pool())
+        .await?;
+        for name in owned {
+            if let Ok(kept) = DbName::parse(&name) {
+                self.drop_database(server, &kept).await?;
+            }
+        }
         let sql = format!("DROP ROLE IF EXISTS {}", role.quoted());
         sqlx::query(AssertSqlSafe(sql)).execute(server.pool()).await?;
         Ok(())

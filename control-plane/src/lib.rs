@@ -8,6 +8,7 @@ pub mod app;
 pub mod backups;
 pub mod catalog;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod fleet;
 pub mod http;

@@ -237,19 +237,35 @@ impl<E: Endpoint> Middleware<E> for RequestTimeout {
     type Output = RequestTimeoutEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        RequestTimeoutEndpoint { inner: ep, timeout: self.0 }
+        RequestTimeoutEndpoint { inner: ep, timeout: self.0, exempt: &[] }
+    }
+}
+
+/// [`RequestTimeout`] except for the exact paths given: operator uploads and restores of
+/// tenant dumps that take as long as their size does (they stay bounded by the idle timeout).
+pub struct RequestTimeoutExcept(pub Duration, pub &'static [&'static str]);
+
+impl<E: Endpoint> Middleware<E> for RequestTimeoutExcept {
+    type Output = RequestTimeoutEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RequestTimeoutEndpoint { inner: ep, timeout: self.0, exempt: self.1 }
     }
 }
 
 pub struct RequestTimeoutEndpoint<E> {
     inner: E,
     timeout: Duration,
+    exempt: &'static [&'static str],
 }
 
 impl<E: Endpoint> Endpoint for RequestTimeoutEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        if self.exempt.contains(&req.uri().path()) {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
         match tokio::time::timeout(self.timeout, self.inner.call(req)).await {
             Ok(result) => result.map(IntoResponse::into_response),
             Err(_) => {
@@ -322,5 +338,27 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(600)).await;
         client.write_all(b"\x81\x05again").await.unwrap();
         assert_eq!(read_some(&mut server).await.unwrap(), b"\x81\x05again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_request_timeout_spares_only_the_exempt_paths() {
+        use poem::EndpointExt as _;
+        #[poem::handler]
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            "done"
+        }
+        let app = poem::Route::new()
+            .at("/restores", poem::post(slow))
+            .at("/other", poem::post(slow))
+            .with(RequestTimeoutExcept(Duration::from_secs(30), &["/restores"]));
+        let call = |path: &'static str| {
+            let request = Request::builder().method(poem::http::Method::POST).uri_str(path).finish();
+            app.call(request)
+        };
+        let exempt = call("/restores").await.unwrap();
+        assert_eq!(exempt.status(), poem::http::StatusCode::OK);
+        let timed = call("/other").await.unwrap();
+        assert_eq!(timed.status(), poem::http::StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -28,7 +28,7 @@ pub use allowed_methods::AllowedMethods;
 pub use api_types::not_null;
 pub use client_address::{ClientAddress, ClientIp, TrustedProxies, client_ip};
 pub use config_source::{ConfigSource, ConfigSourceError};
-pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout};
+pub use connection_guard::{ConnectionLimits, GuardedAcceptor, GuardedIo, RequestTimeout, RequestTimeoutExcept};
 pub use error::{ApiError, ErrorBody, FieldProblem};
 pub use json_body::{BodyLimit, JsonBody};
 pub use json_reply::JsonReply;

@@ -63,6 +63,11 @@ impl Api {
         Ok(Self { base: base.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
     }
 
+    /// The control plane's URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);

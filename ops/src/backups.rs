@@ -116,6 +116,9 @@ pub async fn restore(api: Api, args: RestoreArgs) -> anyhow::Result<()> {
             done["schema_version"],
             done["last_outbox_seq"]
         );
+        if let Some(until) = done["old_database_kept_until"].as_str() {
+            println!("the replaced database is kept until {until} (`ops tenants drop-old-databases` drops it now)");
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod api;
 mod backups;
 mod deploy;
+mod doctor;
 mod local_files;
 mod migrate;
 mod moves;
@@ -92,6 +93,13 @@ enum Command {
         #[command(flatten)]
         target: api::Target,
     },
+    /// Checks the platform end to end; one line per problem with its fix (exit 1), else 0.
+    Doctor {
+        #[command(flatten)]
+        args: doctor::DoctorArgs,
+        #[command(flatten)]
+        target: api::Target,
+    },
     /// The e-mail outbox: what waits, was sent, or failed.
     Mail {
         #[command(subcommand)]
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
             Command::Audit { args, target } => system::run_audit(args, target).await,
             Command::Deploy { args, target } => deploy::run(args, target).await,
             Command::Servers { command, target } => system::run_servers(command, target).await,
+            Command::Doctor { args, target } => doctor::run(args, target).await,
             Command::Release { command, target } => releases::run(command, target).await,
         }
     });

@@ -54,6 +54,16 @@ pub enum TenantsCommand {
     /// tenant works, writes fenced only for the final catch-up, the route switched; the old
     /// database is kept (closed) for the retention period unless `--drop-source`.
     Move(crate::moves::MoveArgs),
+    /// Drops, now, the databases in-place restores of a tenant kept (a way back to the data
+    /// before the restore; they go by themselves after NEXACORE_RESTORE_KEEP_OLD_HOURS).
+    DropOldDatabases {
+        tenant: String,
+        /// Required: the kept data is gone for good.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Sets or unsets a feature flag of a tenant (`unset` stores false).
     Flags {
         tenant: String,
@@ -123,6 +133,19 @@ pub async fn run(command: TenantsCommand, target: Target) -> anyhow::Result<()> 
         TenantsCommand::Backup(args) => return crate::backups::run(api, args).await,
         TenantsCommand::Restore(args) => return crate::backups::restore(api, args).await,
         TenantsCommand::Move(args) => return crate::moves::move_one(api, args).await,
+        TenantsCommand::DropOldDatabases { tenant, yes, json } => {
+            if !yes {
+                return Err(UsageError("dropping kept databases cannot be undone: add --yes".into()).into());
+            }
+            let tenant = resolve(&api, &tenant).await?;
+            let answer = api.call(Method::DELETE, &format!("/tenants/{}/old-databases", tenant.id), None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                let dropped = answer["dropped"].as_array().cloned().unwrap_or_default();
+                println!("{}: {} old database(s) dropped", tenant.slug, dropped.len());
+            }
+        }
         TenantsCommand::Flags { tenant, action, name } => {
             let tenant = resolve(&api, &tenant).await?;
             let body = json!({ "feature_flags": { name: action == "set" } });

@@ -1,6 +1,9 @@
 //! `ops up`: the local dev stack. A private, persistent Postgres cluster under `./.nexacore/pg`
 //! and the control plane on it, with generated secrets kept in `./.nexacore/secrets.env`.
 //! Ctrl-C stops the control plane (in-flight requests finish), then Postgres.
+//! `--servers N` starts N such clusters (`pg`, `pg2`, …): the catalog lives on the first, the
+//! others are registered as database servers, so placement, moves and drains can be tried on
+//! one machine.
 
 use std::path::{Path, PathBuf};
 
@@ -27,16 +30,28 @@ pub struct UpArgs {
     /// The Postgres port (default: the one used last time, else a free one).
     #[arg(long)]
     pg_port: Option<u16>,
+    /// Local Postgres servers to run (1–16); the catalog is on the first, the others are
+    /// registered as `local-2`, `local-3`, … (ports: the ones used last time, else free ones).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    servers: u8,
+}
+
+/// The data directory of local server `n` (1-based): `pg`, `pg2`, `pg3`, …
+fn server_dir(dir: &Path, n: u8) -> PathBuf {
+    if n == 1 { dir.join("pg") } else { dir.join(format!("pg{n}")) }
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if args.fresh && args.dir.exists() {
         // A cluster left running by a killed `ops up` must stop before its files go.
-        let pg = args.dir.join("pg");
-        if pg.exists()
-            && let Ok(cluster) = tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg, None)).await?
-        {
-            let _ = tokio::task::spawn_blocking(move || cluster.stop()).await?;
+        for n in 1..=16 {
+            let pg = server_dir(&args.dir, n);
+            if pg.exists()
+                && let Ok(cluster) =
+                    tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg, None)).await?
+            {
+                let _ = tokio::task::spawn_blocking(move || cluster.stop()).await?;
+            }
         }
         std::fs::remove_dir_all(&args.dir).with_context(|| format!("removing {}", args.dir.display()))?;
         println!("removed {} (--fresh)", args.dir.display());
@@ -44,23 +59,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let secrets = load_or_create_secrets(&args.dir)?;
 
-    let pg_dir = args.dir.join("pg");
-    let pg_port = args.pg_port;
-    println!("starting PostgreSQL in {} …", pg_dir.display());
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg_dir, pg_port))
-        .await?
-        .context("starting the local PostgreSQL cluster")?;
-    let database_url = cluster.superuser_url();
-
-    let result = serve(&args, &secrets, &database_url).await;
+    let mut clusters = Vec::new();
+    let mut started = Ok(());
+    for n in 1..=args.servers {
+        let pg_dir = server_dir(&args.dir, n);
+        let pg_port = if n == 1 { args.pg_port } else { None };
+        println!("starting PostgreSQL in {} …", pg_dir.display());
+        match tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg_dir, pg_port)).await? {
+            Ok(cluster) => clusters.push(cluster),
+            Err(e) => {
+                started = Err(anyhow::Error::new(e).context("starting a local PostgreSQL cluster"));
+                break;
+            }
+        }
+    }
+    let urls: Vec<String> = clusters.iter().map(LocalCluster::superuser_url).collect();
+    let result = match started {
+        Ok(()) => serve(&args, &secrets, &urls).await,
+        Err(e) => Err(e),
+    };
 
     println!("stopping PostgreSQL …");
-    tokio::task::spawn_blocking(move || cluster.stop()).await?.context("stopping PostgreSQL")?;
+    for cluster in clusters {
+        tokio::task::spawn_blocking(move || cluster.stop()).await?.context("stopping PostgreSQL")?;
+    }
     let _ = std::fs::remove_file(args.dir.join("stack.env"));
     result
 }
 
-async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::Result<()> {
+async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyhow::Result<()> {
+    let database_url = server_urls[0].as_str();
     // The router gets only the key that derives tenant role passwords, not the master key, and
     // logs into the catalog as the control plane's least-privileged role for routers.
     // Without an SMTP server, mail becomes .eml files a developer can open.
@@ -105,6 +133,9 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
         .context("starting the platform")?;
     let control_plane_url = platform.control_plane.url.clone();
     let router_url = platform.router_url().to_owned();
+    for (i, url) in server_urls.iter().enumerate().skip(1) {
+        register_server(&platform, &format!("local-{}", i + 1), url).await?;
+    }
 
     let env = [
         ("NEXACORE_CONTROL_PLANE_URL", control_plane_url.as_str()),
@@ -113,7 +144,12 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
         ("NEXACORE_DATABASE_URL", database_url),
     ];
     let env_path = args.dir.join("stack.env");
-    write_private(&env_path, &env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())?;
+    let mut lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // The other local servers, for scripts that want to look at them (`--servers N`).
+    for (i, url) in server_urls.iter().enumerate().skip(1) {
+        lines.push_str(&format!("NEXACORE_DATABASE_URL_{}={url}\n", i + 1));
+    }
+    write_private(&env_path, &lines)?;
 
     println!();
     println!("NexaCore is up.");
@@ -121,6 +157,9 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     println!("  tenant router   {router_url}   (API docs: {router_url}/docs)");
     println!("  operator token  {}", secrets.operator_token);
     println!("  database        {database_url}");
+    for (i, url) in server_urls.iter().enumerate().skip(1) {
+        println!("  server local-{}   {url}", i + 1);
+    }
     println!("  e-mail          {mail_to}");
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
@@ -134,6 +173,33 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     });
     let _ = stop_rx.await;
     platform.stop().await.context("stopping the platform")?;
+    Ok(())
+}
+
+/// Registers a local server with the control plane, once: a later `ops up` finds it registered.
+async fn register_server(platform: &stack::Platform, name: &str, admin_url: &str) -> anyhow::Result<()> {
+    let base = &platform.control_plane.url;
+    let listed: serde_json::Value = platform
+        .http
+        .get(format!("{base}/servers"))
+        .bearer_auth(&platform.operator_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if listed.as_array().into_iter().flatten().any(|s| s["name"] == name) {
+        return Ok(());
+    }
+    let body = serde_json::json!({ "name": name, "admin_url": admin_url });
+    let answer =
+        platform.http.post(format!("{base}/servers")).bearer_auth(&platform.operator_token).json(&body).send().await?;
+    let status = answer.status();
+    if !status.is_success() {
+        let text = answer.text().await.unwrap_or_default();
+        anyhow::bail!("registering server {name}: {status}: {text}");
+    }
+    println!("registered server {name}");
     Ok(())
 }
 

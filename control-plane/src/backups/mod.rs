@@ -24,6 +24,7 @@
 //! backup directory describes itself even without the catalog.
 
 pub mod restore;
+pub mod schedule;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
@@ -50,11 +51,27 @@ pub struct BackupSettings {
     pub dir: PathBuf,
     /// Dumps running at once in this control plane (each holds one connection to its server).
     pub concurrency: usize,
+    /// `NEXACORE_BACKUP_SCHEDULE`: when scheduled backups run (`None`: never).
+    pub schedule: Option<schedule::BackupSchedule>,
+    /// `NEXACORE_BACKUP_KEEP`: scheduled backups kept per tenant, the newest (at least 1).
+    pub keep: u32,
+    /// `NEXACORE_BACKUP_PER_SERVER`: scheduled dumps running at once on one database server.
+    pub per_server: usize,
+    /// `NEXACORE_RESTORE_KEEP_OLD_HOURS`: how long an in-place restore keeps the database it
+    /// replaced (zero: dropped at once).
+    pub keep_old_database: std::time::Duration,
 }
 
 impl Default for BackupSettings {
     fn default() -> Self {
-        Self { dir: PathBuf::from(".nexacore/backups"), concurrency: 8 }
+        Self {
+            dir: PathBuf::from(".nexacore/backups"),
+            concurrency: 8,
+            schedule: None,
+            keep: 7,
+            per_server: 2,
+            keep_old_database: std::time::Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -89,6 +106,10 @@ impl Backups {
     pub fn new(catalog: PgPool, fleet: Arc<Fleet>, settings: BackupSettings) -> Self {
         let running = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         Self { catalog, fleet, settings, tools: OnceCell::new(), running }
+    }
+
+    pub fn settings(&self) -> &BackupSettings {
+        &self.settings
     }
 
     pub(crate) async fn tools(&self) -> Result<&local_postgres::DumpTools, BackupError> {
@@ -207,7 +228,7 @@ impl Backups {
             sqlx::query_scalar("SELECT current_setting('server_version')").fetch_one(&mut conn).await?;
         let created_at = OffsetDateTime::now_utc();
         let login = self.fleet.tenant_login(&server, &db, &role);
-        let dumped = tools::pg_dump(&tools, &login, &snapshot, partial).await;
+        let dumped = tools::pg_dump(&tools, &login, &snapshot, partial, &dump_application_name(id)).await;
         // The snapshot is needed only until pg_dump has imported it; it ends with the dump.
         let _ = sqlx::raw_sql("COMMIT").execute(&mut conn).await;
         conn.close().await.ok();
@@ -257,10 +278,25 @@ impl Backups {
                 settled += 1;
             }
             tx.commit().await?;
+            // A `pg_dump` outlives a control plane killed with -9: end its session first, so it
+            // cannot finish a file after the partial one is removed.
+            if let Err(error) = self.end_orphan_dump(&row).await {
+                tracing::warn!(backup = %row.id, %error, "cannot end an interrupted backup's pg_dump session");
+            }
             let partial = self.settings.dir.join(format!("{}.partial", row.file));
             let _ = tokio::fs::remove_file(partial).await;
         }
         Ok(settled)
+    }
+
+    async fn end_orphan_dump(&self, row: &BackupRow) -> Result<(), BackupError> {
+        let Some(tenant) = tenants::get(&self.catalog, row.tenant_id).await? else { return Ok(()) };
+        let server = self.fleet.server(tenant.server_id).await?;
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(dump_application_name(row.id))
+            .execute(server.pool())
+            .await?;
+        Ok(())
     }
 
     /// The tenant named by an id or a slug (live tenants only for slugs).
@@ -282,6 +318,11 @@ impl Backups {
 fn lock_key(id: Uuid) -> i64 {
     let bytes = id.as_bytes();
     i64::from_be_bytes(bytes[8..16].try_into().expect("16-byte uuid")) ^ 0x6261_636b_7570_0001
+}
+
+/// The `application_name` of a backup's `pg_dump` session, so recovery can find it.
+fn dump_application_name(id: Uuid) -> String {
+    format!("nexacore-backup-{}", id.simple())
 }
 
 /// Size and hex SHA-256 of a file, read in chunks.

@@ -14,9 +14,10 @@
 //! tenant (its maintenance on: every router answers 503 `maintenance` with `Retry-After`) in one
 //! transaction; the dump is loaded into the fresh database as the tenant's own role and migrated
 //! if older; one transaction then points the tenant at the fresh database and unfences it; the
-//! old database is dropped last. [`recover`] settles a row left by a dead process: before the
-//! swap the fresh database is dropped and the tenant unfenced (nothing changed), after it the
-//! old database is dropped.
+//! old database is kept for `NEXACORE_RESTORE_KEEP_OLD_HOURS` (a way back if the bundle was the
+//! wrong one), then dropped by [`Backups::drop_old_databases`], or at once by an operator.
+//! [`recover`] settles a row left by a dead process: before the swap the fresh database is
+//! dropped and the tenant unfenced (nothing changed), after it the row is finished as above.
 
 use std::path::PathBuf;
 
@@ -222,6 +223,7 @@ impl Backups {
             from_schema_version: m.schema_version,
             schema_version: version,
             last_outbox_seq: m.last_outbox_seq,
+            old_database_kept_until: None,
         })
     }
 
@@ -348,8 +350,14 @@ impl Backups {
         .await?;
         sqlx::query("UPDATE restores SET state = 'swapped' WHERE id = $1").bind(restore_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        finish_after_swap(&self.catalog, &self.fleet, &server, restore_id, &old_db).await?;
+        let keep = self.settings.keep_old_database;
+        finish_after_swap(&self.catalog, &self.fleet, &server, restore_id, &old_db, keep).await?;
         lock.close().await.ok();
+        let kept_until: Option<time::OffsetDateTime> =
+            sqlx::query_scalar("SELECT old_kept_until FROM restores WHERE id = $1")
+                .bind(restore_id)
+                .fetch_one(&self.catalog)
+                .await?;
         Ok(RestoreDone {
             tenant_id: tenant.id,
             slug: tenant.slug.clone(),
@@ -357,6 +365,7 @@ impl Backups {
             from_schema_version: m.schema_version,
             schema_version: version,
             last_outbox_seq: m.last_outbox_seq,
+            old_database_kept_until: kept_until,
         })
     }
 
@@ -392,7 +401,8 @@ impl Backups {
                     )
                     .await
                 } else {
-                    finish_after_swap(&self.catalog, &self.fleet, &server, id, &old_db).await
+                    let keep = self.settings.keep_old_database;
+                    finish_after_swap(&self.catalog, &self.fleet, &server, id, &old_db, keep).await
                 };
                 if outcome.is_ok() {
                     settled += 1;
@@ -433,19 +443,81 @@ async fn undo_before_swap(
     Ok(())
 }
 
+/// After the swap: the old database kept for `keep` (the row says until when), or dropped now.
 async fn finish_after_swap(
     catalog: &PgPool,
     fleet: &crate::fleet::Fleet,
     server: &ServerHandle,
     id: Uuid,
     old_db: &DbName,
+    keep: std::time::Duration,
 ) -> Result<(), BackupError> {
-    fleet.drop_database(server, old_db).await?;
-    sqlx::query("UPDATE restores SET state = 'done', finished_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(catalog)
-        .await?;
+    if keep.is_zero() {
+        fleet.drop_database(server, old_db).await?;
+    }
+    sqlx::query(
+        "UPDATE restores SET state = 'done', finished_at = now(),
+             old_kept_until = CASE WHEN $2 THEN NULL ELSE now() + make_interval(secs => $3) END,
+             old_dropped_at = CASE WHEN $2 THEN now() END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(keep.is_zero())
+    .bind(keep.as_secs_f64())
+    .execute(catalog)
+    .await?;
     Ok(())
+}
+
+impl Backups {
+    /// Drops the databases in-place restores kept: of one tenant (at once, whatever the
+    /// retention) or, without one, every one whose retention has passed. Never a database a
+    /// tenant's route names. Returns the names dropped.
+    pub async fn drop_old_databases(&self, tenant: Option<Uuid>) -> Result<Vec<String>, BackupError> {
+        let kept: Vec<(Uuid, Uuid, String, String)> = sqlx::query_as(
+            "SELECT r.id, t.server_id, r.old_database, t.database_name
+             FROM restores r JOIN tenants t ON t.id = r.tenant_id
+             WHERE r.state = 'done' AND r.old_dropped_at IS NULL
+               AND ($1::uuid IS NULL AND r.old_kept_until <= now() OR r.tenant_id = $1)",
+        )
+        .bind(tenant)
+        .fetch_all(&self.catalog)
+        .await?;
+        let mut dropped = Vec::new();
+        for (id, server_id, old, live) in kept {
+            let Ok(old_db) = DbName::parse(&old) else { continue };
+            if old != live {
+                let server = self.fleet.server(server_id).await?;
+                self.fleet.drop_database(&server, &old_db).await?;
+                dropped.push(old);
+            }
+            sqlx::query("UPDATE restores SET old_dropped_at = now() WHERE id = $1 AND old_dropped_at IS NULL")
+                .bind(id)
+                .execute(&self.catalog)
+                .await?;
+        }
+        Ok(dropped)
+    }
+
+    /// Drops kept old databases whose retention has passed, every `every`, until `stop`.
+    pub async fn sweep_old_databases(
+        self: std::sync::Arc<Self>,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => break,
+            }
+            match self.drop_old_databases(None).await {
+                Ok(dropped) if !dropped.is_empty() => tracing::info!(?dropped, "dropped databases kept by restores"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "dropping databases kept by restores failed"),
+            }
+        }
+    }
 }
 
 fn restore_lock_key(id: Uuid) -> i64 {

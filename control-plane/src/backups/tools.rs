@@ -31,10 +31,18 @@ const INHERITED_PG_VARIABLES: [&str; 6] =
     ["PGOPTIONS", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGHOSTADDR", "PGTARGETSESSIONATTRS"];
 
 /// Dumps the login's database in custom format into `out`, reading the exported snapshot
-/// `snapshot` (so the dump is exactly what the caller's open transaction saw).
-pub async fn pg_dump(tools: &DumpTools, login: &TenantLogin, snapshot: &str, out: &Path) -> Result<(), ToolError> {
+/// `snapshot` (so the dump is exactly what the caller's open transaction saw). Its session is
+/// named `application_name`, so a recovery can find it if this process dies.
+pub async fn pg_dump(
+    tools: &DumpTools,
+    login: &TenantLogin,
+    snapshot: &str,
+    out: &Path,
+    application_name: &str,
+) -> Result<(), ToolError> {
     let mut command = tokio::process::Command::new(tools.pg_dump());
     command.arg("--format=custom").arg("--no-password").arg(format!("--snapshot={snapshot}")).arg("--file").arg(out);
+    command.env("PGAPPNAME", application_name);
     run("pg_dump", command, login).await
 }
 
@@ -79,7 +87,10 @@ async fn run(
     for name in INHERITED_PG_VARIABLES {
         command.env_remove(name);
     }
-    command.envs(login.env()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    // A name the caller gave (a dump's, for recovery) outranks the login's default one.
+    let named = command.as_std().get_envs().any(|(key, _)| key == "PGAPPNAME");
+    let env = login.env().into_iter().filter(|(key, _)| !(named && *key == "PGAPPNAME"));
+    command.envs(env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let output = command.output().await.map_err(|source| ToolError::Spawn { program, source })?;
     if !output.status.success() {
         tracing::error!(

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use api_types::backups::{BackupKind, BackupStatus, BackupView, RestoreDone, RestoreRequest, UploadedDump};
+use api_types::backups::{
+    BackupKind, BackupStatus, BackupView, OldDatabasesDropped, RestoreDone, RestoreRequest, UploadedDump,
+};
 use poem::Body;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
@@ -111,6 +113,23 @@ impl BackupsApi {
 
 #[OpenApi(tag = "super::signup::Tag::Operations")]
 impl RestoresApi {
+    /// Drops, now, the databases in-place restores of a tenant (id or slug) had kept (they go by
+    /// themselves after `NEXACORE_RESTORE_KEEP_OLD_HOURS`). Audited.
+    #[oai(path = "/tenants/:tenant/old-databases", method = "delete")]
+    async fn drop_old_databases(
+        &self,
+        auth: OperatorAuth,
+        tenant: Path<String>,
+    ) -> Result<Json<OldDatabasesDropped>, ApiError> {
+        let backups = &self.0.backups;
+        let row = backups.tenant(&tenant.0).await.map_err(backup_error)?;
+        let dropped = backups.drop_old_databases(Some(row.id)).await.map_err(backup_error)?;
+        let details = serde_json::json!({ "dropped": dropped });
+        crate::catalog::audit::record(&self.0.catalog, &auth.0, "tenant.old_databases_dropped", Some(row.id), details)
+            .await?;
+        Ok(Json(OldDatabasesDropped { dropped }))
+    }
+
     /// Uploads a dump (a bundle's `pg_dump` file) for a restore; answers its size and SHA-256.
     #[oai(path = "/restores/uploads", method = "post")]
     async fn upload(&self, _auth: OperatorAuth, body: Binary<Body>) -> Result<Uploaded, ApiError> {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod backups;
+mod doctor;
 mod migrations;
 mod moves;
 mod operator;
@@ -34,6 +35,7 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenAp
             backups::BackupsApi(state.clone()),
             backups::RestoresApi(state.clone()),
             moves::MovesApi(state.clone()),
+            doctor::DoctorApi(state.clone()),
             migrations::MigrationsApi(state.clone()),
             people::PeopleApi(state.clone()),
             tenant_people::TenantPeopleApi(state.clone()),
@@ -68,7 +70,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .with(http_api::RejectUnstorableText)
-        .with(http_api::RequestTimeout(state.http.request_timeout))
+        // Dumps are uploaded and restored in one request each, as long as their size takes.
+        .with(http_api::RequestTimeoutExcept(state.http.request_timeout, &["/restores/uploads", "/restores"]))
         .catch_all_error(http_api::json_error)
         .with(allowed)
         .with_if(state.metrics_enabled, http_metrics)

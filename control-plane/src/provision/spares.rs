@@ -64,6 +64,11 @@ impl SparePool {
         Self { catalog, fleet, per_server, wake: Notify::new(), adopted: AtomicU64::new(0) }
     }
 
+    /// Spare databases kept ready per active server.
+    pub fn per_server(&self) -> u32 {
+        self.per_server
+    }
+
     /// Whether signups look for spares at all (`per_server > 0`).
     pub fn enabled(&self) -> bool {
         self.per_server > 0

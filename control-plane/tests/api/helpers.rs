@@ -102,6 +102,20 @@ impl TestApp {
         }
     }
 
+    /// Another replica of this app: the same catalog, template and secrets, its own port.
+    pub async fn replica(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start(
+            self.server,
+            self.catalog_database.clone(),
+            self.catalog_url.clone(),
+            self.master_key.clone(),
+            self.operator_token.clone(),
+            self.template_database.clone(),
+            tweak,
+        )
+        .await
+    }
+
     /// Stops the app gracefully and waits for it.
     pub async fn stop(mut self) {
         self.stop_and_wait().await;

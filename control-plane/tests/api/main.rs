@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod backup_schedule;
 mod binary;
 mod crash;
 mod helpers;

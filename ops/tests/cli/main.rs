@@ -4,6 +4,7 @@
 
 mod backups;
 mod deploy;
+mod doctor;
 mod migrate;
 mod moves;
 mod releases;
@@ -52,9 +53,20 @@ fn start_stack(dir: &Path, port: u16, fresh: bool) -> (Running, Vec<(String, Str
 
 /// [`start_stack`] with `NEXACORE_*` variables set for `ops up`.
 fn start_stack_with(dir: &Path, port: u16, fresh: bool, vars: &[(&str, &str)]) -> (Running, Vec<(String, String)>) {
+    start_stack_args(dir, port, fresh, vars, &[])
+}
+
+/// [`start_stack_with`] with more `ops up` flags.
+fn start_stack_args(
+    dir: &Path,
+    port: u16,
+    fresh: bool,
+    vars: &[(&str, &str)],
+    flags: &[&str],
+) -> (Running, Vec<(String, String)>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ops"));
     command.envs(vars.iter().copied());
-    command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string());
+    command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string()).args(flags);
     command.arg("--router-port").arg(free_port().to_string());
     if fresh {
         command.arg("--fresh");

@@ -122,6 +122,17 @@ async fn restore_drill_in_place_brings_rows_and_outbox_seq_back_and_as_new_gives
     assert_ne!(new_db, old_db, "restored into a fresh database");
     assert!(!maintenance, "unfenced");
     assert_eq!(tenants_after, tenants_before);
+    // The replaced database is kept (a way back), then dropped on request.
+    assert!(done["old_database_kept_until"].is_string(), "{done}");
+    let mut both = vec![old_db.clone(), new_db.clone()];
+    both.sort();
+    assert_eq!(databases_of(&platform, a.id).await, both, "the old database is kept");
+    let (code, _, _) = ops_tenants(&platform, &["drop-old-databases", &a.slug]).await;
+    assert_eq!(code, 2, "without --yes");
+    let (code, stdout, stderr) = ops_tenants(&platform, &["drop-old-databases", &a.slug, "--yes", "--json"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let dropped: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(dropped["dropped"], json!([old_db]));
     assert_eq!(databases_of(&platform, a.id).await, vec![new_db.clone()], "the old database is dropped");
     assert_eq!(outbox_last(&platform, &new_db).await, 3);
     assert_eq!(employees_via_router(&platform, &a).await, before, "the router serves the restored rows");
