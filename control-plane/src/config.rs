@@ -218,8 +218,8 @@ impl Config {
             config.backups.dir = v.into();
         }
         if let Some(v) = var("NEXACORE_MOVE_KEEP_SOURCE_HOURS")? {
-            let hours: u64 = v.parse().map_err(|e| invalid("NEXACORE_MOVE_KEEP_SOURCE_HOURS", e))?;
-            config.moves.keep_source = Duration::from_secs(hours * 3600);
+            let hours: u32 = v.parse().map_err(|e| invalid("NEXACORE_MOVE_KEEP_SOURCE_HOURS", e))?;
+            config.moves.keep_source = Duration::from_secs(u64::from(hours) * 3600);
         }
         if let Some(v) = var("NEXACORE_BACKUP_SCHEDULE")? {
             config.backups.schedule = match v.trim() {
