@@ -407,7 +407,7 @@ pub async fn schema_version(tenant: &mut PgConnection) -> Result<i32, Replicatio
 /// the source (its slot is dropped there by [`drop_source_replication`]).
 pub async fn drop_subscription(server: &ServerHandle, target: &DbName, name: &DbName) -> Result<(), ReplicationError> {
     let mut admin = server.pool().acquire().await?;
-    if !database_exists(&mut *admin, target).await? {
+    if !database_exists(&mut admin, target).await? {
         return Ok(());
     }
     drop(admin);
@@ -468,7 +468,7 @@ pub async fn drop_source_replication(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut admin = pool.acquire().await?;
-    if !database_exists(&mut *admin, source).await? {
+    if !database_exists(&mut admin, source).await? {
         return Ok(());
     }
     drop(admin);
