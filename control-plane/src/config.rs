@@ -100,6 +100,9 @@ pub struct Config {
     /// Desktop releases (`NEXACORE_RELEASE_DIR`, `NEXACORE_RELEASE_MAX_BYTES`,
     /// `NEXACORE_RELEASE_TRUSTED_KEYS_FILE`, `NEXACORE_RELEASE_ROLLBACK_PAUSE_THRESHOLD`).
     pub releases: crate::releases::ReleaseSettings,
+    /// Serve HTTPS with these files (`NEXACORE_TLS_CERT_FILE`, `NEXACORE_TLS_KEY_FILE`); plain
+    /// HTTP without (behind a proxy that terminates TLS).
+    pub tls: Option<http_api::TlsFiles>,
 }
 
 impl Config {
@@ -138,6 +141,7 @@ impl Config {
             metrics: true,
             backups: crate::backups::BackupSettings::default(),
             releases: crate::releases::ReleaseSettings::default(),
+            tls: None,
         }
     }
 
@@ -286,6 +290,7 @@ impl Config {
         config.http =
             http_api::ConnectionLimits::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
         config.metrics = http_api::metrics::enabled_from(source).map_err(|(name, reason)| invalid(name, reason))?;
+        config.tls = http_api::TlsFiles::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES")? {
             config.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;

@@ -18,6 +18,9 @@ pub struct Settings {
     pub last_company: String,
     /// Points per pixel factor, 1.0–2.0.
     pub ui_scale: f32,
+    /// A PEM file of CA certificates trusted besides the public roots (a company's own CA);
+    /// `NEXACORE_TLS_CA_FILE` wins over it.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
             last_email: String::new(),
             last_company: String::new(),
             ui_scale: 1.0,
+            extra_ca_file: None,
         }
     }
 }

@@ -1,6 +1,11 @@
 //! `ops up`: the local dev stack. A private, persistent Postgres cluster under `./.nexacore/pg`
 //! and the control plane on it, with generated secrets kept in `./.nexacore/secrets.env`.
 //! Ctrl-C stops the control plane (in-flight requests finish), then Postgres.
+//!
+//! `--tls`: a local CA and a server certificate under `./.nexacore/tls/` (made once, then
+//! reused), Postgres with `ssl=on`, both services on HTTPS, and every connection between them
+//! checked with `verify-full` against that CA. TLS is `--tls`'s alone here: the services'
+//! `NEXACORE_TLS_*` variables are not read by `ops up`.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +32,10 @@ pub struct UpArgs {
     /// The Postgres port (default: the one used last time, else a free one).
     #[arg(long)]
     pg_port: Option<u16>,
+    /// TLS everywhere: a local CA under <dir>/tls, Postgres with ssl=on, both services on HTTPS,
+    /// connections checked with verify-full.
+    #[arg(long)]
+    tls: bool,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -44,15 +53,29 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let secrets = load_or_create_secrets(&args.dir)?;
 
+    let tls = match args.tls {
+        true => {
+            let dir = std::path::absolute(args.dir.join("tls")).context("the TLS directory")?;
+            Some(stack::LocalTls::ensure(&dir).context("the local certificate authority")?)
+        }
+        false => None,
+    };
     let pg_dir = args.dir.join("pg");
     let pg_port = args.pg_port;
+    let ssl = tls
+        .as_ref()
+        .map(|t| local_postgres::SslFiles { cert_file: t.server_cert.clone(), key_file: t.server_key.clone() });
     println!("starting PostgreSQL in {} …", pg_dir.display());
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg_dir, pg_port))
-        .await?
-        .context("starting the local PostgreSQL cluster")?;
-    let database_url = cluster.superuser_url();
+    let cluster =
+        tokio::task::spawn_blocking(move || LocalCluster::start_persistent_with_ssl(&pg_dir, pg_port, ssl.as_ref()))
+            .await?
+            .context("starting the local PostgreSQL cluster")?;
+    let database_url = match &tls {
+        Some(tls) => tls.postgres_url(&cluster.superuser_url())?,
+        None => cluster.superuser_url(),
+    };
 
-    let result = serve(&args, &secrets, &database_url).await;
+    let result = serve(&args, &secrets, &database_url, tls).await;
 
     println!("stopping PostgreSQL …");
     tokio::task::spawn_blocking(move || cluster.stop()).await?.context("stopping PostgreSQL")?;
@@ -60,7 +83,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::Result<()> {
+async fn serve(
+    args: &UpArgs,
+    secrets: &Secrets,
+    database_url: &str,
+    tls: Option<stack::LocalTls>,
+) -> anyhow::Result<()> {
     // The router gets only the key that derives tenant role passwords, not the master key, and
     // logs into the catalog as the control plane's least-privileged role for routers.
     // Without an SMTP server, mail becomes .eml files a developer can open.
@@ -80,7 +108,12 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
         from_env.mail.directory = Some(mail_dir);
     }
     let router_from_env = stack::RouterConfig::from_source(&source).context("the router's NEXACORE_* configuration")?;
-    let platform = stack::PlatformBuilder::new(database_url)
+    let ca_file = tls.as_ref().map(|t| t.ca_cert.display().to_string());
+    let mut builder = stack::PlatformBuilder::new(database_url);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let platform = builder
         .secrets(SecretString::from(secrets.master_key.clone()), SecretString::from(secrets.operator_token.clone()))
         .control_plane_listen(([127, 0, 0, 1], args.port).into())
         .router_listens(vec![([127, 0, 0, 1], args.router_port).into()])
@@ -91,6 +124,7 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
             c.master_key = wired.master_key;
             c.operator_token = wired.operator_token;
             c.router_url = wired.router_url;
+            c.tls = wired.tls;
         })
         .router(move |_, c| {
             let wired = std::mem::replace(c, router_from_env.clone());
@@ -99,6 +133,8 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
             c.tenant_role_key = wired.tenant_role_key;
             c.jwks_url = wired.jwks_url;
             c.pool.application_name = wired.pool.application_name;
+            c.tls = wired.tls;
+            c.tls_ca_file = wired.tls_ca_file;
         })
         .start()
         .await
@@ -106,12 +142,16 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     let control_plane_url = platform.control_plane.url.clone();
     let router_url = platform.router_url().to_owned();
 
-    let env = [
+    let mut env = vec![
         ("NEXACORE_CONTROL_PLANE_URL", control_plane_url.as_str()),
         ("NEXACORE_ROUTER_URL", router_url.as_str()),
         ("NEXACORE_OPERATOR_TOKEN", secrets.operator_token.as_str()),
         ("NEXACORE_DATABASE_URL", database_url),
     ];
+    // What clients (curl --cacert, the desktop app) trust the stack's certificates with.
+    if let Some(ca_file) = &ca_file {
+        env.push(("NEXACORE_TLS_CA_FILE", ca_file.as_str()));
+    }
     let env_path = args.dir.join("stack.env");
     write_private(&env_path, &env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())?;
 
@@ -122,6 +162,9 @@ async fn serve(args: &UpArgs, secrets: &Secrets, database_url: &str) -> anyhow::
     println!("  operator token  {}", secrets.operator_token);
     println!("  database        {database_url}");
     println!("  e-mail          {mail_to}");
+    if let Some(ca_file) = &ca_file {
+        println!("  TLS CA          {ca_file}   (curl --cacert; the desktop app: NEXACORE_TLS_CA_FILE)");
+    }
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
 

@@ -13,5 +13,6 @@ mod roles;
 mod sign_in;
 mod staff;
 mod system;
+mod tls;
 mod updates;
 mod wizard;
