@@ -8,6 +8,7 @@ mod migrate;
 mod releases;
 mod restore;
 mod system;
+mod up_tls;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -51,9 +52,20 @@ fn start_stack(dir: &Path, port: u16, fresh: bool) -> (Running, Vec<(String, Str
 
 /// [`start_stack`] with `NEXACORE_*` variables set for `ops up`.
 fn start_stack_with(dir: &Path, port: u16, fresh: bool, vars: &[(&str, &str)]) -> (Running, Vec<(String, String)>) {
+    start_stack_args(dir, port, fresh, vars, &[])
+}
+
+/// [`start_stack_with`] with more arguments for `ops up` (`--tls`).
+fn start_stack_args(
+    dir: &Path,
+    port: u16,
+    fresh: bool,
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> (Running, Vec<(String, String)>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ops"));
     command.envs(vars.iter().copied());
-    command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string());
+    command.arg("up").arg("--dir").arg(dir).arg("--port").arg(port.to_string()).args(args);
     command.arg("--router-port").arg(free_port().to_string());
     if fresh {
         command.arg("--fresh");
