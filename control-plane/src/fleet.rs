@@ -424,7 +424,9 @@ fn libpq_tls(url: &str) -> Vec<(&'static str, String)> {
         [("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT"), ("sslcert", "PGSSLCERT"), ("sslkey", "PGSSLKEY")];
     let Ok(url) = url::Url::parse(url) else { return Vec::new() };
     url.query_pairs()
-        .filter_map(|(key, value)| NAMES.iter().find(|(name, _)| *name == key).map(|(_, var)| (*var, value.into_owned())))
+        .filter_map(|(key, value)| {
+            NAMES.iter().find(|(name, _)| *name == key).map(|(_, var)| (*var, value.into_owned()))
+        })
         .collect()
 }
 
@@ -504,7 +506,8 @@ pub enum RegisterError {
 mod tests {
     #[test]
     fn the_tools_get_the_urls_tls_parameters_as_libpq_variables() {
-        let url = "postgres://u:p@db.example:5432/x?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem&application_name=a";
+        let url =
+            "postgres://u:p@db.example:5432/x?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem&application_name=a";
         let expected = vec![("PGSSLMODE", "verify-full".to_owned()), ("PGSSLROOTCERT", "/etc/ca x.pem".to_owned())];
         assert_eq!(super::libpq_tls(url), expected);
         assert!(super::libpq_tls("postgres://u@h/x").is_empty());

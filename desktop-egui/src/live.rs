@@ -212,12 +212,17 @@ pub fn connect_url(ws_url: &str, since: Option<i64>) -> Result<url::Url, url::Pa
 }
 
 /// One connection attempt's request: the URL and the token as a protocol entry.
-pub fn connect_request(ws_url: &str, token: &str, since: Option<i64>) -> Result<tungstenite::handshake::client::Request, String> {
+pub fn connect_request(
+    ws_url: &str,
+    token: &str,
+    since: Option<i64>,
+) -> Result<tungstenite::handshake::client::Request, String> {
     use tungstenite::client::IntoClientRequest;
     let url = connect_url(ws_url, since).map_err(|e| e.to_string())?;
     let mut request = url.as_str().into_client_request().map_err(|e| e.to_string())?;
     let protocols = format!("{PROTOCOL}, {BEARER_PROTOCOL_PREFIX}{token}");
-    let value = tungstenite::http::HeaderValue::from_str(&protocols).map_err(|_| "the token is not a valid header value".to_owned())?;
+    let value = tungstenite::http::HeaderValue::from_str(&protocols)
+        .map_err(|_| "the token is not a valid header value".to_owned())?;
     request.headers_mut().insert(tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL, value);
     Ok(request)
 }
@@ -260,35 +265,32 @@ pub async fn run<F>(
                 sink(LiveUpdate::Status(LiveStatus::Stopped(format!("bad live URL: {e}"))));
                 return;
             }
-            Ok(request) => match tokio_tungstenite::connect_async_tls_with_config(
-                request,
-                None,
-                false,
-                Some(trust.websocket()),
-            )
-            .await
-            {
-                Ok((socket, _)) => {
-                    // A reconnect without a known seq cannot resume: the app reloads.
-                    if !first && cursor.last_seq.is_none() {
-                        sink(LiveUpdate::Resync);
+            Ok(request) => {
+                match tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(trust.websocket()))
+                    .await
+                {
+                    Ok((socket, _)) => {
+                        // A reconnect without a known seq cannot resume: the app reloads.
+                        if !first && cursor.last_seq.is_none() {
+                            sink(LiveUpdate::Resync);
+                        }
+                        first = false;
+                        backoff.reset();
+                        sink(LiveUpdate::Status(LiveStatus::Live));
+                        session(socket, &mut cursor, &sink, &mut commands, &mut token).await
                     }
-                    first = false;
-                    backoff.reset();
-                    sink(LiveUpdate::Status(LiveStatus::Live));
-                    session(socket, &mut cursor, &sink, &mut commands, &mut token).await
+                    Err(tungstenite::Error::Http(response)) => match response.status().as_u16() {
+                        401 => Next::WaitForToken,
+                        426 => {
+                            sink(LiveUpdate::UpgradeRequired);
+                            Next::Stop
+                        }
+                        403 | 404 => Next::Stop,
+                        _ => Next::Reconnect,
+                    },
+                    Err(_) => Next::Reconnect,
                 }
-                Err(tungstenite::Error::Http(response)) => match response.status().as_u16() {
-                    401 => Next::WaitForToken,
-                    426 => {
-                        sink(LiveUpdate::UpgradeRequired);
-                        Next::Stop
-                    }
-                    403 | 404 => Next::Stop,
-                    _ => Next::Reconnect,
-                },
-                Err(_) => Next::Reconnect,
-            },
+            }
         };
         match next {
             Next::Reconnect => {

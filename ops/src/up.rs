@@ -53,12 +53,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let secrets = load_or_create_secrets(&args.dir)?;
 
-    let tls = match args.tls {
-        true => {
-            let dir = std::path::absolute(args.dir.join("tls")).context("the TLS directory")?;
-            Some(stack::LocalTls::ensure(&dir).context("the local certificate authority")?)
-        }
-        false => None,
+    let tls = if args.tls {
+        let dir = std::path::absolute(args.dir.join("tls")).context("the TLS directory")?;
+        Some(stack::LocalTls::ensure(&dir).context("the local certificate authority")?)
+    } else {
+        None
     };
     let pg_dir = args.dir.join("pg");
     let pg_port = args.pg_port;

@@ -252,7 +252,8 @@ impl Platform {
         tweak: impl FnOnce(&mut control_plane::Config),
     ) -> Result<(), StackError> {
         let url = self.control_plane.url.clone();
-        let listen = address_of(&url).ok_or_else(|| StackError::Database(format!("the control plane's address {url}")))?;
+        let listen =
+            address_of(&url).ok_or_else(|| StackError::Database(format!("the control plane's address {url}")))?;
         let mut config = control_plane::Config::new(
             SecretString::from(self.admin_url.clone()),
             self.master_key.clone(),

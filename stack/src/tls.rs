@@ -65,7 +65,8 @@ impl LocalTls {
 
         let ca_key = KeyPair::generate()?;
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name = name("NexaCore local CA");
+        // A name of its own: two local CAs never look like one to a verifier.
+        ca.distinguished_name = name(&format!("NexaCore local CA {}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca.not_before = now - time::Duration::days(1);

@@ -152,9 +152,8 @@ async fn connect(addr: SocketAddr, source: IpAddr, token: &str) -> anyhow::Resul
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
     // The token as a protocol entry, as the desktop app sends it.
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-        "ws://{addr}/ws"
-    ))?;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/ws"))?;
     request.headers_mut().insert("sec-websocket-protocol", format!("nexacore.v1, nexacore.bearer.{token}").parse()?);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(30),

@@ -20,7 +20,10 @@ fn ops_up_with_tls_serves_https_on_postgres_with_ssl_and_names_its_ca_in_stack_e
     let database_url = get(&env, "NEXACORE_DATABASE_URL");
     assert_eq!(base, format!("https://127.0.0.1:{port}"));
     assert!(router.starts_with("https://"), "{router}");
-    assert_eq!(std::path::Path::new(&ca_file).canonicalize().unwrap(), stack_dir.join("tls/ca.pem").canonicalize().unwrap());
+    assert_eq!(
+        std::path::Path::new(&ca_file).canonicalize().unwrap(),
+        stack_dir.join("tls/ca.pem").canonicalize().unwrap()
+    );
     assert!(database_url.contains("sslmode=verify-full"), "{database_url}");
 
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).unwrap()).unwrap();

@@ -99,15 +99,10 @@ async fn the_platform_runs_over_https_and_wss_on_postgres_with_ssl_checked_by_ve
     assert_eq!(response.headers()["sec-websocket-protocol"], "nexacore.v1");
 
     // A write through the router (a tenant pool on the TLS server) arrives on the socket.
-    let body = json!({"first_name": "Ada", "last_name": "Secure", "email": "ada@tls.example.com", "hire_date": "2024-01-15"});
-    let created = platform
-        .http
-        .post(format!("{router}/employees"))
-        .bearer_auth(&company.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let body =
+        json!({"first_name": "Ada", "last_name": "Secure", "email": "ada@tls.example.com", "hire_date": "2024-01-15"});
+    let created =
+        platform.http.post(format!("{router}/employees")).bearer_auth(&company.token).json(&body).send().await.unwrap();
     assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
     let event = loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("an event in time");

@@ -52,7 +52,8 @@ async fn the_token_is_accepted_as_a_protocol_entry_and_in_the_deprecated_query_o
     assert_eq!(chosen.as_deref(), Some("nexacore.v1"), "only the protocol is echoed, never the token");
     let (mut by_query, _) = open(&stack, &format!("token={}", c.token), None).await.expect("old clients still work");
 
-    let body = json!({"first_name": "Ws", "last_name": "Auth", "email": "ws@auth.example.com", "hire_date": "2024-01-15"});
+    let body =
+        json!({"first_name": "Ws", "last_name": "Auth", "email": "ws@auth.example.com", "hire_date": "2024-01-15"});
     let created = stack.call(Method::POST, "/employees", &c.token).json(&body).send().await.unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(next_email(&mut by_protocol).await, "ws@auth.example.com");

@@ -72,8 +72,9 @@ pub async fn ws(
     Query(query): Query<WsQuery>,
     Data(state): Data<&Arc<AppState>>,
 ) -> poem::Result<impl IntoResponse> {
-    let token = token_of(req, &query)
-        .ok_or_else(|| ApiError::unauthorized("a token is required (Sec-WebSocket-Protocol: nexacore.v1, nexacore.bearer.<token>)"))?;
+    let token = token_of(req, &query).ok_or_else(|| {
+        ApiError::unauthorized("a token is required (Sec-WebSocket-Protocol: nexacore.v1, nexacore.bearer.<token>)")
+    })?;
     let session = gates::admit(state, &token).await?;
     let since = match query.since.as_deref() {
         None | Some("") => None,
