@@ -46,6 +46,8 @@ pub enum StartError {
     Keys(#[from] crate::identity::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("NEXACORE_TLS_CERT_FILE/NEXACORE_TLS_KEY_FILE: {0}")]
+    Tls(#[from] http_api::TlsError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
     #[error("settling interrupted backups: {0}")]
@@ -57,7 +59,7 @@ pub enum StartError {
 }
 
 pub struct App {
-    acceptor: TcpAcceptor,
+    acceptor: http_api::ServiceAcceptor<TcpAcceptor>,
     port: u16,
     state: Arc<AppState>,
     reconcile_interval: Duration,
@@ -77,6 +79,8 @@ impl App {
         if config.operator_token.expose_secret().trim().chars().count() < MIN_OPERATOR_TOKEN_CHARS {
             return Err(StartError::WeakOperatorToken);
         }
+        // Before any database work: a bad certificate pair fails the start at once.
+        let server_tls = config.tls.as_ref().map(http_api::ServerTls::load).transpose()?;
         let admin = catalog::parse_url(&config.admin_database_url)?;
         let pool = catalog::open(&admin, &config.catalog_database).await?;
         // Routers read the catalog as a role that can read nothing else; nobody else may log in.
@@ -224,6 +228,7 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(config.listen.port());
+        let acceptor = http_api::ServiceAcceptor::new(acceptor, server_tls);
         Ok(Self {
             acceptor,
             port,
@@ -236,6 +241,11 @@ impl App {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `https` when serving TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.acceptor.scheme()
     }
 
     /// The spare-database pool (its counters tell how many signups adopted a spare).

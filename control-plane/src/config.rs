@@ -103,6 +103,9 @@ pub struct Config {
     pub releases: crate::releases::ReleaseSettings,
     /// Tenant moves between servers (`NEXACORE_MOVE_KEEP_SOURCE_HOURS`).
     pub moves: crate::moves::MoveSettings,
+    /// Serve HTTPS with these files (`NEXACORE_TLS_CERT_FILE`, `NEXACORE_TLS_KEY_FILE`); plain
+    /// HTTP without (behind a proxy that terminates TLS).
+    pub tls: Option<http_api::TlsFiles>,
 }
 
 impl Config {
@@ -142,6 +145,7 @@ impl Config {
             backups: crate::backups::BackupSettings::default(),
             releases: crate::releases::ReleaseSettings::default(),
             moves: crate::moves::MoveSettings::default(),
+            tls: None,
         }
     }
 
@@ -331,6 +335,7 @@ impl Config {
         config.http =
             http_api::ConnectionLimits::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
         config.metrics = http_api::metrics::enabled_from(source).map_err(|(name, reason)| invalid(name, reason))?;
+        config.tls = http_api::TlsFiles::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES")? {
             config.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;

@@ -57,6 +57,8 @@ pub struct ServerHandle {
     pub name: String,
     admin: PgConnectOptions,
     pool: PgPool,
+    /// The URL's TLS parameters as libpq variables, for `pg_dump`/`pg_restore`.
+    tool_tls: Vec<(&'static str, String)>,
 }
 
 impl ServerHandle {
@@ -167,7 +169,8 @@ impl Fleet {
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(60))
             .connect_lazy_with(pin_search_path(admin.clone()));
-        Ok(ServerHandle { id: row.id, name: row.name.clone(), admin, pool })
+        let tool_tls = libpq_tls(url.expose_secret());
+        Ok(ServerHandle { id: row.id, name: row.name.clone(), admin, pool, tool_tls })
     }
 
     /// Registers a server in the catalog after checking that its URL works as a superuser
@@ -238,6 +241,7 @@ impl Fleet {
             user: role.as_str().to_owned(),
             database: db.as_str().to_owned(),
             password: self.master.tenant_role_key().password_for(role),
+            tls: server.tool_tls.clone(),
         }
     }
 
@@ -422,6 +426,21 @@ pub struct TenantLogin {
     pub user: String,
     pub database: String,
     pub password: SecretString,
+    /// `PGSSLMODE` and friends, from the server's URL.
+    pub tls: Vec<(&'static str, String)>,
+}
+
+/// A Postgres URL's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) as the libpq
+/// variables the command-line tools read, so they connect as carefully as the service does.
+fn libpq_tls(url: &str) -> Vec<(&'static str, String)> {
+    const NAMES: [(&str, &str); 4] =
+        [("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT"), ("sslcert", "PGSSLCERT"), ("sslkey", "PGSSLKEY")];
+    let Ok(url) = url::Url::parse(url) else { return Vec::new() };
+    url.query_pairs()
+        .filter_map(|(key, value)| {
+            NAMES.iter().find(|(name, _)| *name == key).map(|(_, var)| (*var, value.into_owned()))
+        })
+        .collect()
 }
 
 impl TenantLogin {
@@ -437,6 +456,9 @@ impl TenantLogin {
             ("PGAPPNAME", "nexacore-backup".to_owned()),
             ("PGCONNECT_TIMEOUT", "10".to_owned()),
         ]
+        .into_iter()
+        .chain(self.tls.iter().cloned())
+        .collect()
     }
 }
 
@@ -491,4 +513,17 @@ pub enum RegisterError {
     NameTaken,
     #[error(transparent)]
     Fleet(#[from] FleetError),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tools_get_the_urls_tls_parameters_as_libpq_variables() {
+        let url =
+            "postgres://u:p@db.example:5432/x?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem&application_name=a";
+        let expected = vec![("PGSSLMODE", "verify-full".to_owned()), ("PGSSLROOTCERT", "/etc/ca x.pem".to_owned())];
+        assert_eq!(super::libpq_tls(url), expected);
+        assert!(super::libpq_tls("postgres://u@h/x").is_empty());
+        assert!(super::libpq_tls("not a url").is_empty());
+    }
 }

@@ -27,7 +27,12 @@ fn wake(ctx: &OnceLock<egui::Context>) {
 }
 
 impl<M: Send + 'static> Backend<M> {
+    /// Its HTTP client trusting the public roots only.
     pub fn new() -> Self {
+        Self::with_client(Client::new())
+    }
+
+    pub fn with_client(client: Client) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("nexacore-net")
@@ -35,7 +40,7 @@ impl<M: Send + 'static> Backend<M> {
             .build()
             .expect("a tokio runtime can be built");
         let (tx, rx) = mpsc::channel();
-        Self { runtime: Some(runtime), tx, rx, ctx: Arc::default(), client: Client::new() }
+        Self { runtime: Some(runtime), tx, rx, ctx: Arc::default(), client }
     }
 
     /// Tells the backend whom to wake; called every frame, only the first call counts.

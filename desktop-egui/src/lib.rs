@@ -14,6 +14,7 @@ pub mod links;
 pub mod live;
 pub mod merge;
 pub mod settings;
+pub mod tls;
 pub mod ui;
 pub mod updater;
 

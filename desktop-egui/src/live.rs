@@ -1,6 +1,9 @@
 //! The live-updates task: holds the WebSocket to the router, reports change events and its
 //! own state to the UI, and reconnects with `?since=<last seq>`.
 //!
+//! The token goes in the `Sec-WebSocket-Protocol` header (`nexacore.v1, nexacore.bearer.<token>`),
+//! never in the URL, which proxies and servers log; `wss://` is checked against [`Trust`].
+//!
 //! Reconnecting: the first retry is immediate (most drops are a router restart or a network
 //! blip), then jittered exponential backoff ([`retry_delay`]). While the router answers its
 //! `/health` the wait is capped at [`RETRY_CAP`]; while it does not, at [`RETRY_CAP_DOWN`], but
@@ -19,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::api::wire::{LiveMessage, SystemNotice};
+use crate::tls::Trust;
 
 pub use api_types::live::close;
 
@@ -193,17 +197,34 @@ pub fn after_close(code: u16) -> Next {
     }
 }
 
-/// The URL of one connection attempt.
-pub fn connect_url(ws_url: &str, token: &str, since: Option<i64>) -> Result<url::Url, url::ParseError> {
+/// The protocol the router speaks (and echoes back).
+pub const PROTOCOL: &str = "nexacore.v1";
+/// The protocol entry that carries the token.
+pub const BEARER_PROTOCOL_PREFIX: &str = "nexacore.bearer.";
+
+/// The URL of one connection attempt (no token: see [`connect_request`]).
+pub fn connect_url(ws_url: &str, since: Option<i64>) -> Result<url::Url, url::ParseError> {
     let mut url = url::Url::parse(ws_url)?;
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("token", token);
-        if let Some(since) = since {
-            query.append_pair("since", &since.to_string());
-        }
+    if let Some(since) = since {
+        url.query_pairs_mut().append_pair("since", &since.to_string());
     }
     Ok(url)
+}
+
+/// One connection attempt's request: the URL and the token as a protocol entry.
+pub fn connect_request(
+    ws_url: &str,
+    token: &str,
+    since: Option<i64>,
+) -> Result<tungstenite::handshake::client::Request, String> {
+    use tungstenite::client::IntoClientRequest;
+    let url = connect_url(ws_url, since).map_err(|e| e.to_string())?;
+    let mut request = url.as_str().into_client_request().map_err(|e| e.to_string())?;
+    let protocols = format!("{PROTOCOL}, {BEARER_PROTOCOL_PREFIX}{token}");
+    let value = tungstenite::http::HeaderValue::from_str(&protocols)
+        .map_err(|_| "the token is not a valid header value".to_owned())?;
+    request.headers_mut().insert(tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL, value);
+    Ok(request)
 }
 
 /// The token the task connects with, and how many came before it.
@@ -220,47 +241,56 @@ impl Credentials {
 }
 
 /// Runs until stopped: connect, read, reconnect. Reports through `sink` (false: the UI is gone).
-pub async fn run<F>(ws_url: String, token: String, sink: F, mut commands: mpsc::UnboundedReceiver<LiveCommand>)
-where
+pub async fn run<F>(
+    ws_url: String,
+    token: String,
+    trust: Trust,
+    sink: F,
+    mut commands: mpsc::UnboundedReceiver<LiveCommand>,
+) where
     F: Fn(LiveUpdate) -> bool,
 {
     let mut token = Credentials { token, number: 0 };
     let mut cursor = Cursor::default();
     let mut backoff = Backoff::default();
-    let http = reqwest::Client::builder().timeout(PROBE_EVERY).build().unwrap_or_default();
+    let http = trust.http(reqwest::Client::builder().timeout(PROBE_EVERY)).build().unwrap_or_default();
     let health = health_url(&ws_url);
     let mut first = true;
     loop {
         if !sink(LiveUpdate::Status(LiveStatus::Connecting)) {
             return;
         }
-        let next = match connect_url(&ws_url, &token.token, cursor.last_seq) {
+        let next = match connect_request(&ws_url, &token.token, cursor.last_seq) {
             Err(e) => {
                 sink(LiveUpdate::Status(LiveStatus::Stopped(format!("bad live URL: {e}"))));
                 return;
             }
-            Ok(url) => match tokio_tungstenite::connect_async(url.as_str()).await {
-                Ok((socket, _)) => {
-                    // A reconnect without a known seq cannot resume: the app reloads.
-                    if !first && cursor.last_seq.is_none() {
-                        sink(LiveUpdate::Resync);
+            Ok(request) => {
+                match tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(trust.websocket()))
+                    .await
+                {
+                    Ok((socket, _)) => {
+                        // A reconnect without a known seq cannot resume: the app reloads.
+                        if !first && cursor.last_seq.is_none() {
+                            sink(LiveUpdate::Resync);
+                        }
+                        first = false;
+                        backoff.reset();
+                        sink(LiveUpdate::Status(LiveStatus::Live));
+                        session(socket, &mut cursor, &sink, &mut commands, &mut token).await
                     }
-                    first = false;
-                    backoff.reset();
-                    sink(LiveUpdate::Status(LiveStatus::Live));
-                    session(socket, &mut cursor, &sink, &mut commands, &mut token).await
+                    Err(tungstenite::Error::Http(response)) => match response.status().as_u16() {
+                        401 => Next::WaitForToken,
+                        426 => {
+                            sink(LiveUpdate::UpgradeRequired);
+                            Next::Stop
+                        }
+                        403 | 404 => Next::Stop,
+                        _ => Next::Reconnect,
+                    },
+                    Err(_) => Next::Reconnect,
                 }
-                Err(tungstenite::Error::Http(response)) => match response.status().as_u16() {
-                    401 => Next::WaitForToken,
-                    426 => {
-                        sink(LiveUpdate::UpgradeRequired);
-                        Next::Stop
-                    }
-                    403 | 404 => Next::Stop,
-                    _ => Next::Reconnect,
-                },
-                Err(_) => Next::Reconnect,
-            },
+            }
         };
         match next {
             Next::Reconnect => {
@@ -396,14 +426,21 @@ mod tests {
     }
 
     #[test]
+    fn the_token_travels_in_the_protocol_header_never_in_the_url() {
+        let request = connect_request("ws://127.0.0.1:8081/ws", "a.b.c", Some(5)).unwrap();
+        assert_eq!(request.uri().to_string(), "ws://127.0.0.1:8081/ws?since=5");
+        let protocols = request.headers().get("sec-websocket-protocol").unwrap().to_str().unwrap();
+        assert_eq!(protocols, "nexacore.v1, nexacore.bearer.a.b.c");
+        assert!(connect_request("ws://127.0.0.1:8081/ws", "bad\ntoken", None).is_err());
+    }
+
+    #[test]
     fn close_codes_decide_what_comes_next() {
         assert_eq!(after_close(close::TOKEN_EXPIRED), Next::WaitForToken);
         assert_eq!(after_close(close::TENANT_UNAVAILABLE), Next::Stop);
         assert_eq!(after_close(close::TOO_SLOW), Next::Reconnect);
         assert_eq!(after_close(close::GOING_AWAY), Next::Reconnect);
-        let url = connect_url("ws://127.0.0.1:8081/ws", "a.b.c", Some(5)).unwrap();
-        assert_eq!(url.as_str(), "ws://127.0.0.1:8081/ws?token=a.b.c&since=5");
-        assert_eq!(health_url("wss://r.example.com/ws?token=x").unwrap().as_str(), "https://r.example.com/health");
+        assert_eq!(health_url("wss://r.example.com/ws?since=3").unwrap().as_str(), "https://r.example.com/health");
         assert_eq!(health_url("ws://127.0.0.1:8081/ws").unwrap().as_str(), "http://127.0.0.1:8081/health");
     }
 }

@@ -21,6 +21,9 @@ pub struct Settings {
     pub ui_scale: f32,
     /// Which releases the updater takes: `stable` (default) or `beta`.
     pub channel: Channel,
+    /// A PEM file of CA certificates trusted besides the public roots (a company's own CA);
+    /// `NEXACORE_TLS_CA_FILE` wins over it.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -31,6 +34,7 @@ impl Default for Settings {
             last_company: String::new(),
             ui_scale: 1.0,
             channel: Channel::Stable,
+            extra_ca_file: None,
         }
     }
 }

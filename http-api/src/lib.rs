@@ -4,7 +4,8 @@
 //! [`request_log`], and [`shutdown_signal`], the signals every process stops on; the connection
 //! limits and timeouts both serve with ([`GuardedAcceptor`], [`RequestTimeout`]) and the client
 //! address behind trusted proxies ([`ClientAddress`]); `Allow` on every 405 ([`AllowedMethods`]);
-//! Prometheus metrics ([`MetricsRegistry`], [`HttpMetrics`]) and `X-Request-Id` ([`request_id`]).
+//! Prometheus metrics ([`MetricsRegistry`], [`HttpMetrics`]) and `X-Request-Id` ([`request_id`]);
+//! HTTPS from certificate files, reloaded on change ([`tls`]).
 
 mod allowed_methods;
 mod client_address;
@@ -21,6 +22,7 @@ mod request_log;
 mod service_cli;
 mod shutdown;
 mod text_guard;
+pub mod tls;
 
 use poem::{IntoResponse, Response};
 
@@ -40,6 +42,7 @@ pub use request_log::request_log;
 pub use service_cli::{ConfigArgs, ProbeArgs, init_tracing};
 pub use shutdown::shutdown_signal;
 pub use text_guard::RejectUnstorableText;
+pub use tls::{ServerTls, ServiceAcceptor, TlsError, TlsFiles};
 
 /// Every error leaves as the JSON error body, whatever produced it.
 pub async fn json_error(err: poem::Error) -> Response {

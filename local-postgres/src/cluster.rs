@@ -35,6 +35,15 @@ const PORT_FILE: &str = "port";
 /// Where a first initdb of a persistent cluster happens, renamed to `data` once complete, so an
 /// interrupted first start never leaves a half-made `data` behind that later starts would trust.
 const STAGING_DATA_DIR: &str = "data.initdb";
+/// The server's copy of its TLS certificate and key.
+const SSL_DIR: &str = "ssl";
+
+/// A TLS certificate (chain) and its private key, PEM files, for a cluster to serve `ssl=on`.
+#[derive(Debug, Clone)]
+pub struct SslFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
 
 /// A Unix socket path must fit in `sockaddr_un.sun_path` (104 bytes on macOS, 108 on Linux).
 const MAX_SOCKET_PATH: usize = 100;
@@ -92,6 +101,16 @@ impl LocalCluster {
     /// [`start_throwaway`](Self::start_throwaway) with server settings of the caller's on top
     /// of the throwaway ones (a later `-c` wins), e.g. a benchmark's higher `max_connections`.
     pub fn start_throwaway_with(extra_settings: &[(&str, &str)]) -> Result<LocalCluster, ClusterError> {
+        Self::throwaway(extra_settings, None)
+    }
+
+    /// [`start_throwaway`](Self::start_throwaway) serving TLS (`ssl=on`) with this certificate
+    /// and key; clients may still connect without TLS unless they ask for it (`sslmode`).
+    pub fn start_throwaway_with_ssl(ssl: &SslFiles) -> Result<LocalCluster, ClusterError> {
+        Self::throwaway(&[], Some(ssl))
+    }
+
+    fn throwaway(extra_settings: &[(&str, &str)], ssl: Option<&SslFiles>) -> Result<LocalCluster, ClusterError> {
         let started = Instant::now();
         let binaries = find_binaries()?;
         let user = ServerUser::detect()?;
@@ -120,8 +139,17 @@ impl LocalCluster {
         let watchdog = Watchdog::spawn(user, &cluster.binaries.pg_ctl(), &cluster.data_dir, &cluster.dir)?;
         cluster.kind = Kind::Throwaway { watchdog: Some(watchdog), removed: false };
         cluster.initdb(&cluster.data_dir)?;
-        let settings: Vec<(&str, &str)> =
-            EVERY_CLUSTER_SETTINGS.iter().chain(THROWAWAY_SETTINGS).chain(extra_settings).copied().collect();
+        let ssl_settings = match ssl {
+            Some(ssl) => cluster.install_ssl(ssl)?,
+            None => Vec::new(),
+        };
+        let settings: Vec<(&str, &str)> = EVERY_CLUSTER_SETTINGS
+            .iter()
+            .chain(THROWAWAY_SETTINGS)
+            .chain(extra_settings)
+            .copied()
+            .chain(ssl_settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .collect();
         cluster.start(PortChoice::Prefer(None), &settings)?;
         tracing::info!(
             port = cluster.port,
@@ -145,6 +173,16 @@ impl LocalCluster {
     ///
     /// [`stop`]: LocalCluster::stop
     pub fn start_persistent(dir: &Path, port: Option<u16>) -> Result<LocalCluster, ClusterError> {
+        Self::start_persistent_with_ssl(dir, port, None)
+    }
+
+    /// [`start_persistent`](Self::start_persistent), serving TLS (`ssl=on`) with `ssl`'s
+    /// certificate and key when given (copied into the cluster directory at every start).
+    pub fn start_persistent_with_ssl(
+        dir: &Path,
+        port: Option<u16>,
+        ssl: Option<&SslFiles>,
+    ) -> Result<LocalCluster, ClusterError> {
         let started = Instant::now();
         // Port 0 means "any", as it does for a listener.
         let port = port.filter(|&port| port != 0);
@@ -182,7 +220,16 @@ impl LocalCluster {
             Some(port) => PortChoice::Exactly(port),
             None => PortChoice::Prefer(cluster.remembered_port()),
         };
-        cluster.start(choice, EVERY_CLUSTER_SETTINGS)?;
+        let ssl_settings = match ssl {
+            Some(ssl) => cluster.install_ssl(ssl)?,
+            None => Vec::new(),
+        };
+        let settings: Vec<(&str, &str)> = EVERY_CLUSTER_SETTINGS
+            .iter()
+            .copied()
+            .chain(ssl_settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .collect();
+        cluster.start(choice, &settings)?;
         cluster.remember_port();
         tracing::info!(
             port = cluster.port,
@@ -262,6 +309,29 @@ impl LocalCluster {
             }
         }
         result
+    }
+
+    /// Copies the certificate and key into the cluster directory, owned by the server's user
+    /// with mode 0600 (the server refuses a key others can read), and returns the settings
+    /// that turn TLS on with them.
+    fn install_ssl(&self, ssl: &SslFiles) -> Result<Vec<(&'static str, String)>, ClusterError> {
+        let dir = self.dir.join(SSL_DIR);
+        fs::create_dir_all(&dir).map_err(|e| ClusterError::io("create", &dir, e))?;
+        self.user.take_ownership(&dir)?;
+        let mut installed = Vec::new();
+        for (from, name) in [(&ssl.cert_file, "server.crt"), (&ssl.key_file, "server.key")] {
+            let to = dir.join(name);
+            let bytes = fs::read(from).map_err(|e| ClusterError::io("read", from, e))?;
+            let _ = fs::remove_file(&to);
+            fs::write(&to, bytes).map_err(|e| ClusterError::io("write", &to, e))?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
+                .map_err(|e| ClusterError::io("restrict", &to, e))?;
+            self.user.take_ownership(&to)?;
+            installed.push(shell_quote(&to.to_string_lossy()));
+        }
+        let key = installed.pop().expect("two files");
+        let cert = installed.pop().expect("two files");
+        Ok(vec![("ssl", "on".to_owned()), ("ssl_cert_file", cert), ("ssl_key_file", key)])
     }
 
     /// A PostgreSQL tool run as the server's user, in the cluster directory.

@@ -22,6 +22,6 @@ mod server;
 mod watchdog;
 
 pub use binaries::{DumpTools, PgBinaries, find_binaries, find_dump_tools};
-pub use cluster::LocalCluster;
+pub use cluster::{LocalCluster, SslFiles};
 pub use error::ClusterError;
 pub use server::{PgServer, create_fresh_database, second_test_server, shared_test_server};

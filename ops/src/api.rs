@@ -38,6 +38,19 @@ fn resolve(target: Target, stack: &[(String, String)]) -> anyhow::Result<(String
     }
 }
 
+/// A client trusting the public roots and, when given, the CA certificates in `ca_file`
+/// (`NEXACORE_TLS_CA_FILE`, or the one `ops up --tls` wrote into `stack.env`).
+fn client_trusting(ca_file: Option<String>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca_file.filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).with_context(|| format!("reading the CA file {path}"))?;
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("the CA file {path}"))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 /// A mistake in what the operator asked (an unknown tenant, a missing flag): exit code 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -60,7 +73,9 @@ impl Api {
     pub fn from_target(target: Target) -> anyhow::Result<Self> {
         let stack = read_env_file(&default_path("stack.env")).unwrap_or_default();
         let (base, token) = resolve(target, &stack)?;
-        Ok(Self { base: base.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
+        let from_stack = stack.iter().find(|(k, _)| k == "NEXACORE_TLS_CA_FILE").map(|(_, v)| v.clone());
+        let http = client_trusting(std::env::var("NEXACORE_TLS_CA_FILE").ok().or(from_stack))?;
+        Ok(Self { base: base.trim_end_matches('/').to_owned(), token, http })
     }
 
     /// The control plane's URL, without a trailing slash.

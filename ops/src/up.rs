@@ -4,6 +4,11 @@
 //! `--servers N` starts N such clusters (`pg`, `pg2`, …): the catalog lives on the first, the
 //! others are registered as database servers, so placement, moves and drains can be tried on
 //! one machine.
+//!
+//! `--tls`: a local CA and a server certificate under `./.nexacore/tls/` (made once, then
+//! reused), Postgres with `ssl=on`, both services on HTTPS, and every connection between them
+//! checked with `verify-full` against that CA. TLS is `--tls`'s alone here: the services'
+//! `NEXACORE_TLS_*` variables are not read by `ops up`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +39,10 @@ pub struct UpArgs {
     /// registered as `local-2`, `local-3`, … (ports: the ones used last time, else free ones).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     servers: u8,
+    /// TLS everywhere: a local CA under <dir>/tls, Postgres with ssl=on, both services on HTTPS,
+    /// connections checked with verify-full.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The data directory of local server `n` (1-based): `pg`, `pg2`, `pg3`, …
@@ -59,13 +68,27 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let secrets = load_or_create_secrets(&args.dir)?;
 
+    let tls = if args.tls {
+        let dir = std::path::absolute(args.dir.join("tls")).context("the TLS directory")?;
+        Some(stack::LocalTls::ensure(&dir).context("the local certificate authority")?)
+    } else {
+        None
+    };
+    let ssl = tls
+        .as_ref()
+        .map(|t| local_postgres::SslFiles { cert_file: t.server_cert.clone(), key_file: t.server_key.clone() });
     let mut clusters = Vec::new();
     let mut started = Ok(());
     for n in 1..=args.servers {
         let pg_dir = server_dir(&args.dir, n);
         let pg_port = if n == 1 { args.pg_port } else { None };
+        let ssl = ssl.clone();
         println!("starting PostgreSQL in {} …", pg_dir.display());
-        match tokio::task::spawn_blocking(move || LocalCluster::start_persistent(&pg_dir, pg_port)).await? {
+        match tokio::task::spawn_blocking(move || {
+            LocalCluster::start_persistent_with_ssl(&pg_dir, pg_port, ssl.as_ref())
+        })
+        .await?
+        {
             Ok(cluster) => clusters.push(cluster),
             Err(e) => {
                 started = Err(anyhow::Error::new(e).context("starting a local PostgreSQL cluster"));
@@ -73,10 +96,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let urls: Vec<String> = clusters.iter().map(LocalCluster::superuser_url).collect();
-    let result = match started {
-        Ok(()) => serve(&args, &secrets, &urls).await,
-        Err(e) => Err(e),
+    let urls = clusters
+        .iter()
+        .map(|cluster| match &tls {
+            Some(tls) => tls.postgres_url(&cluster.superuser_url()),
+            None => Ok(cluster.superuser_url()),
+        })
+        .collect::<Result<Vec<String>, _>>();
+    let result = match (started, urls) {
+        (Ok(()), Ok(urls)) => serve(&args, &secrets, &urls, tls).await,
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(e.into()),
     };
 
     println!("stopping PostgreSQL …");
@@ -87,7 +117,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyhow::Result<()> {
+async fn serve(
+    args: &UpArgs,
+    secrets: &Secrets,
+    server_urls: &[String],
+    tls: Option<stack::LocalTls>,
+) -> anyhow::Result<()> {
     let database_url = server_urls[0].as_str();
     // The router gets only the key that derives tenant role passwords, not the master key, and
     // logs into the catalog as the control plane's least-privileged role for routers.
@@ -108,7 +143,12 @@ async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyh
         from_env.mail.directory = Some(mail_dir);
     }
     let router_from_env = stack::RouterConfig::from_source(&source).context("the router's NEXACORE_* configuration")?;
-    let platform = stack::PlatformBuilder::new(database_url)
+    let ca_file = tls.as_ref().map(|t| t.ca_cert.display().to_string());
+    let mut builder = stack::PlatformBuilder::new(database_url);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let platform = builder
         .secrets(SecretString::from(secrets.master_key.clone()), SecretString::from(secrets.operator_token.clone()))
         .control_plane_listen(([127, 0, 0, 1], args.port).into())
         .router_listens(vec![([127, 0, 0, 1], args.router_port).into()])
@@ -119,6 +159,7 @@ async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyh
             c.master_key = wired.master_key;
             c.operator_token = wired.operator_token;
             c.router_url = wired.router_url;
+            c.tls = wired.tls;
         })
         .router(move |_, c| {
             let wired = std::mem::replace(c, router_from_env.clone());
@@ -127,6 +168,8 @@ async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyh
             c.tenant_role_key = wired.tenant_role_key;
             c.jwks_url = wired.jwks_url;
             c.pool.application_name = wired.pool.application_name;
+            c.tls = wired.tls;
+            c.tls_ca_file = wired.tls_ca_file;
         })
         .start()
         .await
@@ -137,12 +180,16 @@ async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyh
         register_server(&platform, &format!("local-{}", i + 1), url).await?;
     }
 
-    let env = [
+    let mut env = vec![
         ("NEXACORE_CONTROL_PLANE_URL", control_plane_url.as_str()),
         ("NEXACORE_ROUTER_URL", router_url.as_str()),
         ("NEXACORE_OPERATOR_TOKEN", secrets.operator_token.as_str()),
         ("NEXACORE_DATABASE_URL", database_url),
     ];
+    // What clients (curl --cacert, the desktop app) trust the stack's certificates with.
+    if let Some(ca_file) = &ca_file {
+        env.push(("NEXACORE_TLS_CA_FILE", ca_file.as_str()));
+    }
     let env_path = args.dir.join("stack.env");
     let mut lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     // The other local servers, for scripts that want to look at them (`--servers N`).
@@ -161,6 +208,9 @@ async fn serve(args: &UpArgs, secrets: &Secrets, server_urls: &[String]) -> anyh
         println!("  server local-{}   {url}", i + 1);
     }
     println!("  e-mail          {mail_to}");
+    if let Some(ca_file) = &ca_file {
+        println!("  TLS CA          {ca_file}   (curl --cacert; the desktop app: NEXACORE_TLS_CA_FILE)");
+    }
     println!("  written to      {}", env_path.display());
     println!("Press Ctrl-C to stop.");
 

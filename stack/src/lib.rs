@@ -10,11 +10,13 @@ mod company;
 mod platform;
 mod service;
 pub mod smtp_sink;
+pub mod tls;
 pub mod wiring;
 
 pub use company::{Company, TEST_PASSWORD};
 pub use platform::{Platform, PlatformBuilder};
 pub use service::{ControlPlaneHandle, RouterHandle};
+pub use tls::LocalTls;
 /// The services' configurations, for builder tweaks in crates that depend on no service.
 pub use {control_plane::Config as ControlPlaneConfig, tenant_router::Config as RouterConfig};
 
@@ -58,6 +60,8 @@ pub enum StackError {
     Panicked,
     #[error("{0}")]
     Wiring(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::LocalTlsError),
 }
 
 impl From<sqlx::Error> for StackError {

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tenancy::role_key::TenantRoleKey;
 
 use crate::service::{ControlPlaneHandle, RouterHandle};
+use crate::tls::LocalTls;
 use crate::{StackError, unique};
 
 type ControlPlaneTweak = Box<dyn FnOnce(&mut control_plane::Config) + Send>;
@@ -26,6 +27,7 @@ pub struct PlatformBuilder {
     router_listens: Vec<SocketAddr>,
     control_plane_tweaks: Vec<ControlPlaneTweak>,
     router_tweaks: Vec<RouterTweak>,
+    tls: Option<LocalTls>,
 }
 
 impl PlatformBuilder {
@@ -42,6 +44,7 @@ impl PlatformBuilder {
             router_listens: vec![([127, 0, 0, 1], 0).into()],
             control_plane_tweaks: Vec::new(),
             router_tweaks: Vec::new(),
+            tls: None,
         }
     }
 
@@ -84,6 +87,15 @@ impl PlatformBuilder {
         self
     }
 
+    /// Both services serve HTTPS with `tls`'s server certificate; routers fetch the JWKS
+    /// trusting its CA, the control plane hands out `https://` (`wss://`) router URLs, and
+    /// [`Platform::http`] trusts the CA. Postgres TLS is the admin URL's business (`sslmode`,
+    /// `sslrootcert`; see [`LocalTls::postgres_url`]).
+    pub fn tls(mut self, tls: LocalTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Changes the control plane's configuration after the builder has set its own fields;
     /// tweaks apply in the order given.
     pub fn control_plane(mut self, tweak: impl FnOnce(&mut control_plane::Config) + Send + 'static) -> Self {
@@ -118,9 +130,11 @@ impl PlatformBuilder {
         if let Some(name) = self.template_database {
             config.template_database = name;
         }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         if let Some(first) = router_listens.first() {
-            config.router_url = format!("http://{first}");
+            config.router_url = format!("{scheme}://{first}");
         }
+        config.tls = self.tls.as_ref().map(LocalTls::server_files);
         for tweak in self.control_plane_tweaks {
             tweak(&mut config);
         }
@@ -149,7 +163,8 @@ impl PlatformBuilder {
             router_tweaks: self.router_tweaks,
             template_database,
             router_url,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+            http: client_trusting(self.tls.as_ref())?,
+            tls: self.tls,
         };
         for (index, listen) in router_listens.into_iter().enumerate() {
             let router = platform.start_router_at(index, listen, |_| {}).await?;
@@ -157,6 +172,21 @@ impl PlatformBuilder {
         }
         Ok(platform)
     }
+}
+
+/// A client for calls through the platform (120 s timeout), trusting `tls`'s CA when given.
+fn client_trusting(tls: Option<&LocalTls>) -> Result<reqwest::Client, StackError> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
+    if let Some(tls) = tls {
+        let ca = reqwest::Certificate::from_pem(&tls.ca_pem()?)?;
+        builder = builder.add_root_certificate(ca);
+    }
+    Ok(builder.build()?)
+}
+
+/// `http://host:port` or `https://host:port` as the address it names.
+fn address_of(url: &str) -> Option<SocketAddr> {
+    url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?.parse().ok()
 }
 
 /// A port-0 address made concrete: bound once to learn a free port, then released.
@@ -197,6 +227,8 @@ pub struct Platform {
     template_database: DbName,
     /// What the control plane hands out as `api_url`.
     router_url: String,
+    /// The CA and certificate both services serve HTTPS with, if they do.
+    pub tls: Option<LocalTls>,
 }
 
 impl Platform {
@@ -220,10 +252,8 @@ impl Platform {
         tweak: impl FnOnce(&mut control_plane::Config),
     ) -> Result<(), StackError> {
         let url = self.control_plane.url.clone();
-        let listen: SocketAddr = url
-            .trim_start_matches("http://")
-            .parse()
-            .map_err(|_| StackError::Database(format!("the control plane's address {url}")))?;
+        let listen =
+            address_of(&url).ok_or_else(|| StackError::Database(format!("the control plane's address {url}")))?;
         let mut config = control_plane::Config::new(
             SecretString::from(self.admin_url.clone()),
             self.master_key.clone(),
@@ -233,6 +263,7 @@ impl Platform {
         config.catalog_database = self.catalog_database.clone();
         config.template_database = self.template_database.clone();
         config.router_url = self.router_url.clone();
+        config.tls = self.tls.as_ref().map(LocalTls::server_files);
         tweak(&mut config);
         // The port must be free before the new one binds it.
         self.control_plane.stop_serving().await?;
@@ -250,10 +281,7 @@ impl Platform {
     /// Starts replica `index` again on the same port, after [`Platform::stop_router`].
     pub async fn restart_router(&mut self, index: usize) -> Result<(), StackError> {
         let url = &self.routers.get(index).ok_or_else(|| StackError::Wiring(format!("no router {index}")))?.url;
-        let listen: SocketAddr = url
-            .trim_start_matches("http://")
-            .parse()
-            .map_err(|_| StackError::Wiring(format!("the router's address {url}")))?;
+        let listen = address_of(url).ok_or_else(|| StackError::Wiring(format!("the router's address {url}")))?;
         self.routers[index] = self.start_router_at(index, listen, |_| {}).await?;
         Ok(())
     }
@@ -270,11 +298,14 @@ impl Platform {
 
     /// The configuration a router replica of this platform starts from.
     pub fn router_config(&self) -> tenant_router::Config {
-        tenant_router::Config::new(
+        let mut config = tenant_router::Config::new(
             SecretString::from(self.router_catalog_url.clone()),
             self.role_key.to_hex(),
             self.jwks_url.clone(),
-        )
+        );
+        config.tls = self.tls.as_ref().map(LocalTls::server_files);
+        config.tls_ca_file = self.tls.as_ref().map(|tls| tls.ca_cert.clone());
+        config
     }
 
     /// Starts one more router replica on a free port; the builder's router tweak applies

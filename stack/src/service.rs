@@ -58,7 +58,7 @@ pub struct ControlPlaneHandle {
 
 impl ControlPlaneHandle {
     pub(crate) fn serve(app: control_plane::App) -> Self {
-        let url = format!("http://127.0.0.1:{}", app.port());
+        let url = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         let spare_pool = app.spare_pool();
         Self { url, spare_pool, serving: Serving::spawn(|stopped| app.run_until_stopped(stopped)) }
     }
@@ -93,7 +93,7 @@ impl RouterHandle {
     }
 
     pub(crate) fn serve(app: tenant_router::App) -> Self {
-        let url = format!("http://127.0.0.1:{}", app.port());
+        let url = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         let state = app.state();
         Self { url, state, serving: Serving::spawn(|stopped| app.run_until_stopped(stopped)) }
     }

@@ -35,10 +35,14 @@ pub enum StartError {
     SuperuserCatalog,
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("NEXACORE_TLS_CERT_FILE/NEXACORE_TLS_KEY_FILE: {0}")]
+    Tls(#[from] http_api::TlsError),
+    #[error("NEXACORE_TLS_CA_FILE: {0}")]
+    ExtraCa(String),
 }
 
 pub struct App {
-    acceptor: TcpAcceptor,
+    acceptor: http_api::ServiceAcceptor<TcpAcceptor>,
     port: u16,
     state: Arc<AppState>,
     catalog_options: sqlx::postgres::PgConnectOptions,
@@ -59,7 +63,9 @@ impl App {
         let settings = SettingsCache::load(catalog.clone(), config.route_ttl).await.map_err(StartError::Catalog)?;
         let routes = Arc::new(TenantRoutes::new(catalog.clone(), config.route_ttl));
         let memberships = Arc::new(MembershipEpochs::new(catalog.clone(), config.route_ttl));
-        let pools = Arc::new(PoolManager::new(config.pool.clone(), role_key));
+        let pools = Arc::new(PoolManager::new(config.pool.clone(), role_key).connecting_like(catalog_options.clone()));
+        let server_tls = config.tls.as_ref().map(http_api::ServerTls::load).transpose()?;
+        let jwks_client = jwks_client(config.tls_ca_file.as_deref())?;
         let realtime = Arc::new(Hub::new(config.realtime.clone(), catalog.clone(), routes.clone(), pools.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
@@ -67,6 +73,7 @@ impl App {
             realtime,
             shutdown: stop_rx,
             verifier: Arc::new(TokenVerifier::new(
+                jwks_client,
                 config.jwks_url.clone(),
                 &config.token_issuer,
                 &config.token_audience,
@@ -92,11 +99,17 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(config.listen.port());
+        let acceptor = http_api::ServiceAcceptor::new(acceptor, server_tls);
         Ok(Self { acceptor, port, state, catalog_options, stop_tx })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `https` when serving TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.acceptor.scheme()
     }
 
     /// The shared state, for benchmarks and tests that read the counters.
@@ -154,4 +167,21 @@ impl App {
         let _ = sweeper.await;
         result
     }
+}
+
+/// The client the JWKS is fetched with: the public roots, plus `extra_ca`'s certificates.
+fn jwks_client(extra_ca: Option<&std::path::Path>) -> Result<reqwest::Client, StartError> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path).map_err(|e| StartError::ExtraCa(format!("{}: {e}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| StartError::ExtraCa(format!("{}: {e}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(StartError::ExtraCa(format!("{}: no CERTIFICATE in the file", path.display())));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| StartError::ExtraCa(e.to_string()))
 }

@@ -65,7 +65,8 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(jwks_url: String, issuer: &str, audience: &str, refetch_floor: Duration) -> Self {
+    /// `http` fetches the JWKS (its roots decide which https servers are trusted).
+    pub fn new(http: reqwest::Client, jwks_url: String, issuer: &str, audience: &str, refetch_floor: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.set_issuer(&[issuer]);
@@ -74,7 +75,7 @@ impl TokenVerifier {
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         Self {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client"),
+            http,
             verified: Cache::builder().max_capacity(50_000).time_to_live(VERIFIED_TTL).build(),
             jwks_url,
             validation,

@@ -86,6 +86,12 @@ pub struct Config {
     pub trusted_proxies: http_api::TrustedProxies,
     /// Prometheus `/metrics` and per-request recording (`NEXACORE_METRICS`, default on).
     pub metrics: bool,
+    /// Serve HTTPS with these files (`NEXACORE_TLS_CERT_FILE`, `NEXACORE_TLS_KEY_FILE`); plain
+    /// HTTP without (behind a proxy that terminates TLS).
+    pub tls: Option<http_api::TlsFiles>,
+    /// Extra root certificates (PEM) trusted when fetching the JWKS over https
+    /// (`NEXACORE_TLS_CA_FILE`), besides the public roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -106,6 +112,8 @@ impl Config {
             http: http_api::ConnectionLimits::default(),
             trusted_proxies: http_api::TrustedProxies::default(),
             metrics: true,
+            tls: None,
+            tls_ca_file: None,
         }
     }
 
@@ -157,6 +165,8 @@ impl Config {
         }
         c.http = http_api::ConnectionLimits::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
         c.metrics = http_api::metrics::enabled_from(source).map_err(|(name, reason)| invalid(name, reason))?;
+        c.tls = http_api::TlsFiles::from_source(source).map_err(|(name, reason)| invalid(name, reason))?;
+        c.tls_ca_file = var("NEXACORE_TLS_CA_FILE")?.map(Into::into);
         if let Some(v) = var("NEXACORE_TRUSTED_PROXIES")? {
             c.trusted_proxies =
                 http_api::TrustedProxies::parse(&v).map_err(|e| invalid("NEXACORE_TRUSTED_PROXIES", e))?;

@@ -151,10 +151,13 @@ async fn connect(addr: SocketAddr, source: IpAddr, token: &str) -> anyhow::Resul
         .context("TCP connect")?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
-    let url = format!("ws://{addr}/ws?token={token}");
+    // The token as a protocol entry, as the desktop app sends it.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/ws"))?;
+    request.headers_mut().insert("sec-websocket-protocol", format!("nexacore.v1, nexacore.bearer.{token}").parse()?);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)),
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)),
     )
     .await
     .context("WebSocket handshake timed out")?

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::client_version;
+use crate::tls::Trust;
 use wire::*;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -96,6 +97,8 @@ pub fn normalize_url(raw: &str) -> String {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// The roots `https` (and the live socket's `wss`) are checked against.
+    trust: Trust,
 }
 
 impl Default for Client {
@@ -105,14 +108,22 @@ impl Default for Client {
 }
 
 impl Client {
+    /// Trusting the public roots only.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_trust(Trust::public())
+    }
+
+    pub fn with_trust(trust: Trust) -> Self {
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("nexacore-desktop/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Self { http }
+            .user_agent(concat!("nexacore-desktop/", env!("CARGO_PKG_VERSION")));
+        let http = trust.http(builder).build().unwrap_or_default();
+        Self { http, trust }
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     fn request(&self, method: Method, base: &str, path: &str, token: Option<&str>) -> RequestBuilder {
@@ -309,11 +320,30 @@ impl Client {
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "the server did not answer in time".into()
+    } else if let Some(problem) = certificate_problem(e) {
+        format!(
+            "the server's certificate is not trusted ({problem}); a company's own CA is added with \
+             NEXACORE_TLS_CA_FILE or the extra_ca_file setting"
+        )
     } else if e.is_connect() {
         "connection refused or no route to the server".into()
     } else {
         e.to_string()
     }
+}
+
+/// The TLS library's words when the failure was the server's certificate (they sit a few
+/// sources deep, inside an I/O error).
+pub fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = e.source();
+    while let Some(error) = source {
+        let text = error.to_string();
+        if text.contains("certificate") {
+            return Some(text);
+        }
+        source = error.source();
+    }
+    None
 }
 
 /// An error answer as an [`ApiError`]; a body that is not our error JSON becomes a readable

@@ -228,8 +228,9 @@ impl NexaApp {
     pub fn with_settings(settings: Settings, store: SettingsStore) -> Self {
         let sign_in =
             SignIn::new(settings.server_url.clone(), settings.last_email.clone(), settings.last_company.clone());
+        let trust = crate::tls::Trust::configured(settings.extra_ca_file.as_deref());
         Self {
-            backend: Backend::new(),
+            backend: Backend::with_client(crate::api::Client::with_trust(trust)),
             settings,
             drafts: match &store {
                 SettingsStore::File(path) => DraftStore::File(path.with_file_name("draft.json")),

@@ -135,7 +135,9 @@ impl NexaApp {
         }
         let (commands, rx) = mpsc::unbounded_channel();
         let sink = self.backend.sink();
-        let task = live::run(session.ws_url.clone(), session.token.clone(), move |u| sink.send(Msg::Live(u)), rx);
+        let trust = self.backend.client.trust().clone();
+        let task =
+            live::run(session.ws_url.clone(), session.token.clone(), trust, move |u| sink.send(Msg::Live(u)), rx);
         let abort = self.backend.spawn_task(task);
         self.live = Some(LiveHandle { commands, abort, tokens_sent: 0 });
     }

@@ -66,6 +66,13 @@ impl Stack {
         Self::start_on(runtime(), None, 1, control_plane, router)
     }
 
+    /// Both services on HTTPS, their certificate from a CA made in `ca_dir`; apps from
+    /// [`Stack::app`] trust that CA through their settings.
+    pub fn start_tls(ca_dir: &std::path::Path) -> Self {
+        let tls = stack::LocalTls::generate(ca_dir).expect("a test CA");
+        Self::start_built(runtime(), None, stack::Platform::builder_for_tests().tls(tls))
+    }
+
     /// Two router replicas: the app talks to the first; the second serves while it is away.
     pub fn start_two_routers() -> Self {
         Self::start_on(runtime(), None, 2, |_| {}, |_| {})
@@ -91,20 +98,25 @@ impl Stack {
         control_plane: impl FnOnce(&mut stack::ControlPlaneConfig) + Send + 'static,
         router: impl Fn(&mut stack::RouterConfig) + Send + Sync + 'static,
     ) -> Self {
-        let platform = runtime
-            .block_on(
-                stack::Platform::builder_for_tests()
-                    .routers(routers)
-                    .control_plane(control_plane)
-                    .router(move |_, c| router(c))
-                    .start(),
-            )
-            .expect("the platform starts");
+        let builder = stack::Platform::builder_for_tests()
+            .routers(routers)
+            .control_plane(control_plane)
+            .router(move |_, c| router(c));
+        Self::start_built(runtime, mail, builder)
+    }
+
+    fn start_built(
+        runtime: tokio::runtime::Runtime,
+        mail: Option<stack::smtp_sink::SmtpSink>,
+        builder: stack::PlatformBuilder,
+    ) -> Self {
+        let platform = runtime.block_on(builder.start()).expect("the platform starts");
         Self {
             control_plane: platform.control_plane.url.clone(),
             router: platform.router_url().to_owned(),
             operator_token: platform.operator_token.clone(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            // Trusts the platform's CA when it serves HTTPS.
+            http: platform.http.clone(),
             platform,
             mail,
             runtime,
@@ -296,7 +308,11 @@ impl Stack {
 
     /// A fresh app instance pointed at this stack, settings in memory only.
     pub fn app(&self) -> App {
-        let settings = Settings { server_url: self.control_plane.clone(), ..Settings::default() };
+        let settings = Settings {
+            server_url: self.control_plane.clone(),
+            extra_ca_file: self.platform.tls.as_ref().map(|tls| tls.ca_cert.clone()),
+            ..Settings::default()
+        };
         let app = NexaApp::with_settings(settings, SettingsStore::Memory);
         Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
     }
@@ -386,6 +402,13 @@ pub fn sign_in(app: &mut App, company: &Company) {
 pub fn sign_out(app: &mut App, email: &str) {
     click(app, email);
     click(app, "Sign out");
+}
+
+/// An app pointed at this stack that trusts the public roots only.
+pub fn app_without_extra_ca(stack: &Stack) -> App {
+    let settings = Settings { server_url: stack.control_plane.clone(), ..Settings::default() };
+    let app = NexaApp::with_settings(settings, SettingsStore::Memory);
+    Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut NexaApp| app.ui(ui), app)
 }
 
 /// An app whose server address answers nothing (a port just freed): for screens driven by

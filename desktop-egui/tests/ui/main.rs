@@ -14,5 +14,6 @@ mod self_update;
 mod sign_in;
 mod staff;
 mod system;
+mod tls;
 mod updates;
 mod wizard;

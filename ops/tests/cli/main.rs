@@ -10,6 +10,7 @@ mod moves;
 mod releases;
 mod restore;
 mod system;
+mod up_tls;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

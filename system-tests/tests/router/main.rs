@@ -16,4 +16,6 @@ mod readiness;
 mod realtime;
 mod revocation;
 mod sessions;
+mod tls;
 mod tokens;
+mod ws_auth;

@@ -29,9 +29,14 @@ async fn connect_slow(base: &str, token: &str) -> Ws {
     ws
 }
 
+/// A socket with the token as its `nexacore.bearer.` protocol entry; `query` starts with `&`.
 pub(crate) async fn connect(base: &str, token: &str, query: &str) -> Ws {
-    let url = format!("{}/ws?token={token}{query}", base.replace("http://", "ws://"));
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}/ws?{}", base.replace("http://", "ws://"), query.trim_start_matches('&'));
+    let mut request = url.into_client_request().unwrap();
+    let protocols = format!("nexacore.v1, nexacore.bearer.{token}");
+    request.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
     ws
 }
 

@@ -1,6 +1,10 @@
-//! `GET /ws`: the WebSocket of live changes. Authenticated exactly like the REST API (the token
-//! in `?token=` or as a `Sec-WebSocket-Protocol` entry next to `nexacore.v1`), scoped to the
-//! token's tenant; `?since=<seq>` resumes, `?channels=a,b` filters (default: all).
+//! `GET /ws`: the WebSocket of live changes. Authenticated exactly like the REST API, scoped to
+//! the token's tenant; `?since=<seq>` resumes, `?channels=a,b` filters (default: all).
+//!
+//! The token travels as a `Sec-WebSocket-Protocol` entry, `nexacore.bearer.<token>`, next to
+//! `nexacore.v1` (the only one echoed back), so it stays out of URLs, which proxies and servers
+//! log. A bare JWT as an entry is accepted too. The old `?token=` form still works for clients
+//! that predate it, with a deprecation warning in the log (never the token itself).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +23,8 @@ use crate::realtime::stats::RealtimeStats;
 use crate::state::AppState;
 
 pub const PROTOCOL: &str = "nexacore.v1";
+/// The prefix of the protocol entry that carries the token.
+pub const BEARER_PROTOCOL_PREFIX: &str = "nexacore.bearer.";
 
 /// Frame buffers per socket. The library's defaults (128 KiB to read, 128 KiB to write) would
 /// make ten thousand idle sockets cost gigabytes; events are a few hundred bytes and clients
@@ -40,16 +46,23 @@ pub struct WsQuery {
     channels: Option<String>,
 }
 
-/// The token from the query, or the protocol entry that looks like a JWT.
+/// The token from the `nexacore.bearer.` protocol entry, a protocol entry that looks like a
+/// JWT, or (deprecated) the query.
 fn token_of(req: &Request, query: &WsQuery) -> Option<String> {
-    if let Some(t) = query.token.as_deref().filter(|t| !t.is_empty()) {
-        return Some(t.to_owned());
+    let protocols = req.headers().get_all("sec-websocket-protocol");
+    let entries = || protocols.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim);
+    if let Some(token) = entries().find_map(|p| p.strip_prefix(BEARER_PROTOCOL_PREFIX)).filter(|t| !t.is_empty()) {
+        return Some(token.to_owned());
     }
-    req.header("sec-websocket-protocol")?
-        .split(',')
-        .map(str::trim)
-        .find(|p| p.matches('.').count() == 2)
-        .map(str::to_owned)
+    if let Some(token) = entries().find(|p| p.matches('.').count() == 2 && !p.starts_with("nexacore.")) {
+        return Some(token.to_owned());
+    }
+    let token = query.token.as_deref().filter(|t| !t.is_empty())?;
+    tracing::warn!(
+        "deprecated: a WebSocket token in the query string (?token=); clients should send it as the \
+         Sec-WebSocket-Protocol entry nexacore.bearer.<token>"
+    );
+    Some(token.to_owned())
 }
 
 #[handler]
@@ -59,8 +72,9 @@ pub async fn ws(
     Query(query): Query<WsQuery>,
     Data(state): Data<&Arc<AppState>>,
 ) -> poem::Result<impl IntoResponse> {
-    let token = token_of(req, &query)
-        .ok_or_else(|| ApiError::unauthorized("a token is required (?token= or Sec-WebSocket-Protocol)"))?;
+    let token = token_of(req, &query).ok_or_else(|| {
+        ApiError::unauthorized("a token is required (Sec-WebSocket-Protocol: nexacore.v1, nexacore.bearer.<token>)")
+    })?;
     let session = gates::admit(state, &token).await?;
     let since = match query.since.as_deref() {
         None | Some("") => None,

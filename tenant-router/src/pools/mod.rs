@@ -23,7 +23,10 @@
 //! - a tenant whose database refuses connections trips its **breaker**: for a while its
 //!   requests fail fast with [`PoolError::DatabaseDown`] without taking budget;
 //! - pools live in a moka cache with time-to-idle: an idle pool is evicted and its connections
-//!   closed; a sweeper also closes connections idle longer than `idle_timeout`.
+//!   closed; a sweeper also closes connections idle longer than `idle_timeout`;
+//! - tenant connections take their TLS settings (`sslmode`, `sslrootcert`, client certificate)
+//!   from the catalog URL's options ([`PoolManager::connecting_like`]): servers are registered by
+//!   host and port only, and one platform runs its servers under one TLS policy.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -114,6 +117,8 @@ impl TenantPool {
 pub struct PoolManager {
     config: PoolConfig,
     role_key: TenantRoleKey,
+    /// What every tenant connection starts from (TLS settings), before host, role and database.
+    base_options: PgConnectOptions,
     budgets: Mutex<std::collections::HashMap<Uuid, Arc<ServerBudget>>>,
     pools: Cache<TenantId, Arc<TenantPool>>,
     pub stats: Arc<PoolStats>,
@@ -176,7 +181,15 @@ impl PoolManager {
             .time_to_idle(config.idle_timeout)
             .eviction_listener(|_tenant, pool: Arc<TenantPool>, _cause| pool.retire())
             .build();
-        Self { config, role_key, budgets: Default::default(), pools, stats: Default::default() }
+        let base_options = PgConnectOptions::new_without_pgpass();
+        Self { config, role_key, base_options, budgets: Default::default(), pools, stats: Default::default() }
+    }
+
+    /// Tenant connections inherit `options`' settings (the catalog's: TLS mode, root and client
+    /// certificates), with their own host, port, role, password and database.
+    pub fn connecting_like(mut self, options: PgConnectOptions) -> Self {
+        self.base_options = options;
+        self
     }
 
     pub fn config(&self) -> &PoolConfig {
@@ -220,7 +233,9 @@ impl PoolManager {
             .get_with(route.id, async {
                 self.stats.pools_created.fetch_add(1, Ordering::Relaxed);
                 let password = self.role_key.password_for(&route.role);
-                let options = PgConnectOptions::new()
+                let options = self
+                    .base_options
+                    .clone()
                     .host(&route.host)
                     .port(route.port)
                     .username(route.role.as_str())

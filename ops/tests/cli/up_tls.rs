@@ -1,0 +1,58 @@
+//! `ops up --tls`: a local CA under `<dir>/tls`, Postgres with `ssl=on`, both services on HTTPS,
+//! the database URL checked with `verify-full`; `stack.env` names the CA for clients, and `ops`
+//! itself trusts it from there.
+
+use std::process::Command;
+
+use sqlx::Connection as _;
+
+use crate::{free_port, get, start_stack_args, stop_running};
+
+#[test]
+fn ops_up_with_tls_serves_https_on_postgres_with_ssl_and_names_its_ca_in_stack_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_dir = dir.path().join(".nexacore");
+    let port = free_port();
+    let (child, env) = start_stack_args(&stack_dir, port, false, &[], &["--tls"]);
+    let base = get(&env, "NEXACORE_CONTROL_PLANE_URL");
+    let router = get(&env, "NEXACORE_ROUTER_URL");
+    let ca_file = get(&env, "NEXACORE_TLS_CA_FILE");
+    let database_url = get(&env, "NEXACORE_DATABASE_URL");
+    assert_eq!(base, format!("https://127.0.0.1:{port}"));
+    assert!(router.starts_with("https://"), "{router}");
+    assert_eq!(
+        std::path::Path::new(&ca_file).canonicalize().unwrap(),
+        stack_dir.join("tls/ca.pem").canonicalize().unwrap()
+    );
+    assert!(database_url.contains("sslmode=verify-full"), "{database_url}");
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for url in [&base, &router] {
+            let health = http.get(format!("{url}/health")).send().await.expect("https with the stack's CA");
+            assert_eq!(health.status(), 200);
+        }
+        let untrusted = reqwest::Client::new().get(format!("{base}/health")).send().await;
+        assert!(untrusted.is_err(), "the public roots alone do not trust the local CA");
+        let mut db = sqlx::PgConnection::connect(&database_url).await.expect("verify-full against the CA");
+        let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert!(ssl);
+    });
+
+    // `ops` finds the stack and its CA in stack.env (run from the directory that holds it).
+    let listed = Command::new(env!("CARGO_BIN_EXE_ops"))
+        .current_dir(dir.path())
+        .args(["tenants", "list", "--json"])
+        .env_remove("NEXACORE_CONTROL_PLANE_URL")
+        .env_remove("NEXACORE_OPERATOR_TOKEN")
+        .env_remove("NEXACORE_TLS_CA_FILE")
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(stop_running(child, "INT").success());
+}
