@@ -146,7 +146,8 @@ mod tests {
     fn a_stamp_is_written_into_the_one_slot_and_read_back() {
         let program = program_with_slot();
         assert_eq!(BuildStamp::parse(slot_of(&program)), BuildStamp::default(), "blank: nothing stamped");
-        let stamp = BuildStamp { version: Some("7.1.2".parse().unwrap()), release_key_pem: Some(pem().trim().to_owned()) };
+        let stamp =
+            BuildStamp { version: Some("7.1.2".parse().unwrap()), release_key_pem: Some(pem().trim().to_owned()) };
         let stamped = stamp.write_into(&program).unwrap();
         assert_eq!(stamped.len(), program.len(), "only the slot's bytes change");
         assert_eq!(BuildStamp::parse(slot_of(&stamped)), stamp);

@@ -224,11 +224,8 @@ impl LocalCluster {
             Some(ssl) => cluster.install_ssl(ssl)?,
             None => Vec::new(),
         };
-        let settings: Vec<(&str, &str)> = EVERY_CLUSTER_SETTINGS
-            .iter()
-            .copied()
-            .chain(ssl_settings.iter().map(|(k, v)| (*k, v.as_str())))
-            .collect();
+        let settings: Vec<(&str, &str)> =
+            EVERY_CLUSTER_SETTINGS.iter().copied().chain(ssl_settings.iter().map(|(k, v)| (*k, v.as_str()))).collect();
         cluster.start(choice, &settings)?;
         cluster.remember_port();
         tracing::info!(

@@ -79,11 +79,12 @@ fn toml_keys_in_configmap(text: &str) -> BTreeSet<String> {
             in_block = true;
         } else if in_block && !line.starts_with("    ") && !line.trim().is_empty() {
             in_block = false;
-        } else if in_block && let Some((key, _)) = line.trim().split_once(" = ") {
-            if !key.starts_with('#') {
-                let upper = key.to_ascii_uppercase();
-                keys.insert(if upper.starts_with("NEXACORE_") { upper } else { format!("NEXACORE_{upper}") });
-            }
+        } else if in_block
+            && let Some((key, _)) = line.trim().split_once(" = ")
+            && !key.starts_with('#')
+        {
+            let upper = key.to_ascii_uppercase();
+            keys.insert(if upper.starts_with("NEXACORE_") { upper } else { format!("NEXACORE_{upper}") });
         }
     }
     keys

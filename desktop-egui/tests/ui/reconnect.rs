@@ -51,7 +51,17 @@ impl FlakyRouter {
                     let n = stream.peek(&mut head).await.unwrap_or(0);
                     let request = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
                     if request.contains("upgrade: websocket") {
-                        if let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await {
+                        // Like the router, it answers with the protocol it speaks: a client
+                        // that offered protocols refuses a handshake that names none.
+                        let speak = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                     mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                            response.headers_mut().insert(
+                                "sec-websocket-protocol",
+                                desktop_egui::live::PROTOCOL.parse().expect("a header value"),
+                            );
+                            Ok(response)
+                        };
+                        if let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, speak).await {
                             use futures::StreamExt;
                             while let Some(Ok(_)) = socket.next().await {}
                         }
