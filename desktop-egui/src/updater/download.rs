@@ -178,18 +178,30 @@ async fn fetch_rest(
     if let Some(tag) = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()) {
         tokio::fs::write(etag_path(&target.part), tag).await?;
     }
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .append(append)
         .truncate(!append)
         .open(&target.part)
         .await?;
+    // Every tokio file write is a trip to the blocking pool: gather the body's small chunks
+    // into large writes.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut done = if append { have } else { 0 };
     let started = Instant::now();
     let at_start = done;
     let mut response = response;
-    while let Some(chunk) = response.chunk().await.map_err(|e| AttemptError::Retry(e.to_string()))? {
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                // Keep what arrived, so the next attempt resumes after it.
+                file.flush().await?;
+                return Err(AttemptError::Retry(e.to_string()));
+            }
+        };
         done += chunk.len() as u64;
         if done > target.size {
             return Err(AttemptError::Fatal(DownloadError::TooLarge { expected: target.size }));
@@ -198,7 +210,8 @@ async fn fetch_rest(
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         progress(Progress { done, total: target.size, bytes_per_sec: (done - at_start) as f64 / secs, attempt });
     }
-    file.sync_all().await?;
+    file.flush().await?;
+    file.get_ref().sync_all().await?;
     if done < target.size {
         return Err(AttemptError::Retry(format!("the body ended at {done} of {} bytes", target.size)));
     }

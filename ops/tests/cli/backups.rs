@@ -10,18 +10,7 @@ use stack::{Company, Platform};
 
 /// Runs `ops tenants …` against the platform; returns the exit code, stdout and stderr.
 pub async fn ops_tenants(platform: &Platform, args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
-        .arg("tenants")
-        .args(args)
-        .arg("--url")
-        .arg(&platform.control_plane.url)
-        .env("NEXACORE_OPERATOR_TOKEN", &platform.operator_token)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stdout, stderr)
+    crate::ops_on(platform, &[&["tenants"], args].concat()).await
 }
 
 /// A platform whose control plane keeps backups in `dir`.

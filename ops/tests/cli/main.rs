@@ -16,6 +16,27 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs the `ops` binary with `args` against a control plane (`--url base`, the operator token in
+/// its environment variable); returns the exit code, stdout and stderr.
+pub async fn ops_at(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args(args)
+        .arg("--url")
+        .arg(base)
+        .env("NEXACORE_OPERATOR_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// [`ops_at`] against `platform`'s control plane.
+pub async fn ops_on(platform: &stack::Platform, args: &[&str]) -> (i32, String, String) {
+    ops_at(&platform.control_plane.url, &platform.operator_token, args).await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -24,18 +24,7 @@ pub fn next_build(dir: &std::path::Path) -> MigrationSet {
 
 /// Runs `ops migrate …` against the control plane; returns the exit code, stdout and stderr.
 async fn ops(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
-        .arg("migrate")
-        .args(args)
-        .arg("--url")
-        .arg(base)
-        .env("NEXACORE_OPERATOR_TOKEN", token)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stdout, stderr)
+    crate::ops_at(base, token, &[&["migrate"], args].concat()).await
 }
 
 #[tokio::test]

@@ -6,17 +6,7 @@ use serde_json::Value;
 use stack::Platform;
 
 async fn ops(platform: &Platform, args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
-        .args(args)
-        .arg("--url")
-        .arg(&platform.control_plane.url)
-        .env("NEXACORE_OPERATOR_TOKEN", &platform.operator_token)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stdout, stderr)
+    crate::ops_on(platform, args).await
 }
 
 async fn server_of(platform: &Platform, tenant: uuid::Uuid) -> String {

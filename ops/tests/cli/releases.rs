@@ -6,18 +6,7 @@ use serde_json::Value;
 use stack::Platform;
 
 async fn ops(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
-        .arg("release")
-        .args(args)
-        .arg("--url")
-        .arg(base)
-        .env("NEXACORE_OPERATOR_TOKEN", token)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stdout, stderr)
+    crate::ops_at(base, token, &[&["release"], args].concat()).await
 }
 
 #[tokio::test]
