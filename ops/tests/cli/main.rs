@@ -17,19 +17,25 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs the `ops` binary with `args` against a control plane (`--url base`, the operator token in
-/// its environment variable); returns the exit code, stdout and stderr.
-pub async fn ops_at(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+/// its environment variable, and `env`); returns the exit code, stdout and stderr.
+pub async fn ops_with_env(base: &str, token: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ops"))
         .args(args)
         .arg("--url")
         .arg(base)
         .env("NEXACORE_OPERATOR_TOKEN", token)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// [`ops_with_env`] with nothing more in the environment.
+pub async fn ops_at(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    ops_with_env(base, token, &[], args).await
 }
 
 /// [`ops_at`] against `platform`'s control plane.

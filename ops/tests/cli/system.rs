@@ -5,8 +5,10 @@
 use serde_json::Value;
 use stack::Platform;
 
+/// `ops` with the new company's admin password in its environment variable (`tenants create`).
 async fn ops(platform: &Platform, args: &[&str]) -> (i32, String, String) {
-    crate::ops_on(platform, args).await
+    let env = [("NEXACORE_ADMIN_PASSWORD", stack::TEST_PASSWORD)];
+    crate::ops_with_env(&platform.control_plane.url, &platform.operator_token, &env, args).await
 }
 
 async fn get(platform: &Platform, path: &str) -> Value {
