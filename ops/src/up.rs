@@ -50,8 +50,47 @@ fn server_dir(dir: &Path, n: u8) -> PathBuf {
     if n == 1 { dir.join("pg") } else { dir.join(format!("pg{n}")) }
 }
 
+/// The file `ops up` holds locked while it runs, inside the stack's directory.
+const LOCK_FILE: &str = "ops-up.lock";
+
+/// Locks the stack's directory for this `ops up`: a second one on the same directory would find
+/// the clusters running, fail on the ports, then stop the first one's Postgres on its way out.
+fn lock_stack_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `ops up` is running on {} (stop it first, or give this one its own --dir)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// `--fresh`: everything in the stack's directory but the lock this run holds.
+fn remove_stack_files(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|name| name == LOCK_FILE) {
+            continue;
+        }
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    if args.fresh && args.dir.exists() {
+    // Held until this function returns (the clusters are stopped by then).
+    let _lock = lock_stack_dir(&args.dir)?;
+    if args.fresh {
         // A cluster left running by a killed `ops up` must stop before its files go.
         for n in 1..=16 {
             let pg = server_dir(&args.dir, n);
@@ -62,8 +101,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
                 let _ = tokio::task::spawn_blocking(move || cluster.stop()).await?;
             }
         }
-        std::fs::remove_dir_all(&args.dir).with_context(|| format!("removing {}", args.dir.display()))?;
-        println!("removed {} (--fresh)", args.dir.display());
+        remove_stack_files(&args.dir)?;
+        println!("removed what {} held (--fresh)", args.dir.display());
     }
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let secrets = load_or_create_secrets(&args.dir)?;

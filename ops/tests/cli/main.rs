@@ -247,6 +247,25 @@ fn ops_up_runs_the_platform_with_no_configuration_keeps_data_and_stops_on_ctrl_c
             .unwrap();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "the tenant survived a restart");
     });
+    // A second `ops up` on the same directory (even with --fresh) refuses at once and leaves the
+    // running one and its files alone.
+    let second = Command::new(env!("CARGO_BIN_EXE_ops"))
+        .arg("up")
+        .arg("--dir")
+        .arg(&stack_dir)
+        .arg("--fresh")
+        .args(["--port", &free_port().to_string(), "--router-port", &free_port().to_string()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(said.contains("another `ops up` is running"), "{said}");
+    assert!(stack_dir.join("stack.env").exists() && stack_dir.join("pg").exists(), "nothing removed");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_ok(), "the first one's Postgres still runs");
+    runtime.block_on(async {
+        let health = http.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "the first one still serves");
+    });
     let status = stop_running(child, "TERM");
     assert!(status.success(), "ops up exits 0 after SIGTERM, got {status}");
     assert!(!stack_dir.join("stack.env").exists(), "stack.env removed on SIGTERM");
