@@ -83,6 +83,12 @@ impl Api {
         &self.base
     }
 
+    /// The HTTP client, trusting what the control plane is reached with (an extra CA included),
+    /// for checks of the platform's other public addresses.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);

@@ -37,13 +37,16 @@ impl std::error::Error for Unhealthy {}
 
 pub async fn run(args: DoctorArgs, target: Target) -> anyhow::Result<()> {
     let api = Api::from_target(target)?;
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    // The routers and the JWKS are reached as the control plane is: with `stack.env`'s or
+    // NEXACORE_TLS_CA_FILE's CA behind `ops up --tls`.
+    let http = api.http().clone();
+    let timeout = std::time::Duration::from_secs(30);
     let mut client_checks = Vec::new();
     let mut client_problems = Vec::new();
 
     // The public JWKS, as routers fetch it.
     let jwks_url = format!("{}/.well-known/jwks.json", api.base());
-    let keys = match http.get(&jwks_url).send().await {
+    let keys = match http.get(&jwks_url).timeout(timeout).send().await {
         Ok(r) if r.status().is_success() => {
             r.json::<serde_json::Value>().await.ok().and_then(|v| v["keys"].as_array().map(Vec::len)).unwrap_or(0)
         }
@@ -63,7 +66,7 @@ pub async fn run(args: DoctorArgs, target: Target) -> anyhow::Result<()> {
     );
     for router in &args.routers {
         let url = format!("{}/ready", router.trim_end_matches('/'));
-        let ready = http.get(&url).send().await.map(|r| r.status().as_u16());
+        let ready = http.get(&url).timeout(timeout).send().await.map(|r| r.status().as_u16());
         let problem = match ready {
             Ok(200) => None,
             Ok(status) => Some(format!("answers {status}")),

@@ -54,5 +54,20 @@ fn ops_up_with_tls_serves_https_on_postgres_with_ssl_and_names_its_ca_in_stack_e
         .output()
         .unwrap();
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    // `ops doctor` reaches the JWKS and the router over https with the same CA.
+    let doctor = Command::new(env!("CARGO_BIN_EXE_ops"))
+        .current_dir(dir.path())
+        .args(["doctor", "--json", "--router", &router])
+        .env_remove("NEXACORE_CONTROL_PLANE_URL")
+        .env_remove("NEXACORE_OPERATOR_TOKEN")
+        .env_remove("NEXACORE_TLS_CA_FILE")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("a JSON report");
+    // (Other checks may still be settling just after start: spare databases, for one.)
+    for name in ["jwks", "router"] {
+        let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name);
+        assert_eq!(check.map(|c| &c["status"]), Some(&serde_json::json!("ok")), "{name}: {report:#}");
+    }
     assert!(stop_running(child, "INT").success());
 }
