@@ -55,8 +55,11 @@ impl ServerUser {
         let mut command = Command::new(program);
         command.current_dir(cwd).stdin(Stdio::null()).env("LC_ALL", "C");
         if let ServerUser::Postgres { uid, gid } = self {
-            // std drops supplementary groups before setuid, so nothing of root's remains.
-            command.uid(uid).gid(gid);
+            // std drops supplementary groups before setuid, so nothing of root's remains. Nor
+            // its home: the server's own libpq (a subscription connecting to another server)
+            // would look for a client certificate under /root/.postgresql and fail on the
+            // permission instead of finding none.
+            command.uid(uid).gid(gid).env("HOME", cwd);
         }
         command
     }

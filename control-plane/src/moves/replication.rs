@@ -230,9 +230,61 @@ fn conninfo(login: &TenantLogin) -> Result<String, ReplicationError> {
         return Err(ReplicationError::Refused("the source server's address cannot be used for replication".into()));
     }
     Ok(format!(
-        "host={} port={} user={} password={password} dbname={} application_name=nexacore-move connect_timeout=10",
-        login.host, login.port, login.user, login.database
+        "host={} port={} user={} password={password} dbname={} application_name=nexacore-move connect_timeout=10{}",
+        login.host,
+        login.port,
+        login.user,
+        login.database,
+        replication_sslmode(login)
     ))
+}
+
+/// The target server connects to the source by itself: the control plane's CA file is not on
+/// that machine, so certificate checks cannot be asked of it, but a source the control plane
+/// reaches only over TLS is never replicated from in clear text (libpq's default, `prefer`,
+/// would fall back to it).
+fn replication_sslmode(login: &TenantLogin) -> &'static str {
+    let mode = login.tls.iter().find(|(name, _)| *name == "PGSSLMODE").map(|(_, mode)| mode.as_str());
+    match mode {
+        Some("require" | "verify-ca" | "verify-full") => " sslmode=require",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod conninfo_tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn login(tls: &[(&'static str, &str)]) -> TenantLogin {
+        TenantLogin {
+            host: "10.0.0.7".into(),
+            port: 5432,
+            user: "t_abc".into(),
+            database: "t_abc".into(),
+            password: SecretString::from("0123abcd".to_owned()),
+            tls: tls.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_source_reached_over_tls_is_replicated_from_over_tls_only() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let info = conninfo(&login(&[("PGSSLMODE", mode), ("PGSSLROOTCERT", "/etc/ca.pem")])).unwrap();
+            assert!(info.ends_with(" sslmode=require"), "{mode}: {info}");
+            assert!(!info.contains("/etc/ca.pem"), "the control plane's file path is not the server's");
+        }
+        for tls in [&[][..], &[("PGSSLMODE", "prefer")][..], &[("PGSSLMODE", "disable")][..]] {
+            assert!(!conninfo(&login(tls)).unwrap().contains("sslmode"), "{tls:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_that_needs_quoting_is_refused() {
+        let mut bad = login(&[]);
+        bad.host = "h' OR 1=1".into();
+        assert!(conninfo(&bad).is_err());
+    }
 }
 
 /// Waits until every table of the subscription has copied its rows and caught up (`r`eady).
