@@ -251,42 +251,6 @@ fn replication_sslmode(login: &TenantLogin) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod conninfo_tests {
-    use super::*;
-    use secrecy::SecretString;
-
-    fn login(tls: &[(&'static str, &str)]) -> TenantLogin {
-        TenantLogin {
-            host: "10.0.0.7".into(),
-            port: 5432,
-            user: "t_abc".into(),
-            database: "t_abc".into(),
-            password: SecretString::from("0123abcd".to_owned()),
-            tls: tls.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        }
-    }
-
-    #[test]
-    fn a_source_reached_over_tls_is_replicated_from_over_tls_only() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let info = conninfo(&login(&[("PGSSLMODE", mode), ("PGSSLROOTCERT", "/etc/ca.pem")])).unwrap();
-            assert!(info.ends_with(" sslmode=require"), "{mode}: {info}");
-            assert!(!info.contains("/etc/ca.pem"), "the control plane's file path is not the server's");
-        }
-        for tls in [&[][..], &[("PGSSLMODE", "prefer")][..], &[("PGSSLMODE", "disable")][..]] {
-            assert!(!conninfo(&login(tls)).unwrap().contains("sslmode"), "{tls:?}");
-        }
-    }
-
-    #[test]
-    fn an_address_that_needs_quoting_is_refused() {
-        let mut bad = login(&[]);
-        bad.host = "h' OR 1=1".into();
-        assert!(conninfo(&bad).is_err());
-    }
-}
-
 /// Waits until every table of the subscription has copied its rows and caught up (`r`eady).
 /// Fails early when the apply or a table copy reports an error.
 pub async fn wait_synced(
@@ -555,5 +519,41 @@ pub async fn ensure_role(fleet: &Fleet, server: &ServerHandle, role: &RoleName) 
         Ok(()) => Ok(()),
         Err(FleetError::Sql(e)) if crate::catalog::is_duplicate(&e) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod conninfo_tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn login(tls: &[(&'static str, &str)]) -> TenantLogin {
+        TenantLogin {
+            host: "10.0.0.7".into(),
+            port: 5432,
+            user: "t_abc".into(),
+            database: "t_abc".into(),
+            password: SecretString::from("0123abcd".to_owned()),
+            tls: tls.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_source_reached_over_tls_is_replicated_from_over_tls_only() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let info = conninfo(&login(&[("PGSSLMODE", mode), ("PGSSLROOTCERT", "/etc/ca.pem")])).unwrap();
+            assert!(info.ends_with(" sslmode=require"), "{mode}: {info}");
+            assert!(!info.contains("/etc/ca.pem"), "the control plane's file path is not the server's");
+        }
+        for tls in [&[][..], &[("PGSSLMODE", "prefer")][..], &[("PGSSLMODE", "disable")][..]] {
+            assert!(!conninfo(&login(tls)).unwrap().contains("sslmode"), "{tls:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_that_needs_quoting_is_refused() {
+        let mut bad = login(&[]);
+        bad.host = "h' OR 1=1".into();
+        assert!(conninfo(&bad).is_err());
     }
 }

@@ -71,3 +71,53 @@ fn ops_up_with_tls_serves_https_on_postgres_with_ssl_and_names_its_ca_in_stack_e
     }
     assert!(stop_running(child, "INT").success());
 }
+
+/// `ops` against the stack `ops up` wrote into `env`, trusting its CA.
+fn ops_tls(env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args(args)
+        .env("NEXACORE_CONTROL_PLANE_URL", get(env, "NEXACORE_CONTROL_PLANE_URL"))
+        .env("NEXACORE_OPERATOR_TOKEN", get(env, "NEXACORE_OPERATOR_TOKEN"))
+        .env("NEXACORE_TLS_CA_FILE", get(env, "NEXACORE_TLS_CA_FILE"))
+        .env("NEXACORE_ADMIN_PASSWORD", "Corr3ct-horse-battery!")
+        .env_remove("NEXACORE_ROUTER_URL")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_tenant_moves_between_two_servers_that_are_reached_over_tls_only() {
+    // Both servers with ssl=on and verify-full URLs; the target server's subscription connects
+    // to the source with sslmode=require, which must work with no client certificate around.
+    let dir = tempfile::tempdir().unwrap();
+    let stack_dir = dir.path().join(".nexacore");
+    let (child, env) = start_stack_args(&stack_dir, free_port(), false, &[], &["--tls", "--servers", "2"]);
+    assert!(get(&env, "NEXACORE_DATABASE_URL_2").contains("sslmode=verify-full"));
+    let slug = format!("tlsmove-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let email = format!("admin@{slug}.example.com");
+    let create = ["tenants", "create", "--name", "TLS Move", "--slug", &slug, "--admin-email", &email];
+    let (code, _, stderr) = ops_tls(&env, &[&create[..], &["--admin-name", "Ada"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let servers = |env: &[(String, String)]| {
+        let (code, stdout, stderr) = ops_tls(env, &["servers", "list", "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let on = |listed: &serde_json::Value, name: &str| {
+        listed.as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["tenants"].clone())
+    };
+    let before = servers(&env);
+    let (from, to) = if on(&before, "local-2") == Some(serde_json::json!(1)) {
+        ("local-2", "primary")
+    } else {
+        ("primary", "local-2")
+    };
+    let (code, stdout, stderr) = ops_tls(&env, &["tenants", "move", &slug, "--to", to]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let after = servers(&env);
+    assert_eq!(on(&after, to), Some(serde_json::json!(1)), "{after:#}");
+    assert_eq!(on(&after, from), Some(serde_json::json!(0)), "{after:#}");
+    assert!(stop_running(child, "INT").success());
+}
