@@ -320,6 +320,7 @@ pub async fn close_source(
     let sql = format!("REVOKE CONNECT ON DATABASE {} FROM {}", db.quoted(), role.quoted());
     sqlx::query(AssertSqlSafe(sql)).execute(pool).await?;
     let started = Instant::now();
+    let mut quiet_since: Option<Instant> = None;
     loop {
         let pids: Vec<i32> = sqlx::query_scalar(AssertSqlSafe(busy.replacen("count(*)", "pid", 1)))
             .bind(db.as_str())
@@ -328,8 +329,15 @@ pub async fn close_source(
             .fetch_all(pool)
             .await?;
         if pids.is_empty() {
-            break;
+            // A session that passed the CONNECT check just before the REVOKE appears in
+            // pg_stat_activity only once it has started: none may show up for a while.
+            if quiet_since.get_or_insert_with(Instant::now).elapsed() >= SESSIONS_SETTLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
         }
+        quiet_since = None;
         for pid in pids {
             sqlx::query("SELECT pg_catalog.pg_terminate_backend($1)").bind(pid).execute(pool).await?;
         }
@@ -343,6 +351,8 @@ pub async fn close_source(
 
 /// How long terminated sessions may take to go.
 const SESSIONS_END_WITHIN: Duration = Duration::from_secs(10);
+/// How long no tenant session may be seen before the source counts as closed.
+const SESSIONS_SETTLE: Duration = Duration::from_millis(20);
 
 /// Gives the tenant's role `CONNECT` on the source database back (undoing a fence).
 pub async fn reopen_source(server: &ServerHandle, db: &DbName, role: &RoleName) -> Result<(), ReplicationError> {
@@ -354,16 +364,22 @@ pub async fn reopen_source(server: &ServerHandle, db: &DbName, role: &RoleName) 
     }
 }
 
-/// The source's current WAL position (after [`close_source`]: every tenant commit is before it),
-/// flushed: a walsender sends only flushed WAL, and a server with `synchronous_commit = off`
-/// may hold the tenant's last commits unflushed for a few hundred milliseconds. A commit with
-/// a transaction id and `synchronous_commit = on` flushes everything before it.
+/// A WAL position on the source at or after every commit of the tenant (call it after
+/// [`close_source`]), flushed, so the walsender can send all of it.
+///
+/// Not `pg_current_wal_lsn()` read first: that is the *write* position, and with
+/// `synchronous_commit = off` a commit returns while its record is still only in the WAL
+/// buffers, past that position; waiting for it let a move switch before the tenant's last
+/// acknowledged writes reached the target. So: first a commit of our own with
+/// `synchronous_commit = on`, which flushes every record inserted before it, then the flush
+/// position, which is past all of them.
 pub async fn current_lsn(server: &ServerHandle) -> Result<String, ReplicationError> {
     let mut conn = server.pool().acquire().await?;
-    let lsn: String = sqlx::query_scalar("SELECT pg_catalog.pg_current_wal_lsn()::text").fetch_one(&mut *conn).await?;
     sqlx::raw_sql("BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_catalog.txid_current(); COMMIT")
         .execute(&mut *conn)
         .await?;
+    let lsn: String =
+        sqlx::query_scalar("SELECT pg_catalog.pg_current_wal_flush_lsn()::text").fetch_one(&mut *conn).await?;
     Ok(lsn)
 }
 
@@ -392,6 +408,30 @@ pub async fn wait_caught_up(
             }
             Some(false) => tokio::time::sleep(Duration::from_millis(2)).await,
         }
+    }
+}
+
+/// Waits until the target holds every write of the source, as the outbox counter shows: each
+/// tenant write bumps `outbox_seq` in its own transaction, and transactions apply in commit
+/// order, so equal counters mean nothing is missing. The slot's confirmed position alone
+/// was seen to pass a just-acknowledged last write that the target did not have yet.
+pub async fn wait_same_outbox(
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    timeout: Duration,
+) -> Result<(), ReplicationError> {
+    const LAST: &str = "SELECT last FROM outbox_seq";
+    let want: i64 = sqlx::query_scalar(LAST).fetch_one(&mut *source).await?;
+    let started = Instant::now();
+    loop {
+        let have: i64 = sqlx::query_scalar(LAST).fetch_one(&mut *target).await?;
+        if have >= want {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(ReplicationError::Timeout("the final catch-up (outbox counter)", timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

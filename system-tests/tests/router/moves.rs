@@ -174,6 +174,19 @@ async fn a_tenant_moved_under_load_keeps_every_write_once_and_refuses_only_durin
             .unwrap();
     let mut expected: Vec<String> = written.iter().map(|s| s.to_string()).collect();
     expected.sort();
+    if emails != expected {
+        let source_url = local_postgres::shared_test_server().url_for_database(&before.1);
+        let mut source = PgConnection::connect(&source_url).await.unwrap();
+        let on_source: Vec<(String, i64)> =
+            sqlx::query_as("SELECT email, (SELECT count(*) FROM outbox) FROM employees WHERE email LIKE '%@load.example.com' ORDER BY email")
+                .fetch_all(&mut source)
+                .await
+                .unwrap();
+        let missing: Vec<&String> = expected.iter().filter(|e| !emails.contains(e)).collect();
+        let src: Vec<&String> = on_source.iter().map(|(e, _)| e).filter(|e| missing.contains(e)).collect();
+        let order: Vec<String> = attempts.iter().map(|a| format!("{}:{}", a.email, a.status)).collect();
+        eprintln!("DEBUG missing {missing:?} on source {src:?}; attempts {order:?}; move {done:#}");
+    }
     assert_eq!(emails, expected, "every acknowledged write is on the target, once, and nothing else");
     let (events, last): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM outbox), (SELECT last FROM outbox_seq)")
