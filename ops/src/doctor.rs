@@ -39,7 +39,7 @@ pub async fn run(args: DoctorArgs, target: Target) -> anyhow::Result<()> {
     let api = Api::from_target(target)?;
     // The routers and the JWKS are reached as the control plane is: with `stack.env`'s or
     // NEXACORE_TLS_CA_FILE's CA behind `ops up --tls`.
-    let http = api.http().clone();
+    let http = api.http();
     let timeout = std::time::Duration::from_secs(30);
     let mut client_checks = Vec::new();
     let mut client_problems = Vec::new();

@@ -385,8 +385,8 @@ impl Moves {
         replication::wait_caught_up(&plan.source, &plan.name, &lsn, self.settings.catch_up_timeout).await?;
         let caught_up_ms = fenced_at.elapsed().as_millis();
         let mut target = fleet.connect_as_tenant(&plan.target, &plan.target_db, role).await?;
-        let same = replication::wait_same_outbox(&mut source, &mut target, self.settings.catch_up_timeout).await;
-        let copied = match same {
+        let copied = match replication::wait_same_outbox(&mut source, &mut target, self.settings.catch_up_timeout).await
+        {
             Ok(()) => replication::copy_sequences(&mut source, &mut target).await,
             Err(e) => Err(e),
         };
